@@ -1,0 +1,35 @@
+"""Regenerate README.md from nbs/index.ipynb (nbdev-readme needs Quarto, which we do not use).
+
+    python tools/make_readme.py          # write README.md
+    python tools/make_readme.py --check  # exit 1 if README.md is out of date
+"""
+import argparse, sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+HEADER = "<!-- Generated from nbs/index.ipynb by tools/make_readme.py: edit the notebook, then run `make readme`. -->\n\n"
+
+def render(nb_path: Path = ROOT / "nbs" / "index.ipynb") -> str:
+    "README text: the notebook's markdown cells, code cells as python blocks, nbdev directives dropped."
+    nb = nbformat.read(nb_path, as_version=4)
+    parts = []
+    for c in nb.cells:
+        src = "\n".join(l for l in c.source.splitlines() if not l.startswith("#|")).strip()
+        if not src: continue
+        parts.append(src if c.cell_type == "markdown" else f"```python\n{src}\n```")
+    return HEADER + "\n\n".join(parts) + "\n"
+
+def main() -> int:
+    ap = argparse.ArgumentParser(); ap.add_argument("--check", action="store_true"); a = ap.parse_args()
+    text, readme = render(), ROOT / "README.md"
+    if a.check:
+        if not readme.exists() or readme.read_text() != text:
+            print("README.md is out of date with nbs/index.ipynb: run `make readme`", file=sys.stderr); return 1
+        print("README.md is in sync with nbs/index.ipynb"); return 0
+    tmp = readme.with_suffix(".md.tmp"); tmp.write_text(text); tmp.replace(readme)
+    print(f"wrote {readme}"); return 0
+
+if __name__ == "__main__":
+    sys.exit(main())
