@@ -1,0 +1,64 @@
+"""The `dcat` command and the papermill template, end to end."""
+import json, math, os, subprocess
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from conftest import ROOT, tool
+
+def dcat(*args, env=None, timeout=1500):
+    e = {**os.environ, **(env or {})}
+    return subprocess.run([tool("dcat"), *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=e)
+
+def test_template_first_code_cell_is_tagged_parameters():
+    nb = nbformat.read(ROOT / "nbs/studies/train_eval.ipynb", as_version=4)
+    first = next(c for c in nb.cells if c.cell_type == "code")
+    assert "parameters" in first.metadata.get("tags", []), "papermill would silently ignore -p"
+
+@pytest.mark.parametrize("args, needle", [
+    (["study", "no_such_dataset"], "no_such_dataset"),
+    (["study", "-p", "epochs=abc"], "'epochs'"),
+    (["study", "-p", "mc_samples=0"], "'mc_samples'"),
+    (["study", "-p", "bogus=1"], "bogus"),
+    (["study", "-m", "no_such_model"], "no_such_model"),
+])
+def test_bad_cli_input_fails_clearly_and_writes_nothing(tmp_path, args, needle):
+    r = dcat(*args, "--reports-dir", str(tmp_path / "reports"))
+    assert r.returncode == 1, r.stderr
+    assert needle in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not any((tmp_path / "reports").rglob("*.json"))
+
+def _check_report(dest: Path) -> dict:
+    for f in ("report.ipynb", "report.html", "metrics.json"):
+        assert (dest / f).is_file() and (dest / f).stat().st_size > 0, f
+    figs = sorted(p.name for p in (dest / "figures").glob("*.png"))
+    for f in ("roc_pr.png", "confusion.png", "entropy_hist.png", "umap.png"):
+        assert f in figs, figs
+    html = (dest / "report.html").read_text()
+    assert "load_settings(" not in html, "the HTML report must not show input code"
+    assert not list(dest.parent.glob(".*.tmp")), "temporary run folder left behind"
+    return json.loads((dest / "metrics.json").read_text())
+
+def test_study_on_real_pneumoniamnist(tmp_path, data_dir):
+    "A short study on the real data; -p max_train and -p epochs must reach the run (the parameters tag works)."
+    r = dcat("study", "pneumoniamnist", "--quiet", "--reports-dir", str(tmp_path / "reports"),
+             "-p", "epochs=1", "-p", "max_train=320", "-p", "image_size=32", "-p", "mc_samples=4",
+             env={"DCAT_DATA_DIR": str(data_dir), "DCAT_CHECKPOINTS_DIR": str(tmp_path / "ckpt")})
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-6000:]
+    rec = _check_report(tmp_path / "reports/pneumoniamnist/dcat")
+    m = rec["metrics"]
+    assert math.isfinite(m["auc"]) and math.isfinite(m["aupr"]) and 0 <= m["auc"] <= 1
+    assert rec["data"]["n_train"] == 320 and rec["params"]["max_train"] == 320
+    assert rec["params"]["epochs"] == 1 and len(rec["training"]["history"]) == 1
+    assert rec["params"]["image_size"] == 32 and rec["data"]["n_test"] == 624
+    assert rec["data"]["sha256"] == "d0bfa3330f26554c4117328b1117f52bfb3746404b0594c58f37a09b4314d396"
+    assert rec["provenance"]["git_commit"] and rec["provenance"]["packages"]["torch"]
+    assert (tmp_path / "reports/summary.md").is_file()
+
+def test_failing_run_names_the_cell_and_leaves_no_report(tmp_path):
+    r = dcat("study", "pneumoniamnist", "--quiet", "--reports-dir", str(tmp_path / "reports"),
+             "-p", "epochs=1", env={"DCAT_DATA_DIR": str(tmp_path / "missing")})
+    assert r.returncode == 1
+    assert "cell" in r.stderr and "missing" in r.stderr, r.stderr[-3000:]
+    assert not (tmp_path / "reports/pneumoniamnist/dcat").exists()
