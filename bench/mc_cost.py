@@ -8,7 +8,7 @@ Both are timed on the same random batch, after warm-up, as the median of several
     python bench/mc_cost.py --threads 1 --repeats 9   # on a busy shared CPU: avoid thread oversubscription
     python bench/mc_cost.py --device cuda --image-size 224 --batch 32
 """
-import argparse, statistics, sys, time
+import argparse, sys
 from pathlib import Path
 
 import torch
@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))          # run from
 from dcat.config import get_device, seed_everything
 from dcat.model import build_model
 from dcat.uncertainty import deterministic_predict, mc_predict, mc_predict_naive
+from _timing import report, time_interleaved
 
 
 def main(argv=None) -> float:
@@ -44,19 +45,11 @@ def main(argv=None) -> float:
     runs = {"deterministic": lambda: deterministic_predict(model, loader, dev),
             f"mc T={a.T}": lambda: mc_predict(model, loader, T=a.T, device=dev)}
     if a.naive: runs[f"naive T={a.T}"] = lambda: mc_predict_naive(model, loader, T=a.T, device=dev)
-    for f in runs.values():
-        for _ in range(a.warmup): f()
-    times = {k: [] for k in runs}
-    for _ in range(a.repeats):                                          # interleaved, so drift hits both alike
-        for k, f in runs.items():
-            if dev.type == "cuda": torch.cuda.synchronize()
-            t0 = time.perf_counter(); f()
-            if dev.type == "cuda": torch.cuda.synchronize()
-            times[k].append(time.perf_counter() - t0)
-    med = {k: statistics.median(v) for k, v in times.items()}
+    stats = time_interleaved(runs, a.repeats, a.warmup, dev)
+    med = {k: v["median"] for k, v in stats.items()}
     print(f"model={a.model} backbones={a.backbone_a}+{a.backbone_b} image={a.image_size} batch={a.batch} "
           f"device={dev} threads={torch.get_num_threads()} repeats={a.repeats} torch={torch.__version__}")
-    for k, v in med.items(): print(f"{k:>16}: median {v * 1000:8.1f} ms  (min {min(times[k]) * 1000:.1f}, max {max(times[k]) * 1000:.1f})")
+    report(stats, 16)
     ratio = med[f"mc T={a.T}"] / med["deterministic"]
     if a.naive: print(f"naive_cost_ratio T={a.T}: {med[f'naive T={a.T}'] / med['deterministic']:.2f}")
     print(f"mc_cost_ratio T={a.T}: {ratio:.2f}")

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['ENV_OVERRIDES', 'LIST_KEYS', 'PATH_KEYS', 'project_root', 'settings_path', 'parse_value', 'read_ini', 'datasets',
-           'load_settings', 'seed_everything', 'get_device', 'atomic_write', 'atomic_write_text', 'atomic_torch_save',
-           'sha256_file']
+__all__ = ['ENV_OVERRIDES', 'LIST_KEYS', 'PATH_KEYS', 'PRESET_PREFIX', 'project_root', 'settings_path', 'parse_value', 'read_ini',
+           'datasets', 'presets', 'load_settings', 'seed_everything', 'get_device', 'atomic_write', 'atomic_write_text',
+           'atomic_torch_save', 'sha256_file']
 
 # %% ../nbs/00_config.ipynb #c004
 ENV_OVERRIDES = {"data_dir": "DCAT_DATA_DIR", "reports_dir": "DCAT_REPORTS_DIR",
@@ -69,23 +69,32 @@ def read_ini(path: str | os.PathLike | None = None) -> configparser.ConfigParser
     if "study" not in cp: raise KeyError(f"{path}: missing the [study] section")
     return cp
 
+PRESET_PREFIX = "preset."
+
 def datasets(path: str | os.PathLike | None = None) -> list[str]:
     "Names of the dataset sections in the settings file."
-    return [s for s in read_ini(path).sections() if s != "study"]
+    return [s for s in read_ini(path).sections() if s != "study" and not s.startswith(PRESET_PREFIX)]
+
+def presets(path: str | os.PathLike | None = None) -> list[str]:
+    "Names of the `[preset.NAME]` sections: bundles of settings applied on top of a dataset's (e.g. `paper`)."
+    return [s[len(PRESET_PREFIX):] for s in read_ini(path).sections() if s.startswith(PRESET_PREFIX)]
 
 def load_settings(dataset: str | None = None, path: str | os.PathLike | None = None,
-                  overrides: dict | None = None) -> dict:
-    "Merged, typed settings: `[study]` < `[dataset]` < environment < `overrides`."
+                  overrides: dict | None = None, preset: str | None = None) -> dict:
+    "Merged, typed settings: `[study]` < `[dataset]` < `[preset.NAME]` < environment < `overrides`."
     path = Path(path) if path else settings_path()
     cp = read_ini(path)
     cfg = {k: parse_value(k, v) for k, v in cp["study"].items()}
     dataset = dataset or (overrides or {}).get("dataset") or cfg.get("dataset")
     if dataset is not None:
-        if dataset not in cp or dataset == "study":
-            known = ", ".join(s for s in cp.sections() if s != "study")
-            raise KeyError(f"{path}: unknown dataset {dataset!r}; known datasets: {known}")
+        if dataset not in datasets(path):
+            raise KeyError(f"{path}: unknown dataset {dataset!r}; known datasets: {', '.join(datasets(path))}")
         cfg.update({k: parse_value(k, v) for k, v in cp[dataset].items()})
         cfg["dataset"] = dataset
+    if preset is not None:
+        if PRESET_PREFIX + preset not in cp:
+            raise KeyError(f"{path}: unknown preset {preset!r}; known presets: {', '.join(presets(path)) or 'none'}")
+        cfg.update({k: parse_value(k, v) for k, v in cp[PRESET_PREFIX + preset].items()})
     for key, env in ENV_OVERRIDES.items():
         if os.environ.get(env): cfg[key] = os.environ[env]
     for k, v in (overrides or {}).items(): cfg[k] = parse_value(k, v)
@@ -94,7 +103,7 @@ def load_settings(dataset: str | None = None, path: str | os.PathLike | None = N
         if cfg.get(k) is not None: cfg[k] = str((root / os.path.expanduser(str(cfg[k]))).resolve())
     return cfg
 
-# %% ../nbs/00_config.ipynb #c016
+# %% ../nbs/00_config.ipynb #c018
 def seed_everything(seed: int) -> None:
     "Seed Python's, NumPy's and torch's generators."
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
@@ -111,7 +120,7 @@ def get_device(pref: str | None = "auto") -> torch.device:
     if dev.type == "mps" and not torch.backends.mps.is_available(): raise RuntimeError(f"device={pref!r} requested but MPS is not available")
     return dev
 
-# %% ../nbs/00_config.ipynb #c019
+# %% ../nbs/00_config.ipynb #c021
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     "Open a temporary file beside `path`; on success fsync it and move it over `path`, on error remove it."

@@ -205,8 +205,17 @@ def load_npz(path: str | os.PathLike, image_size: int, classes: Sequence[str] | 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
 
+def _check_alpha(im: Image.Image) -> None:
+    "Refuse an image with transparent pixels: a radiograph has none, and flattening would be a guess."
+    if "A" in im.getbands() or "transparency" in im.info:
+        alpha = np.asarray(im.convert("RGBA").getchannel("A") if im.mode in ("P", "L", "RGB") else im.getchannel("A"))
+        if alpha.size and alpha.min() < 255:
+            raise ValueError(f"{im.mode} image with transparent pixels ({(alpha < 255).mean():.0%} of them); "
+                             "flatten it onto a background first")
+
 def _to_gray_or_rgb(im: Image.Image) -> Image.Image:
-    "An `L` image for grayscale sources (16-bit and float min-max scaled to 8 bits), else `RGB`."
+    "An `L` image for grayscale sources (16-bit and float min-max scaled to 8 bits), else `RGB`; transparency is refused."
+    _check_alpha(im)
     if im.mode in ("1", "L", "LA"): return im.convert("L")
     if im.mode in GRAY_MODES:
         a = np.asarray(im, dtype=np.float32)
@@ -243,7 +252,7 @@ def _check_image(path: str, draft_size: int | None) -> tuple[str | None, str | N
         with Image.open(io.BytesIO(data)) as im: im.verify()
         with Image.open(io.BytesIO(data)) as im:
             if draft_size: im.draft(im.mode, (draft_size, draft_size))
-            im.load()
+            im.load(); _check_alpha(im)
         return hashlib.sha256(data).hexdigest(), None
     except Exception as e: return None, f"{type(e).__name__}: {e}"
 

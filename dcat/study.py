@@ -138,13 +138,14 @@ def _swap_into_place(tmp: Path, dest: Path) -> None:
     if old.exists(): shutil.rmtree(old)
 
 def run_study(dataset: str, model: str | None = None, overrides: dict | None = None,
-              reports_dir: str | os.PathLike | None = None, progress: bool = True, log_output: bool = False) -> Path:
+              reports_dir: str | os.PathLike | None = None, progress: bool = True, log_output: bool = False,
+              preset: str | None = None) -> Path:
     "Execute the template for `dataset` and `model`; return `reports/<dataset>/<model>/` holding the finished report."
     import papermill
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     if model: overrides["model"] = model
     if reports_dir: overrides["reports_dir"] = str(reports_dir)
-    cfg = check_settings(load_settings(dataset, overrides=overrides))
+    cfg = check_settings(load_settings(dataset, overrides=overrides, preset=preset))
     tpl = template_path(); names = check_template(tpl)
     dest = Path(cfg["reports_dir"]) / cfg["dataset"] / cfg["model"]
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -152,7 +153,8 @@ def run_study(dataset: str, model: str | None = None, overrides: dict | None = N
     tmp = Path(tempfile.mkdtemp(prefix=f".{cfg['model']}.", suffix=".tmp", dir=dest.parent))
     params = {k: v for k, v in overrides.items() if k in names}
     params.update(dataset=cfg["dataset"], output_dir=str(tmp))
-    extra = {k: v for k, v in overrides.items() if k not in names}
+    if preset: params["preset"] = preset
+    extra = {k: v for k, v in overrides.items() if k not in names and k != "preset"}
     if extra: params["extra"] = extra
     nb_out = tmp / "report.ipynb"
     try:
@@ -305,6 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     st.add_argument("-m", "--model", action="append", help="model arm (repeatable; 'all' for every arm)")
     st.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
     st.add_argument("--reports-dir", help="where reports go (default: settings.ini / $DCAT_REPORTS_DIR)")
+    st.add_argument("--preset", help="a [preset.NAME] section of settings.ini applied on top (e.g. paper)")
     st.add_argument("--quiet", action="store_true", help="no progress bar")
     pr = sub.add_parser("predict", help="predict images with a saved predictor")
     pr.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
@@ -328,11 +331,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         models = a.model or [over.pop("model", None) or load_settings()["model"]]
         if "all" in models: models = list_models()
         names = a.datasets or [load_settings()["dataset"]]
-        for ds in names: load_settings(ds)  # unknown dataset: fail before any run
+        for ds in names: load_settings(ds, preset=a.preset)  # unknown dataset or preset: fail before any run
         for ds in names:
             for m in models:
                 t0 = time.time()
-                dest = run_study(ds, m, over, reports_dir=a.reports_dir, progress=not a.quiet)
+                dest = run_study(ds, m, over, reports_dir=a.reports_dir, progress=not a.quiet, preset=a.preset)
                 print(f"{ds}/{m}: report in {dest} ({time.time() - t0:.0f} s)", flush=True)
         write_summary(a.reports_dir or load_settings(names[0], overrides=over)["reports_dir"])
         return 0
