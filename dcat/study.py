@@ -19,10 +19,11 @@ from .config import (atomic_torch_save, atomic_write_text, datasets, get_device,
 from .report import to_jsonable
 
 # %% auto #0
-__all__ = ['PARAM_NAMES', 'INT_KEYS', 'FLOAT_KEYS', 'CHOICE_KEYS', 'PACKAGES', 'TIMING_KEYS', 'PREDICTOR_FORMAT',
-           'collect_overrides', 'check_settings', 'provenance', 'write_metrics', 'StudyError', 'template_path',
-           'check_template', 'render_html', 'run_study', 'write_summary', 'save_predictor', 'load_predictor',
-           'predict_images', 'parse_params', 'main']
+__all__ = ['PARAM_NAMES', 'INT_KEYS', 'FLOAT_KEYS', 'CHOICE_KEYS', 'PACKAGES', 'TIMING_KEYS', 'RUN_EXCLUDE', 'PREDICTOR_FORMAT',
+           'collect_overrides', 'check_settings', 'provenance', 'write_metrics', 'model_from_settings',
+           'checkpoint_path', 'fit_from_settings', 'StudyError', 'template_path', 'check_template', 'render_html',
+           'run_study', 'write_summary', 'save_predictor', 'load_predictor', 'predict_images', 'parse_params',
+           'train_cli', 'main']
 
 # %% ../nbs/08_study.ipynb #c004
 PARAM_NAMES = ("model", "image_size", "epochs", "batch_size", "lr", "mc_samples", "seed", "data_dir", "output_dir",
@@ -56,6 +57,9 @@ def check_settings(cfg: dict) -> dict:
     for k, choices in CHOICE_KEYS.items():
         if cfg.get(k) is not None and cfg[k] not in choices:
             raise ValueError(f"setting {k!r}: {cfg[k]!r} is not one of {', '.join(choices)}")
+    for k in ("compile",):
+        if cfg.get(k) is not None and not isinstance(cfg[k], bool):
+            raise ValueError(f"setting {k!r}: expected true or false, got {cfg[k]!r}")
     from dcat.model import list_models
     if cfg.get("model") not in list_models():
         raise ValueError(f"setting 'model': unknown model {cfg.get('model')!r}; known: {', '.join(list_models())}")
@@ -105,6 +109,30 @@ def write_metrics(path: str | os.PathLike, *, cfg: dict, metrics: dict, uncertai
     return rec
 
 # %% ../nbs/08_study.ipynb #c013
+RUN_EXCLUDE = ("output_dir", "reports_dir", "checkpoints_dir", "data_dir")
+
+def model_from_settings(cfg: dict, num_classes: int) -> torch.nn.Module:
+    "The model arm `cfg['model']` with the settings' backbones, fusion width, heads, dropout and weight files."
+    from dcat.model import build_model
+    return build_model(cfg["model"], num_classes, backbone_a=cfg["backbone_a"], backbone_b=cfg["backbone_b"],
+                       dim=cfg["fusion_dim"], heads=cfg["fusion_heads"], dropout=cfg["dropout"],
+                       pretrained_a=cfg.get("pretrained_a"), pretrained_b=cfg.get("pretrained_b"))
+
+def checkpoint_path(cfg: dict) -> Path:
+    "Where the run's best checkpoint goes: `<checkpoints_dir>/<dataset>/<model>.pt`."
+    return Path(cfg["checkpoints_dir"]) / cfg["dataset"] / f"{cfg['model']}.pt"
+
+def fit_from_settings(net: torch.nn.Module, loaders: dict, bundle: Any, cfg: dict, device: Any,
+                      resume: bool = False, progress: bool = True) -> Any:
+    "`dcat.train.fit` with the settings' budget; `resume=True` continues a matching checkpoint if there is one."
+    from dcat.train import fit
+    return fit(net, loaders, epochs=cfg["epochs"], lr=cfg["lr"], weight_decay=cfg["weight_decay"],
+               warmup_epochs=cfg["warmup_epochs"], loss=cfg["loss"], class_weights=bundle.class_weights(),
+               patience=cfg["patience"], checkpoint_path=checkpoint_path(cfg), device=device, seed=cfg["seed"],
+               resume="auto" if resume else False, compile=bool(cfg.get("compile")), progress=progress,
+               run_config={k: cfg[k] for k in sorted(cfg) if k not in RUN_EXCLUDE})
+
+# %% ../nbs/08_study.ipynb #c015
 class StudyError(RuntimeError):
     "A study run failed; the message names the dataset, model and failing cell."
 
@@ -139,7 +167,7 @@ def _swap_into_place(tmp: Path, dest: Path) -> None:
 
 def run_study(dataset: str, model: str | None = None, overrides: dict | None = None,
               reports_dir: str | os.PathLike | None = None, progress: bool = True, log_output: bool = False,
-              preset: str | None = None) -> Path:
+              preset: str | None = None, resume: bool = False) -> Path:
     "Execute the template for `dataset` and `model`; return `reports/<dataset>/<model>/` holding the finished report."
     import papermill
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -154,6 +182,7 @@ def run_study(dataset: str, model: str | None = None, overrides: dict | None = N
     params = {k: v for k, v in overrides.items() if k in names}
     params.update(dataset=cfg["dataset"], output_dir=str(tmp))
     if preset: params["preset"] = preset
+    if resume: params["resume"] = True
     extra = {k: v for k, v in overrides.items() if k not in names and k != "preset"}
     if extra: params["extra"] = extra
     nb_out = tmp / "report.ipynb"
@@ -175,7 +204,7 @@ def run_study(dataset: str, model: str | None = None, overrides: dict | None = N
         if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
-# %% ../nbs/08_study.ipynb #c015
+# %% ../nbs/08_study.ipynb #c017
 def _paper_figures(dataset: str) -> tuple[float | None, float | None, str | None]:
     cp = read_ini()
     if dataset not in cp: return None, None, None
@@ -215,7 +244,7 @@ def write_summary(reports_dir: str | os.PathLike | None = None) -> Path:
         lines.append("")
     return atomic_write_text(reports / "summary.md", "\n".join(lines))
 
-# %% ../nbs/08_study.ipynb #c017
+# %% ../nbs/08_study.ipynb #c019
 PREDICTOR_FORMAT = "dcat-predictor/1"
 
 def save_predictor(path: str | os.PathLike, model: torch.nn.Module, *, classes: Sequence[str], image_size: int,
@@ -276,7 +305,7 @@ def predict_images(paths: Sequence[str | os.PathLike], predictor: str | os.PathL
                          f"conformal_set_{alpha:g}": "|".join(in_set)})
     return rows, skipped
 
-# %% ../nbs/08_study.ipynb #c022
+# %% ../nbs/08_study.ipynb #c024
 def parse_params(pairs: Sequence[str]) -> dict:
     "Parse `key=value` strings into typed overrides; unknown keys are an error listing the known ones."
     known = set(read_ini()["study"]) | set(PARAM_NAMES) | {"source", "location", "classes"}
@@ -298,6 +327,40 @@ def _predict_cli(a: argparse.Namespace) -> int:
     if not rows: return 1
     return 3 if skipped else 0
 
+def train_cli(a: argparse.Namespace) -> int:
+    "`dcat train`: train and evaluate without a report; works under `torchrun` (metrics and files on rank 0)."
+    from dcat.data import load_dataset, make_loaders
+    from dcat.report import classification_metrics, metrics_table
+    from dcat.uncertainty import mc_predict, uncertainty_report
+    from dcat.config import seed_everything
+    over = parse_params(a.param)
+    if a.model: over["model"] = a.model
+    cfg = check_settings(load_settings(a.dataset, overrides=over, preset=a.preset))
+    rank = int(os.environ.get("RANK", "0"))
+    t0 = time.time(); seed_everything(cfg["seed"]); dev = get_device(cfg["device"])
+    bundle = load_dataset(cfg)
+    loaders = make_loaders(bundle, cfg["batch_size"], seed=cfg["seed"], max_train=cfg["max_train"] or 0,
+                           num_workers=cfg["num_workers"] or 0)
+    net = model_from_settings(cfg, bundle.num_classes)
+    res = fit_from_settings(net, loaders, bundle, cfg, dev, resume=a.resume, progress=rank == 0 and not a.quiet)
+    if rank != 0: return 0
+    dev = next(net.parameters()).device
+    mc_val = mc_predict(net, loaders["val"], T=cfg["mc_samples"], seed=cfg["seed"], device=dev)
+    mc_test = mc_predict(net, loaders["test"], T=cfg["mc_samples"], seed=cfg["seed"], device=dev)
+    metrics = classification_metrics(mc_test.labels, mc_test.mean_probs, bundle.classes)
+    unc = uncertainty_report(mc_test, mc_val, bundle.classes)
+    ckpt = checkpoint_path(cfg)
+    qhats = {k: v["qhat"] for k, v in (unc.get("conformal") or {}).get("lac", {}).items()}
+    pred = save_predictor(ckpt.with_name(f"{cfg['model']}.predictor.pt"), net, classes=bundle.classes,
+                          image_size=cfg["image_size"], mc_samples=cfg["mc_samples"], conformal=qhats, seed=cfg["seed"])
+    out = ckpt.with_name(f"{cfg['model']}.metrics.json")
+    write_metrics(out, cfg=cfg, metrics=metrics, uncertainty=unc, fit=res, device=dev, wall_s=time.time() - t0,
+                  data={"n_train": len(loaders["train"].dataset), "classes": bundle.classes, "sha256": bundle.sha256},
+                  model={"name": cfg["model"], "config": net.config, "checkpoint": str(ckpt), "predictor": str(pred)})
+    print(metrics_table(metrics).to_string())
+    print(f"metrics: {out}\npredictor: {pred}" + (f"\n(resumed from epoch {res.resumed_from_epoch})" if res.resumed_from_epoch else ""))
+    return 0
+
 def main(argv: Sequence[str] | None = None) -> int:
     "Entry point of the `dcat` command."
     ap = argparse.ArgumentParser(prog="dcat", description="Run the DCAT study.")
@@ -309,6 +372,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     st.add_argument("--reports-dir", help="where reports go (default: settings.ini / $DCAT_REPORTS_DIR)")
     st.add_argument("--preset", help="a [preset.NAME] section of settings.ini applied on top (e.g. paper)")
     st.add_argument("--quiet", action="store_true", help="no progress bar")
+    st.add_argument("--resume", action="store_true", help="continue a matching interrupted run from its last checkpoint")
+    tr = sub.add_parser("train", help="train and evaluate without a report (runs under torchrun for several GPUs)")
+    tr.add_argument("dataset", nargs="?", default=None)
+    tr.add_argument("-m", "--model", default=None)
+    tr.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE")
+    tr.add_argument("--preset"); tr.add_argument("--quiet", action="store_true")
+    tr.add_argument("--resume", action="store_true", help="continue a matching interrupted run from its last checkpoint")
     pr = sub.add_parser("predict", help="predict images with a saved predictor")
     pr.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
     pr.add_argument("--checkpoint", required=True, help="a <model>.predictor.pt written by a study run")
@@ -326,6 +396,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(write_summary(a.reports_dir)); return 0
         if a.cmd == "predict":
             return _predict_cli(a)
+        if a.cmd == "train":
+            return train_cli(a)
         over = parse_params(a.param)
         from dcat.model import list_models
         models = a.model or [over.pop("model", None) or load_settings()["model"]]
@@ -335,7 +407,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for ds in names:
             for m in models:
                 t0 = time.time()
-                dest = run_study(ds, m, over, reports_dir=a.reports_dir, progress=not a.quiet, preset=a.preset)
+                dest = run_study(ds, m, over, reports_dir=a.reports_dir, progress=not a.quiet, preset=a.preset,
+                                 resume=a.resume)
                 print(f"{ds}/{m}: report in {dest} ({time.time() - t0:.0f} s)", flush=True)
         write_summary(a.reports_dir or load_settings(names[0], overrides=over)["reports_dir"])
         return 0

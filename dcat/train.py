@@ -211,11 +211,11 @@ def fit(model: nn.Module, loaders: dict, *, epochs: int, lr: float, weight_decay
         warmup_epochs: float = 1, loss: str = "ce", class_weights: torch.Tensor | np.ndarray | list | None = None,
         patience: int | None = 3, checkpoint_path: str | os.PathLike | None = None, device: str | torch.device = "cpu",
         seed: int = 0, progress: bool = True, resume: bool | str = "auto", amp: bool | str = "auto",
-        max_steps: int | None = None, run_config: dict | None = None) -> FitResult:
+        max_steps: int | None = None, run_config: dict | None = None, compile: bool = False) -> FitResult:
     "Train `model` on `loaders['train']`, validate on `loaders['val']` each epoch; best weights restored, checkpoints resumable."
     kw = dict(epochs=epochs, lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs, loss=loss,
               class_weights=class_weights, patience=patience, checkpoint_path=checkpoint_path, seed=seed,
-              progress=progress, resume=resume, amp=amp, max_steps=max_steps, run_config=run_config)
+              progress=progress, resume=resume, amp=amp, max_steps=max_steps, run_config=run_config, compile=compile)
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1: return _fit(model, loaders, device=device, rank=0, world=1, **kw)
     import torch.distributed as dist
     device = get_device(device) if isinstance(device, str) else torch.device(device)
@@ -228,7 +228,7 @@ def fit(model: nn.Module, loaders: dict, *, epochs: int, lr: float, weight_decay
         if created: dist.destroy_process_group()
 
 def _fit(model, loaders, *, epochs, lr, weight_decay, warmup_epochs, loss, class_weights, patience, checkpoint_path,
-         device, seed, progress, resume, amp, max_steps, run_config, rank, world) -> FitResult:
+         device, seed, progress, resume, amp, max_steps, run_config, rank, world, compile=False) -> FitResult:
     t0 = time.perf_counter()
     if loss not in LOSSES: raise ValueError(f"loss={loss!r}: unknown loss; choose one of {', '.join(LOSSES)}")
     if loss == "weighted_ce" and class_weights is None:
@@ -273,6 +273,7 @@ def _fit(model, loaders, *, epochs, lr, weight_decay, warmup_epochs, loss, class
         import torch.distributed as dist
         from torch.nn.parallel import DistributedDataParallel
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if compile: net = torch.compile(net)  # optional; on a 2-core CPU it measured 1.06x over channels_last eager (bench/)
 
     history, best_score, best_epoch, bad, step, start = [], -math.inf, 0, 0, 0, 0
     monitor, stopped, done, resumed_from, best_state = None, False, False, None, None

@@ -61,3 +61,18 @@ def test_two_ranks_match_one_process(tmp_path):
     diff = max((wa[k] - wb[k]).abs().max().item() for k in wa)
     print(f"max |weights diff| = {diff:.2e}, world sizes: 1 vs 2"); assert diff <= TOL, diff
     assert (tmp_path / "two" / "model.last.pt").exists()   # rank 0 wrote the checkpoints
+
+
+def test_dcat_train_under_torchrun(tmp_path):
+    "The `dcat train` entry point runs under torchrun with 2 CPU processes; rank 0 alone writes the files."
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    env.update(OMP_NUM_THREADS="1", DCAT_CHECKPOINTS_DIR=str(tmp_path / "ckpt"))
+    dcat = str(Path(sys.executable).parent / "dcat")
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", dcat, "train",
+                        "synthetic", "--quiet", "-p", "epochs=1", "-p", "mc_samples=2", "-p", "image_size=32",
+                        "-p", "backbone_a=efficientnet_b0", "-p", "backbone_b=resnet18", "-p", "fusion_dim=32",
+                        "-p", "batch_size=16"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-4000:]
+    rec = json.loads((tmp_path / "ckpt/synthetic/dcat.metrics.json").read_text())
+    assert rec["metrics"]["n"] > 0 and len(rec["training"]["history"]) == 1
+    assert p.stdout.count("metrics:") == 1, "only rank 0 reports"

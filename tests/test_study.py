@@ -42,3 +42,28 @@ def test_study_on_real_pneumoniamnist(tmp_path, data_dir):
     assert rec["data"]["sha256"] == "d0bfa3330f26554c4117328b1117f52bfb3746404b0594c58f37a09b4314d396"
     assert rec["provenance"]["git_commit"] and rec["provenance"]["packages"]["torch"]
     assert (tmp_path / "reports/summary.md").is_file()
+
+def test_train_then_predict_cli(tmp_path):
+    "`dcat train` writes metrics and a predictor; `--resume` continues the finished run; `dcat predict` uses it."
+    import csv, io
+    import numpy as np
+    from PIL import Image
+    env = {**os.environ, "DCAT_CHECKPOINTS_DIR": str(tmp_path / "ckpt")}
+    args = [tool("dcat"), "train", "synthetic", "--quiet", "-p", "epochs=1", "-p", "mc_samples=3", "-p", "image_size=32",
+            "-p", "backbone_a=efficientnet_b0", "-p", "backbone_b=resnet18", "-p", "fusion_dim=32"]
+    r = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr[-4000:]
+    rec = json.loads((tmp_path / "ckpt/synthetic/dcat.metrics.json").read_text())
+    assert math.isfinite(rec["metrics"]["auc"]) and rec["params"]["epochs"] == 1
+    r2 = subprocess.run(args + ["--resume"], cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert r2.returncode == 0 and "resumed from epoch 1" in r2.stdout, r2.stdout + r2.stderr[-3000:]
+    rng = np.random.default_rng(0)
+    for n in ("a.png", "b.jpg"): Image.fromarray(rng.integers(0, 255, (50, 40), dtype=np.uint8)).save(tmp_path / n)
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    p = subprocess.run([tool("dcat"), "predict", str(tmp_path / "a.png"), str(tmp_path / "bad.png"), str(tmp_path / "b.jpg"),
+                        "--checkpoint", str(tmp_path / "ckpt/synthetic/dcat.predictor.pt"), "--format", "csv"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 3 and "bad.png" in p.stderr, p.stderr
+    rows = list(csv.DictReader(io.StringIO(p.stdout)))
+    assert [Path(r["image"]).name for r in rows] == ["a.png", "b.jpg"]
+    assert {"prediction", "entropy", "mutual_information", "conformal_set_0.1"} <= set(rows[0])
