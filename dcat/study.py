@@ -226,7 +226,10 @@ def write_summary(reports_dir: str | os.PathLike | None = None) -> Path:
     order = lambda r: (r.get("dataset") or "", r.get("model") != "dcat", r.get("model") or "")
     lines = ["# dcat: study summary", "",
              "Test-split figures from each rendered report (`reports/<dataset>/<model>/metrics.json`), in percent. "
-             "The paper's figures are quoted for reference only: it used other data, resolutions and budgets.", ""]
+             "The paper's figures are quoted for reference only: it used other data, resolutions and budgets. "
+             "Each arm is trained once, with one seed; the spread between seeds has not been measured, so differences "
+             "of a few tenths of a point are not a ranking. Train time is the wall time on the machine that ran the "
+             "arm, which may have been shared; `bench/throughput.py` compares the arms' cost under control.", ""]
     for ds in sorted({r.get("dataset") for r in rows}):
         pa, pp, ref = _paper_figures(ds)
         lines += [f"## {ds}", ""]
