@@ -18,16 +18,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .config import atomic_write
-
 # %% auto #0
-__all__ = ['CONFORMAL_METHODS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'MCResult', 'mc_predict', 'mc_predict_naive',
-           'deterministic_predict', 'predictive_entropy', 'expected_entropy', 'mutual_information', 'calibration_bins',
-           'expected_calibration_error', 'nll', 'brier', 'calibration_summary', 'reliability_diagram',
-           'fit_temperature', 'apply_temperature', 'risk_coverage', 'aurc', 'accuracy_at_coverage',
-           'uncertainty_scores', 'selective_table', 'plot_risk_coverage', 'conformal_scores', 'conformal_calibrate',
-           'conformal_sets', 'conformal_summary', 'token_reshape', 'gradcam', 'to_display', 'plot_gradcam',
-           'uncertain_gallery', 'uncertainty_report']
+__all__ = ['CONFORMAL_METHODS', 'MCResult', 'mc_predict', 'mc_predict_naive', 'deterministic_predict', 'predictive_entropy',
+           'expected_entropy', 'mutual_information', 'calibration_bins', 'expected_calibration_error', 'nll', 'brier',
+           'calibration_summary', 'reliability_diagram', 'fit_temperature', 'apply_temperature', 'risk_coverage',
+           'aurc', 'accuracy_at_coverage', 'uncertainty_scores', 'selective_table', 'plot_risk_coverage',
+           'conformal_scores', 'conformal_calibrate', 'conformal_sets', 'conformal_summary', 'token_reshape', 'gradcam',
+           'to_display', 'plot_gradcam', 'uncertain_gallery', 'uncertainty_report']
 
 # %% ../nbs/06_uncertainty.ipynb #c007
 @dataclass
@@ -184,11 +181,7 @@ def calibration_summary(labels: np.ndarray, probs: np.ndarray, n_bins: int = 15)
             "nll": nll(labels, probs), "brier": brier(labels, probs)}
 
 # %% ../nbs/06_uncertainty.ipynb #c020
-def _savefig(fig, path: str | os.PathLike | None, dpi: int = 150):
-    "Save `fig` as PNG to `path` atomically (no-op when `path` is None)."
-    if path is not None:
-        with atomic_write(path, "wb") as f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight")
-    return fig
+from .report import save_figure as _savefig  # PNG, written atomically; nothing when `path` is None
 
 def reliability_diagram(labels: np.ndarray, probs: np.ndarray, n_bins: int = 15, path: str | os.PathLike | None = None,
                         title: str | None = None):
@@ -352,7 +345,7 @@ def gradcam(model: nn.Module, images: torch.Tensor, target_class: int | Sequence
             return cam(input_tensor=images, targets=targets)
 
 # %% ../nbs/06_uncertainty.ipynb #c038
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+from .data import IMAGENET_MEAN, IMAGENET_STD
 
 def to_display(images: torch.Tensor | np.ndarray, normalised: bool | None = None) -> np.ndarray:
     "Images (N, 3, H, W) or (N, H, W) as (N, H, W, 3) floats in [0, 1]; undo ImageNet normalisation (auto: if any value < 0)."
