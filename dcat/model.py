@@ -6,7 +6,6 @@ Docs: https://github.com/dcat-study/dcat/model.html.md"""
 
 # %% ../nbs/04_model.ipynb #c002
 from __future__ import annotations
-import warnings
 from typing import Any
 
 import torch

@@ -11,7 +11,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 
 from .config import (atomic_torch_save, atomic_write_text, datasets, get_device, load_settings, parse_value,

@@ -8,7 +8,7 @@ Docs: https://github.com/dcat-study/dcat/uncertainty.html.md"""
 # %% ../nbs/06_uncertainty.ipynb #c002
 from __future__ import annotations
 import math, os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np

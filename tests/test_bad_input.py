@@ -4,7 +4,6 @@ Data sources are exercised through the library (fast); the command line and pape
 real `dcat` command in a subprocess.
 """
 import os, subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -1,6 +1,5 @@
 """One test per notebook: run the notebook's own tests (cells marked slow, gpu or notest are skipped)."""
 import subprocess
-from pathlib import Path
 
 import pytest
 

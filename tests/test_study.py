@@ -3,7 +3,6 @@ import json, math, os, subprocess
 from pathlib import Path
 
 import nbformat
-import pytest
 
 from conftest import ROOT, tool
 
