@@ -20,7 +20,7 @@ from .config import atomic_write, atomic_write_text
 
 # %% auto #0
 __all__ = ['METRIC_COLUMNS', 'to_jsonable', 'write_json', 'save_figure', 'classification_metrics', 'metrics_table', 'plot_roc_pr',
-           'plot_confusion', 'plot_entropy_hist', 'umap_embedding', 'plot_umap']
+           'plot_confusion', 'plot_entropy_hist', 'umap_embedding', 'plot_umap', 'uncertainty_tables', 'ci_table']
 
 # %% ../nbs/07_report.ipynb #c005
 def to_jsonable(obj: Any) -> Any:
@@ -187,3 +187,73 @@ def plot_umap(features: np.ndarray, labels: np.ndarray, classes: Sequence[str], 
     ax.set(xticks=[], yticks=[], title="UMAP of the head's input features"); ax.legend(markerscale=2, fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path)
+
+# %% ../nbs/07_report.ipynb #c101
+def _sig(v: Any, digits: int = 4) -> Any:
+    "Round to `digits` significant digits (None and non-numbers pass through)."
+    if v is None or isinstance(v, (bool, str)) or not isinstance(v, (int, float, np.floating, np.integer)): return v
+    v = float(v)
+    if not math.isfinite(v) or v == 0: return v
+    return round(v, max(0, digits - 1 - int(math.floor(math.log10(abs(v))))))
+
+def _entropy_table(unc: dict) -> pd.DataFrame:
+    e = unc.get("entropy") or {}
+    rows = {"total uncertainty: predictive entropy (nats)": e.get("predictive_mean"),
+            "  the same, normalised to [0, 1]": e.get("predictive_normalised_mean"),
+            "  aleatoric part: expected entropy": e.get("expected_mean"),
+            "  epistemic part: mutual information": e.get("mutual_information_mean"),
+            "predictive entropy, correct predictions": e.get("predictive_mean_correct"),
+            "predictive entropy, wrong predictions": e.get("predictive_mean_wrong"),
+            "accuracy, MC-dropout mean": unc.get("accuracy_mc"),
+            "accuracy, dropout off": unc.get("accuracy_deterministic")}
+    return pd.DataFrame({"mean over test images": {k: _sig(v) for k, v in rows.items()}})
+
+# %% ../nbs/07_report.ipynb #c102
+_CAL_ROWS = {"mc": "MC-dropout mean", "deterministic": "dropout off", "mc_scaled": "MC-dropout mean, temperature-scaled",
+             "deterministic_scaled": "dropout off, temperature-scaled"}
+_SEL_ROWS = {"entropy": "ranked by predictive entropy", "max_prob": "ranked by top probability",
+             "mutual_information": "ranked by mutual information", "oracle": "oracle (errors known: the floor)"}
+
+def _calibration_table(unc: dict) -> pd.DataFrame:
+    cal = unc.get("calibration") or {}
+    rows = {label: {"ECE": _sig(cal[k].get("ece")), "NLL": _sig(cal[k].get("nll")), "Brier": _sig(cal[k].get("brier"))}
+            for k, label in _CAL_ROWS.items() if cal.get(k)}
+    df = pd.DataFrame(rows).T
+    t = {"MC-dropout mean, temperature-scaled": cal.get("temperature_mc"),
+         "dropout off, temperature-scaled": cal.get("temperature_deterministic")}
+    if len(df): df["temperature"] = [_sig(t.get(i), 3) for i in df.index]
+    return df
+
+def _selective_table(unc: dict) -> pd.DataFrame:
+    sel = unc.get("selective") or {}
+    rows = {}
+    for k, label in _SEL_ROWS.items():
+        if k not in sel: continue
+        r = sel[k]
+        rows[label] = {**{f"error at {c} % coverage": _sig(1 - r[f"acc@0.{c // 10}"]) for c in (90, 80, 70)
+                          if f"acc@0.{c // 10}" in r}, "AURC": _sig(r.get("aurc"))}
+    return pd.DataFrame(rows).T
+
+# %% ../nbs/07_report.ipynb #c103
+def _conformal_table(unc: dict) -> pd.DataFrame:
+    conf = unc.get("conformal") or {}
+    rows = {}
+    for method, by_alpha in conf.items():
+        for a, r in sorted(by_alpha.items()):
+            rows[f"{method.upper()}, α = {a}"] = {"target coverage": _sig(1 - float(a)), "test coverage": _sig(r.get("coverage")),
+                                                 "mean set size": _sig(r.get("mean_set_size")),
+                                                 "empty sets": _sig(r.get("empty"))}
+    return pd.DataFrame(rows).T
+
+def uncertainty_tables(unc: dict) -> dict[str, pd.DataFrame]:
+    "The uncertainty record of a report as four readable tables (entropy, calibration, selective, conformal)."
+    return {"how sure the model is": _entropy_table(unc), "calibration": _calibration_table(unc),
+            "selective prediction": _selective_table(unc), "conformal prediction sets": _conformal_table(unc)}
+
+# %% ../nbs/07_report.ipynb #c106
+def ci_table(intervals: dict, digits: int = 4) -> pd.DataFrame:
+    "Metrics with their intervals as a one-column table of `'value [low, high]'` strings."
+    from dcat.stats import METRIC_LABELS, format_ci
+    rows = {METRIC_LABELS.get(k, k): format_ci(v, digits) for k, v in intervals.items() if not k.startswith("_")}
+    col = "value [95 % CI]"
+    return pd.DataFrame({col: rows})

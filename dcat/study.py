@@ -6,10 +6,10 @@ Docs: https://github.com/dcat-study/dcat/study.html.md"""
 
 # %% ../nbs/08_study.ipynb #c002
 from __future__ import annotations
-import argparse, datetime, json, math, os, platform, shutil, subprocess, sys, tempfile, time
+import argparse, contextlib, datetime, json, math, os, platform, shutil, subprocess, sys, tempfile, time
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 
@@ -18,18 +18,22 @@ from .config import (atomic_torch_save, atomic_write_text, datasets, get_device,
 from .report import to_jsonable
 
 # %% auto #0
-__all__ = ['PARAM_NAMES', 'INT_KEYS', 'FLOAT_KEYS', 'CHOICE_KEYS', 'PACKAGES', 'TIMING_KEYS', 'RUN_EXCLUDE', 'PREDICTOR_FORMAT',
-           'collect_overrides', 'check_settings', 'provenance', 'write_metrics', 'model_from_settings',
-           'checkpoint_path', 'fit_from_settings', 'StudyError', 'template_path', 'check_template', 'render_html',
-           'run_study', 'write_summary', 'save_predictor', 'load_predictor', 'predict_images', 'parse_params',
-           'train_cli', 'main']
+__all__ = ['PARAM_NAMES', 'INT_KEYS', 'OPTIONAL_INT_KEYS', 'FLOAT_KEYS', 'CHOICE_KEYS', 'PACKAGES', 'TIMING_KEYS', 'RUN_EXCLUDE',
+           'KERNEL_ARGS', 'RUN_SETTINGS', 'SINGLE_BACKBONES', 'SUMMARY_INTRO', 'PREDICTOR_FORMAT', 'collect_overrides',
+           'check_settings', 'provenance', 'run_identity', 'run_hash', 'write_metrics', 'model_from_settings',
+           'checkpoint_path', 'run_file', 'RunLockedError', 'run_lock', 'fit_from_settings', 'StudyError',
+           'template_path', 'check_template', 'render_html', 'strip_figures', 'seed_list', 'reusable_run', 'run_seed',
+           'run_study', 'load_runs', 'ensemble_report', 'write_aggregate', 'save_predictions', 'compare_to_reference',
+           'write_summary', 'save_predictor', 'load_predictor', 'predict_images', 'parse_params', 'train_cli', 'main',
+           'glance_markdown']
 
 # %% ../nbs/08_study.ipynb #c004
 PARAM_NAMES = ("model", "image_size", "epochs", "batch_size", "lr", "mc_samples", "seed", "data_dir", "output_dir",
                "max_train", "device", "backbone_a", "backbone_b", "loss", "num_workers", "patience")
 
 INT_KEYS = {"image_size": 16, "epochs": 1, "batch_size": 1, "mc_samples": 1, "seed": 0, "max_train": 0,
-            "num_workers": 0, "patience": 1, "warmup_epochs": 0, "fusion_dim": 8, "fusion_heads": 1}
+            "num_workers": 0, "patience": 1, "warmup_epochs": 0, "fusion_dim": 8, "fusion_heads": 1, "seeds": 1}
+OPTIONAL_INT_KEYS = ("max_train", "num_workers", "seeds")
 FLOAT_KEYS = {"lr": (0.0, 10.0), "weight_decay": (0.0, 10.0), "dropout": (0.0, 0.99)}
 CHOICE_KEYS = {"loss": ("ce", "weighted_ce"), "source": ("npz", "folder", "synthetic")}
 
@@ -40,11 +44,11 @@ def collect_overrides(ns: dict) -> dict:
     if not isinstance(extra, dict): raise TypeError(f"parameter 'extra' must be a dict, got {type(extra).__name__}")
     return {**extra, **over}
 
-def check_settings(cfg: dict) -> dict:
-    "Validate merged settings; raise `ValueError` naming the key and value at fault. Returns `cfg`."
+# %% ../nbs/08_study.ipynb #c004b
+def _check_numbers(cfg: dict) -> None:
     for k, lo in INT_KEYS.items():
         v = cfg.get(k)
-        if v is None and k in ("max_train", "num_workers"): continue
+        if v is None and k in OPTIONAL_INT_KEYS: continue
         if isinstance(v, bool) or not isinstance(v, int):
             raise ValueError(f"setting {k!r}: expected an integer, got {v!r} ({type(v).__name__})")
         if v < lo: raise ValueError(f"setting {k!r}: must be >= {lo}, got {v}")
@@ -53,6 +57,10 @@ def check_settings(cfg: dict) -> dict:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise ValueError(f"setting {k!r}: expected a number, got {v!r}")
         if not lo <= v <= hi or (k == "lr" and v == 0): raise ValueError(f"setting {k!r}: {v} is out of range ({lo}, {hi}]")
+
+def check_settings(cfg: dict) -> dict:
+    "Validate merged settings; raise `ValueError` naming the key and value at fault. Returns `cfg`."
+    _check_numbers(cfg)
     for k, choices in CHOICE_KEYS.items():
         if cfg.get(k) is not None and cfg[k] not in choices:
             raise ValueError(f"setting {k!r}: {cfg[k]!r} is not one of {', '.join(choices)}")
@@ -91,14 +99,25 @@ def provenance(device: Any = None) -> dict:
 
 # %% ../nbs/08_study.ipynb #c010
 TIMING_KEYS = ("wall_s", "train_wall_s", "seconds", "utc")
+RUN_EXCLUDE = ("output_dir", "reports_dir", "checkpoints_dir", "data_dir", "seeds")
+
+def run_identity(cfg: dict) -> dict:
+    "The settings that make one training run what it is: all of them except where files live and the seed count."
+    return {k: cfg[k] for k in sorted(cfg) if k not in RUN_EXCLUDE}
+
+def run_hash(cfg: dict) -> str:
+    "A short hash of `run_identity(cfg)` (dataset, model and seed included)."
+    from dcat.train import config_hash
+    return config_hash(run_identity(cfg))[:10]
 
 def write_metrics(path: str | os.PathLike, *, cfg: dict, metrics: dict, uncertainty: dict | None = None,
                   fit: Any = None, data: dict | None = None, model: dict | None = None, wall_s: float | None = None,
-                  device: Any = None) -> dict:
-    "Write the study's `metrics.json` (metrics, uncertainty, training history, data, model, parameters, provenance)."
+                  device: Any = None, extra: dict | None = None) -> dict:
+    "Write the study's `metrics.json` (metrics, uncertainty, training, data, model, parameters, run, provenance, `extra`)."
     rec = {"dataset": cfg.get("dataset"), "model": cfg.get("model"), "metrics": metrics,
            "uncertainty": uncertainty or {}, "data": data or {}, "model_info": model or {},
-           "params": {k: v for k, v in cfg.items() if k not in ("output_dir",)}}
+           "params": {k: v for k, v in cfg.items() if k not in RUN_EXCLUDE or k == "seeds"},
+           "run": {"hash": run_hash(cfg), "seed": cfg.get("seed")}, **(extra or {})}
     if fit is not None:
         rec["training"] = {"history": fit.history, "best_epoch": fit.best_epoch, "best_val_auc": fit.best_val_auc,
                            "train_wall_s": fit.wall_s}
@@ -108,8 +127,6 @@ def write_metrics(path: str | os.PathLike, *, cfg: dict, metrics: dict, uncertai
     return rec
 
 # %% ../nbs/08_study.ipynb #c013
-RUN_EXCLUDE = ("output_dir", "reports_dir", "checkpoints_dir", "data_dir")
-
 def model_from_settings(cfg: dict, num_classes: int) -> torch.nn.Module:
     "The model arm `cfg['model']` with the settings' backbones, fusion width, heads, dropout and weight files."
     from dcat.model import build_model
@@ -117,19 +134,47 @@ def model_from_settings(cfg: dict, num_classes: int) -> torch.nn.Module:
                        dim=cfg["fusion_dim"], heads=cfg["fusion_heads"], dropout=cfg["dropout"],
                        pretrained_a=cfg.get("pretrained_a"), pretrained_b=cfg.get("pretrained_b"))
 
+# %% ../nbs/08_study.ipynb #c013c
 def checkpoint_path(cfg: dict) -> Path:
-    "Where the run's best checkpoint goes: `<checkpoints_dir>/<dataset>/<model>.pt`."
-    return Path(cfg["checkpoints_dir"]) / cfg["dataset"] / f"{cfg['model']}.pt"
+    "The run's best checkpoint: `<checkpoints_dir>/<dataset>/<model>/seed-<seed>-<run_hash>.pt`."
+    return Path(cfg["checkpoints_dir"]) / cfg["dataset"] / cfg["model"] / f"seed-{cfg['seed']}-{run_hash(cfg)}.pt"
 
+def run_file(cfg: dict, suffix: str) -> Path:
+    "A file of the run beside its checkpoint, e.g. `run_file(cfg, '.predictor.pt')`, `'.metrics.json'`, `'.lock'`."
+    return checkpoint_path(cfg).with_suffix(suffix)
+
+# %% ../nbs/08_study.ipynb #c013f
+class RunLockedError(RuntimeError):
+    "Another process holds the lock of this run."
+
+@contextlib.contextmanager
+def run_lock(path: str | os.PathLike) -> Iterator[Path]:
+    "Hold an exclusive lock on `path` while the block runs; refuse (naming the holder) if another process holds it."
+    import fcntl
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "an unknown process"
+            raise RunLockedError(f"{path}: this run is already in progress ({holder}); "
+                                 f"wait for it to finish or stop that process") from None
+        stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        os.ftruncate(fd, 0); os.pwrite(fd, f"pid {os.getpid()} on {platform.node()} since {stamp}".encode(), 0)
+        yield path
+    finally:
+        os.close(fd)                                               # closing the descriptor releases the lock
+
+# %% ../nbs/08_study.ipynb #c013h
 def fit_from_settings(net: torch.nn.Module, loaders: dict, bundle: Any, cfg: dict, device: Any,
-                      resume: bool = False, progress: bool = True) -> Any:
-    "`dcat.train.fit` with the settings' budget; `resume=True` continues a matching checkpoint if there is one."
+                      resume: bool = False, progress: Any = True) -> Any:
+    "`dcat.train.fit` with the settings' budget; `resume=True` continues this run's checkpoint if there is one."
     from dcat.train import fit
     return fit(net, loaders, epochs=cfg["epochs"], lr=cfg["lr"], weight_decay=cfg["weight_decay"],
                warmup_epochs=cfg["warmup_epochs"], loss=cfg["loss"], class_weights=bundle.class_weights(),
                patience=cfg["patience"], checkpoint_path=checkpoint_path(cfg), device=device, seed=cfg["seed"],
                resume="auto" if resume else False, compile=bool(cfg.get("compile")), progress=progress,
-               run_config={k: cfg[k] for k in sorted(cfg) if k not in RUN_EXCLUDE})
+               run_config=run_identity(cfg))
 
 # %% ../nbs/08_study.ipynb #c015
 class StudyError(RuntimeError):
@@ -157,6 +202,35 @@ def render_html(nb_path: str | os.PathLike, html_path: str | os.PathLike) -> Pat
     body, _ = exp.from_filename(str(nb_path))
     return atomic_write_text(html_path, body)
 
+# %% ../nbs/08_study.ipynb #c015c
+KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR", "--IPKernelApp.capture_fd_output=False"]
+RUN_SETTINGS = "run-settings.json"
+
+def _execute(tpl: Path, nb_out: Path, params: dict, progress_bar: bool, log_output: bool, label: str) -> None:
+    "papermill with a quiet kernel (no transport warnings; what it writes to the terminal stays off the notebook)."
+    import papermill
+    try:
+        papermill.execute_notebook(str(tpl), str(nb_out), parameters=params, progress_bar=progress_bar,
+                                   log_output=log_output, cwd=str(nb_out.parent), kernel_name="python3",
+                                   language="python", extra_arguments=KERNEL_ARGS)
+    except papermill.PapermillExecutionError as e:
+        keep = Path(tempfile.mkdtemp(prefix="dcat-failed-")) / "report.ipynb"
+        if nb_out.exists(): shutil.copy(nb_out, keep)
+        first = (e.source or "").strip().splitlines()[:1]
+        raise StudyError(f"{label}: cell {e.exec_count} ({first[0] if first else '?'}) failed with "
+                         f"{e.ename}: {e.evalue}; executed notebook kept at {keep}") from None
+
+def strip_figures(nb_path: str | os.PathLike, note: str) -> None:
+    "Replace every image output of an executed notebook by a line of text (atomically)."
+    import nbformat
+    nb = nbformat.read(str(nb_path), as_version=4)
+    for c in nb.cells:
+        for o in c.get("outputs", []):
+            data = o.get("data") or {}
+            if any(k.startswith("image/") for k in data):
+                o["data"] = {"text/plain": note}
+    atomic_write_text(nb_path, nbformat.writes(nb))
+
 def _swap_into_place(tmp: Path, dest: Path) -> None:
     old = dest.with_name(f".{dest.name}.old")
     if old.exists(): shutil.rmtree(old)
@@ -164,46 +238,178 @@ def _swap_into_place(tmp: Path, dest: Path) -> None:
     os.replace(tmp, dest)
     if old.exists(): shutil.rmtree(old)
 
-def run_study(dataset: str, model: str | None = None, overrides: dict | None = None,
-              reports_dir: str | os.PathLike | None = None, progress: bool = True, log_output: bool = False,
-              preset: str | None = None, resume: bool = False) -> Path:
-    "Execute the template for `dataset` and `model`; return `reports/<dataset>/<model>/` holding the finished report."
-    import papermill
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    if model: overrides["model"] = model
-    if reports_dir: overrides["reports_dir"] = str(reports_dir)
-    cfg = check_settings(load_settings(dataset, overrides=overrides, preset=preset))
-    tpl = template_path(); names = check_template(tpl)
-    dest = Path(cfg["reports_dir"]) / cfg["dataset"] / cfg["model"]
+# %% ../nbs/08_study.ipynb #c015d
+def seed_list(cfg: dict) -> list[int]:
+    "The seeds of a study: `seed`, `seed + 1`, ... (`seeds` of them; 1 when unset)."
+    return [int(cfg["seed"]) + i for i in range(int(cfg.get("seeds") or 1))]
+
+def reusable_run(dest: str | os.PathLike, cfg: dict, full: bool) -> bool:
+    "Whether `dest` already holds this seed's finished run for the same settings at the same clean commit."
+    f = Path(dest) / "metrics.json"
+    if not f.is_file() or (full and not (Path(dest) / "report.html").is_file()): return False
+    try: rec = json.loads(f.read_text())
+    except (OSError, ValueError): return False
+    prov, here = rec.get("provenance") or {}, provenance("cpu")
+    return ((rec.get("run") or {}).get("hash") == run_hash(cfg) and prov.get("git_commit") == here["git_commit"]
+            and here["git_commit"] is not None and not prov.get("git_dirty") and not here["git_dirty"])
+
+# %% ../nbs/08_study.ipynb #c015e
+def run_seed(cfg: dict, dest: Path, *, full: bool = True, progress: bool = True, log_output: bool = False,
+             resume: bool = False) -> Path:
+    "Execute the template for one seed's settings `cfg` into `dest` (atomically); return `dest`."
+    tpl = template_path(); check_template(tpl)
+    label = f"{cfg['dataset']}/{cfg['model']}/seed-{cfg['seed']}"
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if not os.access(dest.parent, os.W_OK): raise PermissionError(f"{dest.parent}: reports directory is not writable")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{cfg['model']}.", suffix=".tmp", dir=dest.parent))
-    params = {k: v for k, v in overrides.items() if k in names}
-    params.update(dataset=cfg["dataset"], output_dir=str(tmp))
-    if preset: params["preset"] = preset
-    if resume: params["resume"] = True
-    extra = {k: v for k, v in overrides.items() if k not in names and k != "preset"}
-    if extra: params["extra"] = extra
-    nb_out = tmp / "report.ipynb"
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.{run_hash(cfg)}.", suffix=".tmp", dir=dest.parent))
+    mask = os.umask(0); os.umask(mask); os.chmod(tmp, 0o777 & ~mask)   # readable as a plain mkdir would make it
     try:
-        try:
-            papermill.execute_notebook(str(tpl), str(nb_out), parameters=params, progress_bar=progress,
-                                       log_output=log_output, cwd=str(tmp), kernel_name="python3")
-        except papermill.PapermillExecutionError as e:
-            keep = Path(tempfile.mkdtemp(prefix="dcat-failed-")) / "report.ipynb"
-            if nb_out.exists(): shutil.copy(nb_out, keep)
-            first = (e.source or "").strip().splitlines()[:1]
-            raise StudyError(f"{cfg['dataset']}/{cfg['model']}: cell {e.exec_count} ({first[0] if first else '?'}) "
-                             f"failed with {e.ename}: {e.evalue}; executed notebook kept at {keep}") from None
+        atomic_write_text(tmp / RUN_SETTINGS, json.dumps(to_jsonable(cfg), indent=1, sort_keys=True))
+        params = {"dataset": cfg["dataset"], "model": cfg["model"], "seed": cfg["seed"], "settings_file": RUN_SETTINGS,
+                  "full_report": full, "progress": progress, "resume": resume}
+        _execute(tpl, tmp / "report.ipynb", params, False, log_output, label)
         if not (tmp / "metrics.json").is_file():
-            raise StudyError(f"{cfg['dataset']}/{cfg['model']}: the template finished without writing metrics.json")
-        render_html(nb_out, tmp / "report.html")
+            raise StudyError(f"{label}: the template finished without writing metrics.json")
+        (tmp / RUN_SETTINGS).unlink()
+        if full: render_html(tmp / "report.ipynb", tmp / "report.html")
+        else: strip_figures(tmp / "report.ipynb", f"(figure kept only in the first seed's report)")
         _swap_into_place(tmp, dest)
     finally:
         if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
-# %% ../nbs/08_study.ipynb #c017
+# %% ../nbs/08_study.ipynb #c015f
+def _check_writable(folder: Path) -> None:
+    "Fail before any training when reports cannot be written into `folder` (or the nearest existing parent)."
+    p = folder
+    while not p.exists() and p != p.parent: p = p.parent
+    if not p.is_dir() or not os.access(p, os.W_OK | os.X_OK):
+        raise PermissionError(f"{folder}: reports directory is not writable ({p} is not a writable folder)")
+
+def run_study(dataset: str, model: str | None = None, overrides: dict | None = None,
+              reports_dir: str | os.PathLike | None = None, progress: bool = True, log_output: bool = False,
+              preset: str | None = None, resume: bool = False, echo: Any = None) -> Path:
+    "Run every seed of `dataset`/`model` into `reports/<dataset>/<model>/seed-<k>/`, then the arm's aggregate."
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if model: overrides["model"] = model
+    if reports_dir: overrides["reports_dir"] = str(reports_dir)
+    base = check_settings(load_settings(dataset, overrides=overrides, preset=preset))
+    arm = Path(base["reports_dir"]) / base["dataset"] / base["model"]
+    _check_writable(arm); template_path()
+    for i, s in enumerate(seed_list(base)):
+        cfg = {**base, "seed": s}; dest = arm / f"seed-{s}"; t0 = time.time()
+        if not resume and reusable_run(dest, cfg, full=i == 0):
+            if echo: echo(f"{cfg['dataset']}/{cfg['model']}/seed-{s}: reused (same settings and commit)")
+            continue
+        with run_lock(run_file(cfg, ".lock")):
+            run_seed(cfg, dest, full=i == 0, progress=progress, log_output=log_output, resume=resume)
+        if echo: echo(f"{cfg['dataset']}/{cfg['model']}/seed-{s}: report in {dest} ({time.time() - t0:.0f} s)")
+    write_aggregate(arm)
+    return arm
+
+# %% ../nbs/08_study.ipynb #c016a
+def _seed_of(p: Path) -> int:
+    try: return int(p.name.split("-", 1)[1])
+    except (IndexError, ValueError): return 1 << 30
+
+def load_runs(arm: str | os.PathLike) -> list[tuple[dict, dict | None]]:
+    "`(metrics.json record, predictions or None)` for every seed folder of an arm, by seed (a legacy report: one run)."
+    import numpy as np
+    arm, runs = Path(arm), []
+    for d in sorted(arm.glob("seed-*"), key=_seed_of):
+        if not (d / "metrics.json").is_file(): continue
+        pred = None
+        if (d / "predictions.npz").is_file():
+            with np.load(d / "predictions.npz") as z: pred = {k: z[k] for k in z.files}
+        runs.append((json.loads((d / "metrics.json").read_text()), pred))
+    if not runs and (arm / "metrics.json").is_file(): runs.append((json.loads((arm / "metrics.json").read_text()), None))
+    return runs
+
+def _settings_hash(rec: dict) -> str:
+    from dcat.train import config_hash
+    return config_hash({k: v for k, v in (rec.get("params") or {}).items() if k not in ("seed", "seeds")})[:10]
+
+# %% ../nbs/08_study.ipynb #c016b
+def ensemble_report(preds: Sequence[dict], classes: Sequence[str], seeds: Sequence[int]) -> dict:
+    "Metrics, bootstrap intervals and uncertainty of the deep ensemble of several runs' saved predictions."
+    import numpy as np
+    from dcat.report import classification_metrics
+    from dcat.stats import ensemble_result, metrics_with_ci
+    from dcat.uncertainty import predictive_entropy, uncertainty_report
+    y, yv = preds[0]["y_test"], preds[0]["y_val"]
+    for p in preds[1:]:
+        if not (np.array_equal(p["y_test"], y) and np.array_equal(p["y_val"], yv)):
+            raise ValueError("ensemble: the runs were evaluated on different images (labels differ)")
+    test = ensemble_result([p["p_test"] for p in preds], y); val = ensemble_result([p["p_val"] for p in preds], yv)
+    H = predictive_entropy(test.probs)
+    return {"members": list(seeds), "metrics": classification_metrics(y, test.mean_probs, classes),
+            "intervals": metrics_with_ci(y, test.mean_probs, H),
+            "uncertainty": uncertainty_report(test, val, classes)}
+
+# %% ../nbs/08_study.ipynb #c016c
+def write_aggregate(arm: str | os.PathLike) -> Path | None:
+    "Write `aggregate.json` for an arm folder (seeds' summary statistics and their ensemble); None if it has no run."
+    from dcat.stats import aggregate_seeds
+    arm = Path(arm); runs = load_runs(arm)
+    if not runs: return None
+    recs = [r for r, _ in runs]
+    seeds = [(r.get("params") or {}).get("seed") for r in recs]
+    agg = {"dataset": recs[0].get("dataset"), "model": recs[0].get("model"), **aggregate_seeds(recs),
+           "runs": [{"seed": s, "commit": (r.get("provenance") or {}).get("git_commit"),
+                     "settings": _settings_hash(r), "intervals": r.get("intervals")} for s, r in zip(seeds, recs)]}
+    agg["mixed_settings"] = len({x["settings"] for x in agg["runs"]}) > 1
+    agg["commits"] = sorted({x["commit"] or "?" for x in agg["runs"]})
+    with_pred = [(s, p) for s, (r, p) in zip(seeds, runs) if p is not None]
+    agg["ensemble"] = None
+    if len(with_pred) >= 2 and not agg["mixed_settings"]:
+        classes = (recs[0].get("data") or {}).get("classes") or [str(i) for i in range(with_pred[0][1]["p_test"].shape[1])]
+        try: agg["ensemble"] = ensemble_report([p for _, p in with_pred], classes, [s for s, _ in with_pred])
+        except ValueError as e: agg["ensemble_skipped"] = str(e)     # e.g. generated data that differs per seed
+    atomic_write_text(arm / "aggregate.json", json.dumps(to_jsonable(agg), indent=1, sort_keys=True, allow_nan=False) + "\n")
+    return arm / "aggregate.json"
+
+# %% ../nbs/08_study.ipynb #c016d
+def save_predictions(path: str | os.PathLike, mc_val: Any, mc_test: Any) -> Path:
+    "Save a run's validation and test labels and MC-mean probabilities (plus per-image uncertainty) as a small npz."
+    import numpy as np
+    from dcat.config import atomic_write
+    from dcat.uncertainty import mutual_information, predictive_entropy
+    f32 = lambda a: np.asarray(a, dtype=np.float32)
+    arrays = {"y_val": np.asarray(mc_val.labels, dtype=np.int64), "p_val": f32(mc_val.mean_probs),
+              "y_test": np.asarray(mc_test.labels, dtype=np.int64), "p_test": f32(mc_test.mean_probs),
+              "p_test_det": f32(mc_test.det_probs), "entropy": f32(predictive_entropy(mc_test.probs)),
+              "mutual_information": f32(mutual_information(mc_test.probs))}
+    with atomic_write(path, "wb") as f: np.savez_compressed(f, **arrays)
+    return Path(path)
+
+# %% ../nbs/08_study.ipynb #c017a
+SINGLE_BACKBONES = ("effnet_only", "resnet_only")
+
+def _arm_order(model: str) -> tuple:
+    return (model != "dcat", model not in SINGLE_BACKBONES, model)
+
+def compare_to_reference(ref_runs: Sequence[tuple], arm_runs: Sequence[tuple], n_resamples: int = 2000) -> dict:
+    "One arm against the reference arm: paired bootstrap and DeLong on their first common seed, Welch over seeds, verdict."
+    from dcat.stats import compare_arms, seed_difference, verdict
+    seed = lambda r: (r.get("params") or {}).get("seed")
+    auc = lambda runs: [r["metrics"]["auc"] for r, _ in runs if (r.get("metrics") or {}).get("auc") is not None]
+    ref = {seed(r): p for r, p in ref_runs if p is not None}; arm = {seed(r): p for r, p in arm_runs if p is not None}
+    out = {"seed": None, "bootstrap": None, "delong": None, "seeds": seed_difference(auc(arm_runs), auc(ref_runs))}
+    common = sorted(set(ref) & set(arm))
+    if common:
+        s = common[0]; a, b = arm[s], ref[s]
+        if a["y_test"].shape == b["y_test"].shape and (a["y_test"] == b["y_test"]).all():
+            c = compare_arms(a["y_test"], a["p_test"], b["p_test"], n_resamples=n_resamples)
+            out.update(seed=s, bootstrap=c["bootstrap"], delong=c["delong"])
+    sd = out["seeds"]
+    if sd["n_a"] > 1 and sd["n_b"] > 1 and sd["low"] is not None:
+        out.update(verdict=verdict(sd["low"], sd["high"]), basis=f"seeds ({sd['n_a']} vs {sd['n_b']})")
+    elif out["bootstrap"] is not None:
+        out.update(verdict=verdict(out["bootstrap"]["low"], out["bootstrap"]["high"]),
+                   basis=f"test images, seed {out['seed']} only")
+    else: out.update(verdict="not tested", basis="no saved predictions")
+    return out
+
+# %% ../nbs/08_study.ipynb #c017b
 def _paper_figures(dataset: str) -> tuple[float | None, float | None, str | None]:
     cp = read_ini()
     if dataset not in cp: return None, None, None
@@ -211,50 +417,98 @@ def _paper_figures(dataset: str) -> tuple[float | None, float | None, str | None
     src = cp[ref] if ref and ref in cp else sec
     return parse_value("paper_auc", src.get("paper_auc", "")), parse_value("paper_aupr", src.get("paper_aupr", "")), (ref if ref else None)
 
-def _fmt(v: Any, pct: bool = True) -> str:
-    if v is None: return "–"
-    return f"{100 * v:.2f}" if pct else f"{v}"
+def _pct(v: Any, digits: int = 2) -> str:
+    return "–" if v is None else f"{100 * v:.{digits}f}"
+
+def _mean_sd(agg: dict, key: str) -> str:
+    m = (agg.get("metrics") or {}).get(key)
+    if not m: return "–"
+    return _pct(m["mean"]) + ("" if m.get("sd") is None else f" ± {_pct(m['sd'])}")
+
+def _signed(d: dict | None, digits: int = 2) -> str:
+    if not d or d.get("diff") is None: return "–"
+    iv = "" if d.get("low") is None else f" [{100 * d['low']:+.{digits}f}, {100 * d['high']:+.{digits}f}]"
+    return f"{100 * d['diff']:+.{digits}f}{iv}"
+
+def _p(v: float | None) -> str:
+    return "–" if v is None else ("< 0.001" if v < 0.001 else f"{v:.3f}")
+
+# %% ../nbs/08_study.ipynb #c017c
+def _arm_rows(arms: dict) -> list[str]:
+    from dcat.stats import format_ci
+    lines = ["| arm | seeds | AUC (mean ± sd) | AUC, first seed [95 % CI] | AUPR | accuracy | F1 | ECE | error at 80 % coverage | conformal coverage (α = 0.1) | parameters (M) | commit |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, (runs, agg) in arms.items():
+        first = runs[0][0]; iv = (first.get("intervals") or {}).get("auc")
+        params = (first.get("model_info") or {}).get("parameters") or 0
+        lines.append(f"| {name} | {len(runs)} | {_mean_sd(agg, 'auc')} | {format_ci(iv, 2, 100) if iv else _pct(first['metrics'].get('auc'))} | "
+                     f"{_mean_sd(agg, 'aupr')} | {_mean_sd(agg, 'accuracy')} | {_mean_sd(agg, 'f1')} | {_mean_sd(agg, 'ece')} | "
+                     f"{_mean_sd(agg, 'error_at_80')} | {_mean_sd(agg, 'conformal_coverage_0.1')} | {params / 1e6:.2f} | "
+                     f"{', '.join(c[:8] for c in agg.get('commits', []))} |")
+        ens = agg.get("ensemble")
+        if ens:
+            u = ens["uncertainty"]; cov = ((u.get("conformal") or {}).get("lac") or {}).get("0.1", {}).get("coverage")
+            lines.append(f"| {name}: ensemble of {len(ens['members'])} | – | – | {format_ci(ens['intervals']['auc'], 2, 100)} | "
+                         f"{_pct(ens['metrics']['aupr'])} | {_pct(ens['metrics']['accuracy'])} | {_pct(ens['metrics']['f1'])} | "
+                         f"{_pct(u['calibration']['mc']['ece'])} | {_pct(ens['intervals']['error_at_80']['value'])} | "
+                         f"{_pct(cov)} | – | – |")
+    return lines
+
+# %% ../nbs/08_study.ipynb #c017d
+def _comparison_rows(arms: dict, reference: str = "dcat") -> tuple[list[str], dict]:
+    lines = [f"| arm − {reference} | paired bootstrap ΔAUC [95 % CI] | p | DeLong ΔAUC [95 % CI] | p | Δ of seed means [95 % Welch CI] | p | verdict | based on |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    out = {}
+    for name, (runs, _) in arms.items():
+        if name == reference: continue
+        c = out[name] = compare_to_reference(arms[reference][0], runs)
+        b, d, s = c["bootstrap"], c["delong"], c["seeds"]
+        lines.append(f"| {name} | {_signed(b)} | {_p(b and b['p'])} | {_signed(d)} | {_p(d and d['p'])} | "
+                     f"{_signed(s) if s['low'] is not None else '–'} | {_p(s['p'])} | **{c['verdict']}** | {c['basis']} |")
+    return lines, out
+
+def _forest(ds: str, arms: dict, path: Path) -> None:
+    import matplotlib.pyplot as plt
+    from dcat.stats import plot_forest
+    rows = []
+    for name, (runs, agg) in arms.items():
+        vals = [r["metrics"]["auc"] for r, _ in runs if r["metrics"].get("auc") is not None]
+        iv = (runs[0][0].get("intervals") or {}).get("auc")
+        if vals: rows.append({"arm": name, "values": vals, "ci": (iv["low"], iv["high"]) if iv else None})
+    if not rows: return
+    fig = plot_forest(rows, title=f"{ds}: test AUC per arm (dots: seeds; diamond: mean; bar: 95 % interval)", path=path)
+    plt.close(fig)
+
+# %% ../nbs/08_study.ipynb #c017e
+SUMMARY_INTRO = ("Test-split figures of every arm, in percent, from `reports/<dataset>/<model>/seed-<k>/metrics.json` and the "
+    "arm's `aggregate.json`. Mean ± sd is over seeds; intervals over test images are 95 % stratified bootstrap intervals "
+    "(2,000 resamples); the comparisons with DCAT are paired (the same test images score both arms). A difference whose "
+    "interval contains zero is reported as *no detectable difference*, which is not the same as *equal*. The paper's "
+    "figures are quoted for reference only: it used other data, resolutions, pretraining and budgets.")
 
 def write_summary(reports_dir: str | os.PathLike | None = None) -> Path:
-    "Write `reports/summary.md` comparing every rendered report with the paper's figures."
+    "Write `reports/summary.md` (and a forest plot per dataset): every arm over its seeds, and every arm against DCAT."
     reports = Path(reports_dir or load_settings()["reports_dir"])
-    rows = []
-    for f in sorted(reports.glob("*/*/metrics.json")):
-        rec = json.loads(f.read_text())
-        rows.append(rec)
-    order = lambda r: (r.get("dataset") or "", r.get("model") != "dcat", r.get("model") or "")
-    lines = ["# dcat: study summary", "",
-             "Test-split figures from each rendered report (`reports/<dataset>/<model>/metrics.json`), in percent. "
-             "The paper's figures are quoted for reference only: it used other data, resolutions and budgets. "
-             "Each arm is trained once, with one seed; the spread between seeds has not been measured, so differences "
-             "of a few tenths of a point are not a ranking. Train time is the wall time on the machine that ran the "
-             "arm, which may have been shared; `bench/throughput.py` compares the arms' cost under control.", ""]
-    for ds in sorted({r.get("dataset") for r in rows}):
-        pa, pp, ref = _paper_figures(ds)
+    by_ds: dict = {}
+    for arm in sorted(p for p in reports.glob("*/*") if p.is_dir()):
+        runs = load_runs(arm)
+        if not runs: continue
+        if not (arm / "aggregate.json").is_file(): write_aggregate(arm)
+        by_ds.setdefault(arm.parent.name, {})[arm.name] = (runs, json.loads((arm / "aggregate.json").read_text()))
+    lines = ["# dcat: study summary", "", SUMMARY_INTRO, ""]
+    for ds, arms in sorted(by_ds.items()):
+        arms = dict(sorted(arms.items(), key=lambda kv: _arm_order(kv[0])))
         lines += [f"## {ds}", ""]
-        if pa is not None:
-            lines += [f"Paper (DCAT{', reported on ' + ref if ref else ''}): AUC {pa:.2f}, AUPR {pp:.2f}.", ""]
-        lines += ["| model | AUC | AUPR | accuracy | F1 | ECE | error at 80 % coverage | parameters (M) | image size | epochs run | train time (s) | commit |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        runs = sorted((r for r in rows if r.get("dataset") == ds), key=order)
-        for r in runs:
-            m, u, t = r.get("metrics", {}), r.get("uncertainty", {}), r.get("training", {})
-            params = r.get("model_info", {}).get("parameters") or 0
-            ece = (u.get("calibration") or {}).get("mc", {}).get("ece")
-            acc80 = (u.get("selective") or {}).get("entropy", {}).get("acc@0.8")
-            lines.append(f"| {r.get('model')} | {_fmt(m.get('auc'))} | {_fmt(m.get('aupr'))} | {_fmt(m.get('accuracy'))} | "
-                         f"{_fmt(m.get('f1'))} | {_fmt(ece)} | {_fmt(None if acc80 is None else 1 - acc80)} | "
-                         f"{params / 1e6:.2f} | {r['params'].get('image_size')} | "
-                         f"{len(t.get('history', []))} | {t.get('train_wall_s', 0):.0f} | "
-                         f"{(r.get('provenance', {}).get('git_commit') or '?')[:8]} |")
-        lines.append("")
-        by = {r.get("model"): r.get("metrics", {}).get("auc") for r in runs}
-        if by.get("dcat") is not None:
-            for base in ("effnet_only", "resnet_only"):
-                if by.get(base) is None: continue
-                verdict = "at least" if by["dcat"] >= by[base] else "**below**"
-                lines.append(f"- DCAT's test AUC ({100 * by['dcat']:.2f}) is {verdict} that of {base} "
-                             f"({100 * by[base]:.2f}) under the same budget and seed.")
+        pa, pp, ref = _paper_figures(ds)
+        if pa is not None: lines += [f"Paper (DCAT{', reported on ' + ref if ref else ''}): AUC {pa:.2f}, AUPR {pp:.2f}.", ""]
+        _forest(ds, arms, reports / ds / "forest_auc.png")
+        if (reports / ds / "forest_auc.png").is_file(): lines += [f"![test AUC per arm]({ds}/forest_auc.png)", ""]
+        lines += _arm_rows(arms) + [""]
+        if "dcat" in arms and len(arms) > 1:
+            rows, cmp = _comparison_rows(arms)
+            lines += ["### Every arm against DCAT", ""] + rows + [""]
+            for base in SINGLE_BACKBONES:
+                if base in cmp: lines.append(f"- {base} − DCAT: **{cmp[base]['verdict']}** ({cmp[base]['basis']}).")
             lines.append("")
     return atomic_write_text(reports / "summary.md", "\n".join(lines))
 
@@ -322,7 +576,7 @@ def predict_images(paths: Sequence[str | os.PathLike], predictor: str | os.PathL
 # %% ../nbs/08_study.ipynb #c025
 def parse_params(pairs: Sequence[str]) -> dict:
     "Parse `key=value` strings into typed overrides; unknown keys are an error listing the known ones."
-    known = set(read_ini()["study"]) | set(PARAM_NAMES) | {"source", "location", "classes"}
+    known = set(read_ini()["study"]) | set(PARAM_NAMES) | {"source", "location", "classes", "seeds"}
     out = {}
     for p in pairs:
         if "=" not in p: raise ValueError(f"-p {p!r}: expected key=value")
@@ -341,92 +595,146 @@ def _predict_cli(a: argparse.Namespace) -> int:
     if not rows: return 1
     return 3 if skipped else 0
 
-def train_cli(a: argparse.Namespace) -> int:
-    "`dcat train`: train and evaluate without a report; works under `torchrun` (metrics and files on rank 0)."
-    from dcat.data import load_dataset, make_loaders
-    from dcat.report import classification_metrics, metrics_table
-    from dcat.uncertainty import mc_predict, uncertainty_report
+# %% ../nbs/08_study.ipynb #c025b
+def _train_and_save(cfg: dict, resume: bool, progress: bool, rank: int) -> tuple[Path, Path, dict] | None:
     from dcat.config import seed_everything
-    over = parse_params(a.param)
-    if a.model: over["model"] = a.model
-    cfg = check_settings(load_settings(a.dataset, overrides=over, preset=a.preset))
-    rank = int(os.environ.get("RANK", "0"))
+    from dcat.data import load_dataset, make_loaders
+    from dcat.report import classification_metrics
+    from dcat.uncertainty import mc_predict, uncertainty_report
     t0 = time.time(); seed_everything(cfg["seed"]); dev = get_device(cfg["device"])
     bundle = load_dataset(cfg)
     loaders = make_loaders(bundle, cfg["batch_size"], seed=cfg["seed"], max_train=cfg["max_train"] or 0,
                            num_workers=cfg["num_workers"] or 0)
     net = model_from_settings(cfg, bundle.num_classes)
-    res = fit_from_settings(net, loaders, bundle, cfg, dev, resume=a.resume, progress=rank == 0 and not a.quiet)
-    if rank != 0: return 0
+    res = fit_from_settings(net, loaders, bundle, cfg, dev, resume=resume, progress=progress)
+    if rank != 0: return None
     dev = next(net.parameters()).device
     mc_val = mc_predict(net, loaders["val"], T=cfg["mc_samples"], seed=cfg["seed"], device=dev)
     mc_test = mc_predict(net, loaders["test"], T=cfg["mc_samples"], seed=cfg["seed"], device=dev)
     metrics = classification_metrics(mc_test.labels, mc_test.mean_probs, bundle.classes)
     unc = uncertainty_report(mc_test, mc_val, bundle.classes)
-    ckpt = checkpoint_path(cfg)
     qhats = {k: v["qhat"] for k, v in (unc.get("conformal") or {}).get("lac", {}).items()}
-    pred = save_predictor(ckpt.with_name(f"{cfg['model']}.predictor.pt"), net, classes=bundle.classes,
-                          image_size=cfg["image_size"], mc_samples=cfg["mc_samples"], conformal=qhats, seed=cfg["seed"])
-    out = ckpt.with_name(f"{cfg['model']}.metrics.json")
+    pred = save_predictor(run_file(cfg, ".predictor.pt"), net, classes=bundle.classes, image_size=cfg["image_size"],
+                          mc_samples=cfg["mc_samples"], conformal=qhats, seed=cfg["seed"])
+    out = run_file(cfg, ".metrics.json")
     write_metrics(out, cfg=cfg, metrics=metrics, uncertainty=unc, fit=res, device=dev, wall_s=time.time() - t0,
                   data={"n_train": len(loaders["train"].dataset), "classes": bundle.classes, "sha256": bundle.sha256},
-                  model={"name": cfg["model"], "config": net.config, "checkpoint": str(ckpt), "predictor": str(pred)})
-    print(metrics_table(metrics).to_string())
-    print(f"metrics: {out}\npredictor: {pred}" + (f"\n(resumed from epoch {res.resumed_from_epoch})" if res.resumed_from_epoch else ""))
+                  model={"name": cfg["model"], "config": net.config, "checkpoint": checkpoint_path(cfg).name,
+                         "predictor": pred.name})
+    return out, pred, {"metrics": metrics, "resumed_from": res.resumed_from_epoch}
+
+def train_cli(a: argparse.Namespace) -> int:
+    "`dcat train`: train and evaluate without a report; works under `torchrun` (metrics and files on rank 0)."
+    from dcat.report import metrics_table
+    over = parse_params(a.param)
+    if a.model: over["model"] = a.model
+    cfg = check_settings(load_settings(a.dataset, overrides=over, preset=a.preset))
+    rank = int(os.environ.get("RANK", "0"))
+    lock = run_lock(run_file(cfg, ".lock")) if rank == 0 else contextlib.nullcontext()
+    with lock: done = _train_and_save(cfg, a.resume, rank == 0 and not a.quiet, rank)
+    if done is None: return 0
+    out, pred, info = done
+    print(metrics_table(info["metrics"]).to_string())
+    print(f"metrics: {out}\npredictor: {pred}" + (f"\n(resumed from epoch {info['resumed_from']})" if info["resumed_from"] else ""))
     return 0
 
-def main(argv: Sequence[str] | None = None) -> int:
-    "Entry point of the `dcat` command."
+# %% ../nbs/08_study.ipynb #c025c
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="dcat", description="Run the DCAT study.")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    st = sub.add_parser("study", help="train and evaluate, render reports/<dataset>/<model>/")
-    st.add_argument("datasets", nargs="*", help="dataset sections of settings.ini (default: [study] dataset)")
+    st = sub.add_parser("study", help="train and evaluate, render reports/<dataset>/<model>/seed-<k>/")
+    st.add_argument("datasets", nargs="*", help="datasets (settings.ini sections; default: [study] dataset)")
     st.add_argument("-m", "--model", action="append", help="model arm (repeatable; 'all' for every arm)")
     st.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
+    st.add_argument("--seeds", type=int, help="train each arm with this many seeds (seed, seed+1, ...)")
     st.add_argument("--reports-dir", help="where reports go (default: settings.ini / $DCAT_REPORTS_DIR)")
     st.add_argument("--preset", help="a [preset.NAME] section of settings.ini applied on top (e.g. paper)")
-    st.add_argument("--quiet", action="store_true", help="no progress bar")
-    st.add_argument("--resume", action="store_true", help="continue a matching interrupted run from its last checkpoint")
+    st.add_argument("--quiet", action="store_true", help="no progress bars")
+    st.add_argument("--resume", action="store_true", help="continue each seed's interrupted run from its last checkpoint")
     tr = sub.add_parser("train", help="train and evaluate without a report (runs under torchrun for several GPUs)")
     tr.add_argument("dataset", nargs="?", default=None)
     tr.add_argument("-m", "--model", default=None)
     tr.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE")
     tr.add_argument("--preset"); tr.add_argument("--quiet", action="store_true")
-    tr.add_argument("--resume", action="store_true", help="continue a matching interrupted run from its last checkpoint")
+    tr.add_argument("--resume", action="store_true", help="continue this run from its last checkpoint")
     pr = sub.add_parser("predict", help="predict images with a saved predictor")
     pr.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
-    pr.add_argument("--checkpoint", required=True, help="a <model>.predictor.pt written by a study run")
+    pr.add_argument("--checkpoint", required=True, help="a *.predictor.pt written by a study or train run")
     pr.add_argument("--format", choices=("table", "json", "csv"), default="table")
     pr.add_argument("--mc-samples", type=int, default=None, help="MC dropout samples (default: the study's)")
     pr.add_argument("--alpha", type=float, default=0.1, help="conformal miscoverage level (0.05 or 0.1)")
     pr.add_argument("--device", default="cpu")
     sm = sub.add_parser("summary", help="write reports/summary.md"); sm.add_argument("--reports-dir")
     sub.add_parser("datasets", help="list the datasets in settings.ini")
-    a = ap.parse_args(argv)
+    return ap
+
+# %% ../nbs/08_study.ipynb #c025d
+def _study_cli(a: argparse.Namespace) -> int:
+    over = parse_params(a.param)
+    if a.seeds is not None: over["seeds"] = a.seeds
+    from dcat.model import list_models
+    models = a.model or [over.pop("model", None) or load_settings()["model"]]
+    if "all" in models: models = list_models()
+    names = a.datasets or [load_settings()["dataset"]]
+    for ds in names:                                   # unknown dataset, preset or bad value: fail before any run
+        for m in models: check_settings(load_settings(ds, overrides={**over, "model": m}, preset=a.preset))
+    for ds in names:
+        for m in models:
+            run_study(ds, m, over, reports_dir=a.reports_dir, progress=not a.quiet, preset=a.preset, resume=a.resume,
+                      echo=lambda s: print(s, flush=True))
+    print(write_summary(a.reports_dir or load_settings(names[0], overrides=over)["reports_dir"]))
+    return 0
+
+def main(argv: Sequence[str] | None = None) -> int:
+    "Entry point of the `dcat` command."
+    a = _parser().parse_args(argv)
     try:
-        if a.cmd == "datasets":
-            print("\n".join(datasets())); return 0
-        if a.cmd == "summary":
-            print(write_summary(a.reports_dir)); return 0
-        if a.cmd == "predict":
-            return _predict_cli(a)
-        if a.cmd == "train":
-            return train_cli(a)
-        over = parse_params(a.param)
-        from dcat.model import list_models
-        models = a.model or [over.pop("model", None) or load_settings()["model"]]
-        if "all" in models: models = list_models()
-        names = a.datasets or [load_settings()["dataset"]]
-        for ds in names: load_settings(ds, preset=a.preset)  # unknown dataset or preset: fail before any run
-        for ds in names:
-            for m in models:
-                t0 = time.time()
-                dest = run_study(ds, m, over, reports_dir=a.reports_dir, progress=not a.quiet, preset=a.preset,
-                                 resume=a.resume)
-                print(f"{ds}/{m}: report in {dest} ({time.time() - t0:.0f} s)", flush=True)
-        write_summary(a.reports_dir or load_settings(names[0], overrides=over)["reports_dir"])
-        return 0
-    except (StudyError, ValueError, KeyError, OSError, RuntimeError) as e:
+        if a.cmd == "datasets": print("\n".join(datasets())); return 0
+        if a.cmd == "summary": print(write_summary(a.reports_dir)); return 0
+        if a.cmd == "predict": return _predict_cli(a)
+        if a.cmd == "train": return train_cli(a)
+        return _study_cli(a)
+    except (StudyError, RunLockedError, ValueError, KeyError, OSError, RuntimeError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"dcat: error: {msg}", file=sys.stderr)
         return 1
+
+# %% ../nbs/08_study.ipynb #c025f
+def _vs_single_backbones(cfg: dict, here: Path) -> list[str]:
+    import numpy as np
+    from dcat.stats import compare_arms, verdict
+    if cfg["model"] in SINGLE_BACKBONES or not (here / "predictions.npz").is_file(): return []
+    with np.load(here / "predictions.npz") as z: mine = {k: z[k] for k in z.files}
+    lines = []
+    for base in SINGLE_BACKBONES:
+        f = Path(cfg["reports_dir"]) / cfg["dataset"] / base / f"seed-{cfg['seed']}" / "predictions.npz"
+        if not f.is_file(): lines.append(f"- against {base}: no report of that arm for this seed yet"); continue
+        with np.load(f) as z: other = {k: z[k] for k in z.files}
+        if other["y_test"].shape != mine["y_test"].shape or not (other["y_test"] == mine["y_test"]).all():
+            lines.append(f"- against {base}: its test split differs; not compared"); continue
+        c = compare_arms(mine["y_test"], mine["p_test"], other["p_test"])["bootstrap"]
+        v = {"better": "higher", "worse": "lower"}.get(verdict(c["low"], c["high"]))
+        lines.append(f"- against {base} (same seed, same test images): ΔAUC {100 * c['diff']:+.2f} points "
+                     f"[{100 * c['low']:+.2f}, {100 * c['high']:+.2f}], p {_p(c['p'])}: "
+                     + (f"**{v}**" if v else "no detectable difference"))
+    return lines
+
+# %% ../nbs/08_study.ipynb #c025g
+def glance_markdown(record: dict, cfg: dict, here: str | os.PathLike | None = None) -> str:
+    "The 'results at a glance' block of a report, from its `metrics.json` record and settings."
+    from dcat.stats import METRIC_LABELS, format_ci
+    iv, d, t, prov = record.get("intervals") or {}, record.get("data") or {}, record.get("training") or {}, record.get("provenance") or {}
+    head = [f"**{cfg['model']}** on **{cfg['dataset']}**, seed {cfg['seed']}: test metrics with 95 % bootstrap intervals.", "",
+            "| metric | value [95 % CI] |", "|---|---|"]
+    head += [f"| {METRIC_LABELS.get(k, k)} | {format_ci(v, 4)} |" for k, v in iv.items() if not k.startswith("_")]
+    vs = _vs_single_backbones(cfg, Path(here) if here else Path.cwd())
+    commit = (prov.get("git_commit") or "unknown")[:10] + (" (with uncommitted changes)" if prov.get("git_dirty") else "")
+    pre = "pretrained backbones" if (record.get("model_info") or {}).get("pretrained") else "backbones trained from scratch"
+    body = ["", *(["**Against the single backbones:**", *vs, ""] if vs else []),
+            f"**Data:** {d.get('n_train')} training, {d.get('n_val')} validation and {d.get('n_test')} test images "
+            f"({', '.join(map(str, d.get('classes') or []))}) at {cfg.get('image_size')} px.",
+            f"**Budget:** {cfg.get('backbone_a')} + {cfg.get('backbone_b')}, {pre}; {len(t.get('history') or [])} of "
+            f"{cfg.get('epochs')} epochs run (best: {t.get('best_epoch')}), batch {cfg.get('batch_size')}, lr {cfg.get('lr')}, "
+            f"{cfg.get('mc_samples')} MC-dropout samples; training {t.get('train_wall_s') or 0:.0f} s on {prov.get('device')}.",
+            f"**Code:** commit {commit}; dcat {(prov.get('packages') or {}).get('dcat')}, torch {(prov.get('packages') or {}).get('torch')}."]
+    return "\n".join(head + body)

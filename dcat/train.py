@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from sklearn.metrics import roc_auc_score
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .config import atomic_torch_save, get_device, seed_everything
 
@@ -210,7 +210,7 @@ def _state_dict_cpu(model: nn.Module) -> dict:
 def fit(model: nn.Module, loaders: dict, *, epochs: int, lr: float, weight_decay: float = 0.05,
         warmup_epochs: float = 1, loss: str = "ce", class_weights: torch.Tensor | np.ndarray | list | None = None,
         patience: int | None = 3, checkpoint_path: str | os.PathLike | None = None, device: str | torch.device = "cpu",
-        seed: int = 0, progress: bool = True, resume: bool | str = "auto", amp: bool | str = "auto",
+        seed: int = 0, progress: Any = True, resume: bool | str = "auto", amp: bool | str = "auto",
         max_steps: int | None = None, run_config: dict | None = None, compile: bool = False) -> FitResult:
     "Train `model` on `loaders['train']`, validate on `loaders['val']` each epoch; best weights restored, checkpoints resumable."
     kw = dict(epochs=epochs, lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs, loss=loss,
@@ -240,7 +240,7 @@ def _fit(model, loaders, *, epochs, lr, weight_decay, warmup_epochs, loss, class
     if epochs < 1: raise ValueError(f"epochs={epochs}: must be at least 1")
     train_dl, val_dl = loaders["train"], loaders["val"]
     if world > 1: train_dl, val_dl = shard_loader(train_dl, rank, world, pad=True), shard_loader(val_dl, rank, world, pad=False)
-    progress = progress and rank == 0
+    if rank != 0: progress = False
     spe = len(train_dl)
     if spe == 0: raise ValueError("loaders['train'] yields no batches")
     total = epochs * spe if max_steps is None else max(1, min(epochs * spe, int(max_steps)))
@@ -297,7 +297,8 @@ def _fit(model, loaders, *, epochs, lr, weight_decay, warmup_epochs, loss, class
     for epoch in range(start + 1, epochs + 1):
         if done: break
         net.train(); t_ep = time.perf_counter(); loss_sum, n, lr_used = 0.0, 0, opt.param_groups[0]["lr"]
-        bar = tqdm(train_dl, desc=f"epoch {epoch}/{epochs}", disable=not progress, leave=True)
+        bar = tqdm(train_dl, desc=f"epoch {epoch}/{epochs}", disable=not progress, leave=True,
+                   file=progress if hasattr(progress, "write") else None)
         for i, (x, y) in enumerate(bar):
             x, y = _to_device(x, device), torch.as_tensor(y).to(device).reshape(-1).long()
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp): logits = net(x)
