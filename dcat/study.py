@@ -18,12 +18,13 @@ from .config import (atomic_torch_save, atomic_write_text, datasets, get_device,
 from .report import to_jsonable
 
 # %% auto #0
-__all__ = ['PARAM_NAMES', 'INT_KEYS', 'OPTIONAL_INT_KEYS', 'FLOAT_KEYS', 'CHOICE_KEYS', 'PACKAGES', 'TIMING_KEYS', 'RUN_EXCLUDE',
+__all__ = ['PARAM_NAMES', 'INT_KEYS', 'OPTIONAL_KEYS', 'FLOAT_KEYS', 'CHOICE_KEYS', 'PACKAGES', 'TIMING_KEYS', 'RUN_EXCLUDE',
            'KERNEL_ARGS', 'RUN_SETTINGS', 'SINGLE_BACKBONES', 'SUMMARY_INTRO', 'PREDICTOR_FORMAT', 'collect_overrides',
            'check_settings', 'provenance', 'run_identity', 'run_hash', 'write_metrics', 'model_from_settings',
-           'checkpoint_path', 'run_file', 'RunLockedError', 'run_lock', 'fit_from_settings', 'StudyError',
-           'template_path', 'check_template', 'render_html', 'strip_figures', 'seed_list', 'reusable_run', 'run_seed',
-           'run_study', 'load_runs', 'ensemble_report', 'write_aggregate', 'save_predictions', 'compare_to_reference',
+           'split_validation', 'checkpoint_path', 'run_file', 'RunLockedError', 'run_lock', 'fit_from_settings',
+           'StudyError', 'template_path', 'check_template', 'render_html', 'strip_figures', 'hold_point',
+           'recover_report', 'seed_list', 'reusable_run', 'clean_leftovers', 'run_seed', 'check_writable', 'run_study',
+           'load_runs', 'ensemble_report', 'write_aggregate', 'save_predictions', 'compare_to_reference',
            'write_summary', 'save_predictor', 'load_predictor', 'predict_images', 'parse_params', 'train_cli', 'main',
            'glance_markdown']
 
@@ -32,9 +33,10 @@ PARAM_NAMES = ("model", "image_size", "epochs", "batch_size", "lr", "mc_samples"
                "max_train", "device", "backbone_a", "backbone_b", "loss", "num_workers", "patience")
 
 INT_KEYS = {"image_size": 16, "epochs": 1, "batch_size": 1, "mc_samples": 1, "seed": 0, "max_train": 0,
-            "num_workers": 0, "patience": 1, "warmup_epochs": 0, "fusion_dim": 8, "fusion_heads": 1, "seeds": 1}
-OPTIONAL_INT_KEYS = ("max_train", "num_workers", "seeds")
-FLOAT_KEYS = {"lr": (0.0, 10.0), "weight_decay": (0.0, 10.0), "dropout": (0.0, 0.99)}
+            "num_workers": 0, "patience": 1, "warmup_epochs": 0, "fusion_dim": 8, "fusion_heads": 1, "seeds": 1,
+            "data_seed": 0}
+OPTIONAL_KEYS = ("max_train", "num_workers", "seeds", "data_seed", "calibration_frac")
+FLOAT_KEYS = {"lr": (0.0, 10.0), "weight_decay": (0.0, 10.0), "dropout": (0.0, 0.99), "calibration_frac": (0.0, 0.9)}
 CHOICE_KEYS = {"loss": ("ce", "weighted_ce"), "source": ("npz", "folder", "synthetic")}
 
 def collect_overrides(ns: dict) -> dict:
@@ -48,12 +50,13 @@ def collect_overrides(ns: dict) -> dict:
 def _check_numbers(cfg: dict) -> None:
     for k, lo in INT_KEYS.items():
         v = cfg.get(k)
-        if v is None and k in OPTIONAL_INT_KEYS: continue
+        if v is None and k in OPTIONAL_KEYS: continue
         if isinstance(v, bool) or not isinstance(v, int):
             raise ValueError(f"setting {k!r}: expected an integer, got {v!r} ({type(v).__name__})")
         if v < lo: raise ValueError(f"setting {k!r}: must be >= {lo}, got {v}")
     for k, (lo, hi) in FLOAT_KEYS.items():
         v = cfg.get(k)
+        if v is None and k in OPTIONAL_KEYS: continue
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise ValueError(f"setting {k!r}: expected a number, got {v!r}")
         if not lo <= v <= hi or (k == "lr" and v == 0): raise ValueError(f"setting {k!r}: {v} is out of range ({lo}, {hi}]")
@@ -133,6 +136,18 @@ def model_from_settings(cfg: dict, num_classes: int) -> torch.nn.Module:
     return build_model(cfg["model"], num_classes, backbone_a=cfg["backbone_a"], backbone_b=cfg["backbone_b"],
                        dim=cfg["fusion_dim"], heads=cfg["fusion_heads"], dropout=cfg["dropout"],
                        pretrained_a=cfg.get("pretrained_a"), pretrained_b=cfg.get("pretrained_b"))
+
+# %% ../nbs/08_study.ipynb #c013j
+def split_validation(bundle: Any, loaders: dict, frac: float, seed: int = 0) -> dict:
+    "Loaders with a stratified `frac` of validation held out as `'cal'` (calibration); `'val'` keeps the rest for early stopping."
+    if not frac: return {**loaders, "cal": loaders["val"]}
+    from torch.utils.data import DataLoader
+    from dcat.data import LoaderDataset, stratified_split
+    val = bundle.split("val"); keep, cal = stratified_split(val.labels, frac, seed)
+    v = loaders["val"]
+    make = lambda idx: DataLoader(LoaderDataset(val, idx), batch_size=v.batch_size, shuffle=False,
+                                  collate_fn=v.collate_fn, num_workers=v.num_workers, pin_memory=v.pin_memory)
+    return {**loaders, "val": make(keep), "cal": make(cal)}
 
 # %% ../nbs/08_study.ipynb #c013c
 def checkpoint_path(cfg: dict) -> Path:
@@ -231,12 +246,25 @@ def strip_figures(nb_path: str | os.PathLike, note: str) -> None:
                 o["data"] = {"text/plain": note}
     atomic_write_text(nb_path, nbformat.writes(nb))
 
+def hold_point(name: str) -> None:
+    "Test hook: with `DCAT_TEST_HOLD=name` in the environment, say so and wait here, so a test can kill the study at this stage."
+    if os.environ.get("DCAT_TEST_HOLD") == name:
+        print(f"dcat: holding at {name}", file=sys.__stderr__, flush=True); time.sleep(3600)
+
 def _swap_into_place(tmp: Path, dest: Path) -> None:
+    "Replace `dest` by `tmp`: the previous folder is parked as `.<name>.old` until the new one is in place."
     old = dest.with_name(f".{dest.name}.old")
+    recover_report(dest)
     if old.exists(): shutil.rmtree(old)
     if dest.exists(): os.replace(dest, old)
+    hold_point("swap")
     os.replace(tmp, dest)
     if old.exists(): shutil.rmtree(old)
+
+def recover_report(dest: Path) -> None:
+    "Put back a report parked by a swap that was killed halfway (its `.old` copy exists and `dest` does not)."
+    old = dest.with_name(f".{dest.name}.old")
+    if old.exists() and not dest.exists(): os.replace(old, dest)
 
 # %% ../nbs/08_study.ipynb #c015d
 def seed_list(cfg: dict) -> list[int]:
@@ -253,6 +281,16 @@ def reusable_run(dest: str | os.PathLike, cfg: dict, full: bool) -> bool:
     return ((rec.get("run") or {}).get("hash") == run_hash(cfg) and prov.get("git_commit") == here["git_commit"]
             and here["git_commit"] is not None and not prov.get("git_dirty") and not here["git_dirty"])
 
+# %% ../nbs/08_study.ipynb #c015d2
+def clean_leftovers(cfg: dict, dest: Path) -> list[Path]:
+    "Remove what a killed run of these settings left behind: temporary report folders and half-written checkpoint files."
+    ck = checkpoint_path(cfg)
+    stale = [*dest.parent.glob(f".{dest.name}.{run_hash(cfg)}.*.tmp"), *ck.parent.glob(f".{ck.stem}.*.tmp")]
+    for p in stale:
+        if p.is_dir(): shutil.rmtree(p, ignore_errors=True)
+        else: p.unlink(missing_ok=True)
+    return stale
+
 # %% ../nbs/08_study.ipynb #c015e
 def run_seed(cfg: dict, dest: Path, *, full: bool = True, progress: bool = True, log_output: bool = False,
              resume: bool = False) -> Path:
@@ -260,6 +298,7 @@ def run_seed(cfg: dict, dest: Path, *, full: bool = True, progress: bool = True,
     tpl = template_path(); check_template(tpl)
     label = f"{cfg['dataset']}/{cfg['model']}/seed-{cfg['seed']}"
     dest.parent.mkdir(parents=True, exist_ok=True)
+    recover_report(dest); clean_leftovers(cfg, dest)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.{run_hash(cfg)}.", suffix=".tmp", dir=dest.parent))
     mask = os.umask(0); os.umask(mask); os.chmod(tmp, 0o777 & ~mask)   # readable as a plain mkdir would make it
     try:
@@ -270,6 +309,8 @@ def run_seed(cfg: dict, dest: Path, *, full: bool = True, progress: bool = True,
         if not (tmp / "metrics.json").is_file():
             raise StudyError(f"{label}: the template finished without writing metrics.json")
         (tmp / RUN_SETTINGS).unlink()
+        if progress: print(f"{label}: rendering the report", file=sys.stderr, flush=True)
+        hold_point("html")
         if full: render_html(tmp / "report.ipynb", tmp / "report.html")
         else: strip_figures(tmp / "report.ipynb", f"(figure kept only in the first seed's report)")
         _swap_into_place(tmp, dest)
@@ -278,12 +319,13 @@ def run_seed(cfg: dict, dest: Path, *, full: bool = True, progress: bool = True,
     return dest
 
 # %% ../nbs/08_study.ipynb #c015f
-def _check_writable(folder: Path) -> None:
-    "Fail before any training when reports cannot be written into `folder` (or the nearest existing parent)."
-    p = folder
-    while not p.exists() and p != p.parent: p = p.parent
-    if not p.is_dir() or not os.access(p, os.W_OK | os.X_OK):
-        raise PermissionError(f"{folder}: reports directory is not writable ({p} is not a writable folder)")
+def check_writable(folder: Path) -> None:
+    "Fail before any training when reports cannot be written into `folder`: create it and write a probe file there."
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=folder); os.close(fd); os.unlink(probe)
+    except OSError as e:
+        raise PermissionError(f"{folder}: reports directory is not writable ({e.strerror or e})") from None
 
 def run_study(dataset: str, model: str | None = None, overrides: dict | None = None,
               reports_dir: str | os.PathLike | None = None, progress: bool = True, log_output: bool = False,
@@ -294,7 +336,7 @@ def run_study(dataset: str, model: str | None = None, overrides: dict | None = N
     if reports_dir: overrides["reports_dir"] = str(reports_dir)
     base = check_settings(load_settings(dataset, overrides=overrides, preset=preset))
     arm = Path(base["reports_dir"]) / base["dataset"] / base["model"]
-    _check_writable(arm); template_path()
+    check_writable(arm); template_path()
     for i, s in enumerate(seed_list(base)):
         cfg = {**base, "seed": s}; dest = arm / f"seed-{s}"; t0 = time.time()
         if not resume and reusable_run(dest, cfg, full=i == 0):
@@ -335,11 +377,11 @@ def ensemble_report(preds: Sequence[dict], classes: Sequence[str], seeds: Sequen
     from dcat.report import classification_metrics
     from dcat.stats import ensemble_result, metrics_with_ci
     from dcat.uncertainty import predictive_entropy, uncertainty_report
-    y, yv = preds[0]["y_test"], preds[0]["y_val"]
+    y, yv = preds[0]["y_test"], preds[0]["y_cal"]
     for p in preds[1:]:
-        if not (np.array_equal(p["y_test"], y) and np.array_equal(p["y_val"], yv)):
+        if not (np.array_equal(p["y_test"], y) and np.array_equal(p["y_cal"], yv)):
             raise ValueError("ensemble: the runs were evaluated on different images (labels differ)")
-    test = ensemble_result([p["p_test"] for p in preds], y); val = ensemble_result([p["p_val"] for p in preds], yv)
+    test = ensemble_result([p["p_test"] for p in preds], y); val = ensemble_result([p["p_cal"] for p in preds], yv)
     H = predictive_entropy(test.probs)
     return {"members": list(seeds), "metrics": classification_metrics(y, test.mean_probs, classes),
             "intervals": metrics_with_ci(y, test.mean_probs, H),
@@ -369,12 +411,12 @@ def write_aggregate(arm: str | os.PathLike) -> Path | None:
 
 # %% ../nbs/08_study.ipynb #c016d
 def save_predictions(path: str | os.PathLike, mc_val: Any, mc_test: Any) -> Path:
-    "Save a run's validation and test labels and MC-mean probabilities (plus per-image uncertainty) as a small npz."
+    "Save a run's calibration and test labels and MC-mean probabilities (plus per-image uncertainty) as a small npz."
     import numpy as np
     from dcat.config import atomic_write
     from dcat.uncertainty import mutual_information, predictive_entropy
     f32 = lambda a: np.asarray(a, dtype=np.float32)
-    arrays = {"y_val": np.asarray(mc_val.labels, dtype=np.int64), "p_val": f32(mc_val.mean_probs),
+    arrays = {"y_cal": np.asarray(mc_val.labels, dtype=np.int64), "p_cal": f32(mc_val.mean_probs),
               "y_test": np.asarray(mc_test.labels, dtype=np.int64), "p_test": f32(mc_test.mean_probs),
               "p_test_det": f32(mc_test.det_probs), "entropy": f32(predictive_entropy(mc_test.probs)),
               "mutual_information": f32(mutual_information(mc_test.probs))}
@@ -605,11 +647,12 @@ def _train_and_save(cfg: dict, resume: bool, progress: bool, rank: int) -> tuple
     bundle = load_dataset(cfg)
     loaders = make_loaders(bundle, cfg["batch_size"], seed=cfg["seed"], max_train=cfg["max_train"] or 0,
                            num_workers=cfg["num_workers"] or 0)
+    loaders = split_validation(bundle, loaders, cfg.get("calibration_frac") or 0, cfg.get("data_seed") or 0)
     net = model_from_settings(cfg, bundle.num_classes)
     res = fit_from_settings(net, loaders, bundle, cfg, dev, resume=resume, progress=progress)
     if rank != 0: return None
     dev = next(net.parameters()).device
-    mc_val = mc_predict(net, loaders["val"], T=cfg["mc_samples"], seed=cfg["seed"], device=dev)
+    mc_val = mc_predict(net, loaders["cal"], T=cfg["mc_samples"], seed=cfg["seed"], device=dev)
     mc_test = mc_predict(net, loaders["test"], T=cfg["mc_samples"], seed=cfg["seed"], device=dev)
     metrics = classification_metrics(mc_test.labels, mc_test.mean_probs, bundle.classes)
     unc = uncertainty_report(mc_test, mc_val, bundle.classes)
@@ -730,11 +773,11 @@ def glance_markdown(record: dict, cfg: dict, here: str | os.PathLike | None = No
     vs = _vs_single_backbones(cfg, Path(here) if here else Path.cwd())
     commit = (prov.get("git_commit") or "unknown")[:10] + (" (with uncommitted changes)" if prov.get("git_dirty") else "")
     pre = "pretrained backbones" if (record.get("model_info") or {}).get("pretrained") else "backbones trained from scratch"
-    body = ["", *(["**Against the single backbones:**", *vs, ""] if vs else []),
+    body = ["", *(["**Against the single backbones:**\n\n" + "\n".join(vs)] if vs else []),
             f"**Data:** {d.get('n_train')} training, {d.get('n_val')} validation and {d.get('n_test')} test images "
             f"({', '.join(map(str, d.get('classes') or []))}) at {cfg.get('image_size')} px.",
             f"**Budget:** {cfg.get('backbone_a')} + {cfg.get('backbone_b')}, {pre}; {len(t.get('history') or [])} of "
             f"{cfg.get('epochs')} epochs run (best: {t.get('best_epoch')}), batch {cfg.get('batch_size')}, lr {cfg.get('lr')}, "
             f"{cfg.get('mc_samples')} MC-dropout samples; training {t.get('train_wall_s') or 0:.0f} s on {prov.get('device')}.",
             f"**Code:** commit {commit}; dcat {(prov.get('packages') or {}).get('dcat')}, torch {(prov.get('packages') or {}).get('torch')}."]
-    return "\n".join(head + body)
+    return "\n".join(head) + "\n" + "\n\n".join(b for b in body if b != "")

@@ -73,6 +73,7 @@ def test_dcat_train_under_torchrun(tmp_path):
                         "-p", "backbone_a=efficientnet_b0", "-p", "backbone_b=resnet18", "-p", "fusion_dim=32",
                         "-p", "batch_size=16"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-4000:]
-    rec = json.loads((tmp_path / "ckpt/synthetic/dcat.metrics.json").read_text())
+    (mj,) = (tmp_path / "ckpt/synthetic/dcat").glob("seed-0-*.metrics.json")      # keyed by seed and settings
+    rec = json.loads(mj.read_text())
     assert rec["metrics"]["n"] > 0 and len(rec["training"]["history"]) == 1
     assert p.stdout.count("metrics:") == 1, "only rank 0 reports"

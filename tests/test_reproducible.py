@@ -1,25 +1,47 @@
-"""Two runs of the same study with the same seed on the CPU give identical metrics.json, apart from timing fields."""
+"""Seeds as a first-class setting, and reproducibility: `--seeds 2` gives one folder per seed (the first full, the
+second lean), an aggregate with the seeds' ensemble; the same seed run again (elsewhere) gives an identical
+metrics.json apart from timing fields, intervals included; and at a clean commit a rerun reuses every seed."""
 import json, os, subprocess
 
 from conftest import ROOT, tool
 from dcat.study import TIMING_KEYS
+
+ARGS = ["study", "synthetic", "--quiet", "-p", "epochs=2", "-p", "mc_samples=5", "-p", "backbone_a=efficientnet_b0",
+        "-p", "backbone_b=resnet18", "-p", "fusion_dim=32", "-p", "image_size=32", "-p", "batch_size=32"]
 
 def strip_timing(o):
     if isinstance(o, dict): return {k: strip_timing(v) for k, v in o.items() if k not in TIMING_KEYS}
     if isinstance(o, list): return [strip_timing(v) for v in o]
     return o
 
-def test_identical_reruns(tmp_path):
-    args = ["study", "synthetic", "--quiet", "--reports-dir", str(tmp_path / "reports"), "-p", "epochs=2",
-            "-p", "mc_samples=5", "-p", "backbone_a=efficientnet_b0", "-p", "backbone_b=resnet18", "-p", "fusion_dim=32",
-            "-p", "image_size=32", "-p", "batch_size=32"]
+def dcat(tmp_path, reports, *extra):
     env = {**os.environ, "DCAT_CHECKPOINTS_DIR": str(tmp_path / "ckpt")}
-    runs = []
-    for _ in range(2):
-        r = subprocess.run([tool("dcat"), *args], cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
-        assert r.returncode == 0, r.stderr[-4000:]
-        runs.append(json.loads((tmp_path / "reports/synthetic/dcat/metrics.json").read_text()))
-    a, b = map(strip_timing, runs)
-    assert a["training"]["history"] and a["metrics"]["auc"] is not None
-    assert runs[0]["provenance"]["utc"] is not None          # timing fields exist and were the only ones dropped
-    assert a == b, "metrics.json differs between two identical runs"
+    r = subprocess.run([tool("dcat"), *ARGS, "--reports-dir", str(tmp_path / reports), *extra], cwd=ROOT,
+                       capture_output=True, text=True, timeout=900, env=env)
+    assert r.returncode == 0, r.stderr[-4000:]
+    return r
+
+def test_seeds_and_identical_reruns(tmp_path):
+    dcat(tmp_path, "r1", "--seeds", "2")
+    arm = tmp_path / "r1/synthetic/dcat"
+    full, lean = arm / "seed-0", arm / "seed-1"
+    assert (full / "report.html").is_file() and (full / "figures/roc_pr.png").is_file()
+    assert not (lean / "report.html").exists() and not (lean / "figures").exists()
+    assert "image/png" not in (lean / "report.ipynb").read_text() and (lean / "predictions.npz").is_file()
+    agg = json.loads((arm / "aggregate.json").read_text())
+    assert agg["seeds"] == [0, 1] and agg["metrics"]["auc"]["n"] == 2 and agg["ensemble"]["members"] == [0, 1]
+    assert agg["ensemble"]["uncertainty"]["entropy"]["mutual_information_mean"] >= 0
+    one = json.loads((full / "metrics.json").read_text())
+    assert one["intervals"]["auc"]["low"] <= one["metrics"]["auc"] <= one["intervals"]["auc"]["high"]
+
+    dcat(tmp_path, "r2")                                 # seed 0 alone, into another folder: a second training
+    two = json.loads((tmp_path / "r2/synthetic/dcat/seed-0/metrics.json").read_text())
+    assert one["provenance"]["utc"] is not None          # timing fields exist and are the only ones dropped
+    assert strip_timing(one) == strip_timing(two), "metrics.json differs between two identical runs"
+
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", ".", ":(exclude)reports"], cwd=ROOT,
+                           capture_output=True, text=True).stdout.strip()
+    if not dirty:                                        # a clean commit (CI): the same command reuses both seeds
+        r = dcat(tmp_path, "r1", "--seeds", "2")
+        assert r.stdout.count("reused (same settings and commit)") == 2, r.stdout
+        assert json.loads((full / "metrics.json").read_text()) == one

@@ -19,7 +19,7 @@ def _check_report(dest: Path) -> dict:
     for f in ("report.ipynb", "report.html", "metrics.json"):
         assert (dest / f).is_file() and (dest / f).stat().st_size > 0, f
     figs = sorted(p.name for p in (dest / "figures").glob("*.png"))
-    for f in ("roc_pr.png", "confusion.png", "entropy_hist.png", "umap.png"):
+    for f in ("roc_pr.png", "confusion.png", "entropy_hist.png", "umap.png", "risk_coverage.png", "reliability.png"):
         assert f in figs, figs
     html = (dest / "report.html").read_text()
     assert "load_settings(" not in html, "the HTML report must not show input code"
@@ -32,7 +32,7 @@ def test_study_on_real_pneumoniamnist(tmp_path, data_dir):
              "-p", "epochs=1", "-p", "max_train=320", "-p", "image_size=32", "-p", "mc_samples=4",
              env={"DCAT_DATA_DIR": str(data_dir), "DCAT_CHECKPOINTS_DIR": str(tmp_path / "ckpt")})
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-6000:]
-    rec = _check_report(tmp_path / "reports/pneumoniamnist/dcat")
+    rec = _check_report(tmp_path / "reports/pneumoniamnist/dcat/seed-0")
     m = rec["metrics"]
     assert math.isfinite(m["auc"]) and math.isfinite(m["aupr"]) and 0 <= m["auc"] <= 1
     assert rec["data"]["n_train"] == 320 and rec["params"]["max_train"] == 320
@@ -40,7 +40,17 @@ def test_study_on_real_pneumoniamnist(tmp_path, data_dir):
     assert rec["params"]["image_size"] == 32 and rec["data"]["n_test"] == 624
     assert rec["data"]["sha256"] == "d0bfa3330f26554c4117328b1117f52bfb3746404b0594c58f37a09b4314d396"
     assert rec["provenance"]["git_commit"] and rec["provenance"]["packages"]["torch"]
-    assert (tmp_path / "reports/summary.md").is_file()
+    assert (tmp_path / "reports/summary.md").is_file() and (tmp_path / "reports/pneumoniamnist/dcat/aggregate.json").is_file()
+    iv = rec["intervals"]["auc"]
+    assert iv["low"] <= m["auc"] <= iv["high"] and iv["value"] == m["auc"]   # the report's number with its interval
+    for k in ("aupr", "accuracy", "f1", "ece", "error_at_80"): assert rec["intervals"][k]["low"] is not None, k
+    assert "data_dir" not in rec["params"] and "/" not in rec["model_info"]["checkpoint"]  # no machine paths
+    html = (tmp_path / "reports/pneumoniamnist/dcat/seed-0/report.html").read_text()
+    assert "Results at a glance" in html and "ROC-AUC" in html and "The run has not finished" not in html
+    for noise in ("it/s", "Warning", "WARNING", "/tmp/"): assert noise not in html, noise
+    from test_browser import check_report, need_chromium
+    need_chromium()
+    check_report(tmp_path / "reports/pneumoniamnist/dcat/seed-0/report.html")   # in a real browser
 
 def test_train_then_predict_cli(tmp_path):
     "`dcat train` writes metrics and a predictor; `--resume` continues the finished run; `dcat predict` uses it."
@@ -52,7 +62,8 @@ def test_train_then_predict_cli(tmp_path):
             "-p", "backbone_a=efficientnet_b0", "-p", "backbone_b=resnet18", "-p", "fusion_dim=32"]
     r = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
     assert r.returncode == 0, r.stderr[-4000:]
-    rec = json.loads((tmp_path / "ckpt/synthetic/dcat.metrics.json").read_text())
+    (mj,) = (tmp_path / "ckpt/synthetic/dcat").glob("seed-0-*.metrics.json")
+    rec = json.loads(mj.read_text())
     assert math.isfinite(rec["metrics"]["auc"]) and rec["params"]["epochs"] == 1
     r2 = subprocess.run(args + ["--resume"], cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
     assert r2.returncode == 0 and "resumed from epoch 1" in r2.stdout, r2.stdout + r2.stderr[-3000:]
@@ -60,7 +71,7 @@ def test_train_then_predict_cli(tmp_path):
     for n in ("a.png", "b.jpg"): Image.fromarray(rng.integers(0, 255, (50, 40), dtype=np.uint8)).save(tmp_path / n)
     (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     p = subprocess.run([tool("dcat"), "predict", str(tmp_path / "a.png"), str(tmp_path / "bad.png"), str(tmp_path / "b.jpg"),
-                        "--checkpoint", str(tmp_path / "ckpt/synthetic/dcat.predictor.pt"), "--format", "csv"],
+                        "--checkpoint", str(mj.with_name(mj.name.replace(".metrics.json", ".predictor.pt"))), "--format", "csv"],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert p.returncode == 3 and "bad.png" in p.stderr, p.stderr
     rows = list(csv.DictReader(io.StringIO(p.stdout)))

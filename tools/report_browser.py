@@ -1,0 +1,50 @@
+"""Open a rendered report in a real browser (Debian's `chromium`, driven by Playwright's Python API) and check what a
+reviewer sees: no input code, every image decoded, no traceback, no progress bars, log lines or warnings, a bounded
+page height, and the results block on the first screen."""
+import argparse, os, re, shutil, sys
+from pathlib import Path
+
+VIEWPORT = {"width": 1280, "height": 900}
+NOISE = [r"\d+it/s", r"s/it\b", r"\d+%\|", r"Warning:", r"WARNING", r"TqdmWarning", r"/tmp/", r"Traceback",
+         r"UserWarning", r"DeprecationWarning", r"IProgress"]
+
+def chromium() -> str:
+    "Path of the system's chromium (Debian's package); FileNotFoundError when it is missing."
+    p = shutil.which("chromium") or shutil.which("chromium-browser")
+    if p is None: raise FileNotFoundError("chromium is not installed (apt-get install chromium; .ci/run does it)")
+    return p
+
+def inspect_report(html: Path, max_height: int = 12000, screenshot: Path | None = None) -> dict:
+    "Load `html` at 1280 px wide and return what the checks need; optionally save the first screen as a PNG."
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium(), args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport=VIEWPORT)
+        page.goto(Path(html).resolve().as_uri()); page.wait_for_load_state("load")
+        info = {"height": page.evaluate("document.documentElement.scrollHeight"),
+                "images": page.evaluate("Array.from(document.images).map(i => [i.alt || i.src.slice(0, 30), i.complete, i.naturalWidth])"),
+                "text": page.inner_text("body"),
+                "inputs": page.evaluate("document.querySelectorAll('.jp-CodeCell .jp-InputArea, .jp-CodeCell .jp-InputPrompt, div.input_area, div.highlight.hl-ipython3').length"),
+                "glance_y": page.evaluate("(() => { const h = Array.from(document.querySelectorAll('h2')).find(e => e.textContent.includes('Results at a glance')); return h ? h.getBoundingClientRect().top : null; })()")}
+        if screenshot is not None: page.screenshot(path=str(screenshot))
+        browser.close()
+    return info
+
+def check_report(html: Path, max_height: int = 12000, screenshot: Path | None = None) -> dict:
+    info = inspect_report(html, max_height, screenshot)
+    assert info["inputs"] == 0, f"{html}: input code is shown"
+    bad = [i for i in info["images"] if not i[1] or i[2] == 0]
+    assert info["images"] and not bad, f"{html}: images not decoded: {bad}"
+    hits = [p for p in NOISE if re.search(p, info["text"])]
+    assert not hits, f"{html}: log, progress or warning text in the page: {hits}"
+    assert info["height"] < max_height, f"{html}: page is {info['height']} px tall at 1280 px (bound {max_height})"
+    assert info["glance_y"] is not None and info["glance_y"] < VIEWPORT["height"], f"{html}: results block not on the first screen"
+    return info
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description="Check rendered reports in headless chromium; optionally screenshot the first screen.")
+    ap.add_argument("html", nargs="+"); ap.add_argument("--screenshot", help="PNG of the first report's first screen")
+    a = ap.parse_args()
+    for i, h in enumerate(a.html):
+        info = check_report(Path(h), screenshot=Path(a.screenshot) if a.screenshot and i == 0 else None)
+        print(f"{h}: ok, {info['height']} px tall, {len(info['images'])} images")
