@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 ARGS   ?=
 PYTEST_ARGS ?=
 
-.PHONY: install study test export clean-nbs readme summary ablation
+.PHONY: install study test export clean-nbs readme summary ablation comparison lessons docs
 
 install: $(STAMP)
 
@@ -24,6 +24,11 @@ study: $(STAMP)
 ## every model arm on PneumoniaMNIST under the same budget and seed, then reports/summary.md
 ablation: $(STAMP)
 	$(BIN)/dcat study pneumoniamnist -m all $(ARGS)
+
+## the evidence: 3 seeds of DCAT, the single backbones, concatenation and DCAT without refinement, 1 of the other arms
+comparison: $(STAMP)
+	$(BIN)/dcat study pneumoniamnist --seeds 3 -m dcat -m effnet_only -m resnet_only -m concat -m dcat_norefine $(ARGS)
+	$(BIN)/dcat study pneumoniamnist --seeds 1 -m dcat_onedir -m dca -m drifa $(ARGS)
 
 summary: $(STAMP)
 	$(BIN)/dcat summary
@@ -42,3 +47,15 @@ clean-nbs: $(STAMP)
 
 readme: $(STAMP)
 	$(BIN)/python tools/make_readme.py
+
+## execute every lesson notebook in place (real data from the data directory setting), then strip metadata
+lessons: $(STAMP)
+	for nb in nbs/index.ipynb nbs/[0-9]*.ipynb; do \
+	  echo "== $$nb"; $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1200 $$nb || exit 1; \
+	done
+	$(BIN)/nbdev-clean
+
+## the lesson pages, rendered from the executed notebooks into _docs/ (git-ignored; open _docs/index.html)
+docs: $(STAMP)
+	$(BIN)/python -c 'import mkdocs_jupyter, material' 2>/dev/null || $(BIN)/python -m pip install -q -e '.[docs]'
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build -q -f mkdocs.yml

@@ -1,0 +1,83 @@
+"""The segmentation study end to end on generated images and masks (seconds), and its settings."""
+import json, math
+
+import nbformat
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+TEMPLATE = ROOT / "nbs" / "studies" / "seg_eval.ipynb"
+
+def test_template_first_code_cell_is_tagged_parameters():
+    nb = nbformat.read(TEMPLATE, as_version=4)
+    first = next(c for c in nb.cells if c.cell_type == "code")
+    assert "parameters" in first.metadata.get("tags", []), "papermill would silently ignore the parameters"
+
+def test_kvasir_seg_settings_route_to_segmentation():
+    from dcat.config import load_settings
+    from dcat.unet import check_seg_settings, is_segmentation, seg_template_path
+    cfg = load_settings("kvasir_seg", path=ROOT / "settings.ini")
+    assert is_segmentation(cfg) and cfg["source"] == "segfolder" and cfg["model"] == "unet"
+    assert check_seg_settings(cfg) is cfg and check_seg_settings({**cfg, "model": "unet_dca"})
+    assert seg_template_path() == TEMPLATE
+    assert not is_segmentation(load_settings("pneumoniamnist", path=ROOT / "settings.ini"))
+
+TINY_SETTINGS = """
+[study]
+data_dir = data
+reports_dir = reports
+checkpoints_dir = ckpt
+model = unet
+seed = 0
+fusion_heads = 4
+dropout = 0.1
+weight_decay = 0.0
+warmup_epochs = 0
+patience = 0
+mc_samples = 2
+device = cpu
+torch_threads = 1
+
+[toyseg]
+task = segmentation
+source = segfolder
+location = toyseg
+image_size = 32
+epochs = 2
+batch_size = 4
+lr = 3e-3
+"""
+
+@pytest.mark.parametrize("model", ["unet_dca"])  # the plain U-Net trains in nbs/11_unet.ipynb; one arm keeps CI short
+def test_tiny_segmentation_study(tmp_path, model):
+    "`dcat study toyseg -m unet_dca` from a project folder, on 16 generated images at 32 px for 2 epochs."
+    import os, subprocess
+    from conftest import tool
+    from dcat.segdata import write_seg_folder
+    write_seg_folder(tmp_path / "data" / "toyseg", n=16, size=(40, 36), seed=1)
+    (tmp_path / "settings.ini").write_text(TINY_SETTINGS)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DCAT_")}
+    r = subprocess.run([tool("dcat"), "study", "toyseg", "-m", model, "--quiet"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-4000:]
+    out = tmp_path / "reports" / "toyseg" / model / "seed-0"
+    rec = json.loads((out / "metrics.json").read_text())
+    assert rec["task"] == "segmentation" and rec["model"] == model and rec["params"]["epochs"] == 2
+    for k in ("dice", "iou"):
+        ci = rec["metrics"][k]
+        assert 0 <= ci["value"] <= 1 and (ci["low"] is None or ci["low"] <= ci["value"] <= ci["high"])
+    assert rec["data"]["n_test"] == 2 and rec["data"]["split"]["n_train"] == 12 and len(rec["training"]["history"]) == 2
+    assert rec["provenance"]["git_commit"] is not None or rec["provenance"]["packages"]["torch"]
+    assert set(rec["uncertainty"]) >= {"pixel_auroc_entropy", "image"}
+    assert list((tmp_path / "ckpt" / "toyseg" / model).glob("seed-0-*.pt")), "checkpoint keyed by seed and settings"
+    figs = {p.name for p in (out / "figures").glob("*.png")}
+    assert figs >= {"training.png", "overlays.png", "best_worst.png", "entropy_vs_dice.png"}, figs
+    assert (out / "report.html").is_file() and "summary.md" in r.stdout
+    with np.load(out / "predictions.npz", allow_pickle=False) as z:
+        assert set(z.files) >= {"names", "dice", "iou", "mean_entropy"} and len(z["dice"]) == 2
+        assert all(z[k].ndim == 1 for k in z.files), "per-image arrays only, no masks"
+        assert math.isclose(float(z["dice"].mean()), rec["metrics"]["dice"]["value"], rel_tol=1e-9)
+    nb = nbformat.read(out / "report.ipynb", as_version=4)
+    noise = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("name") == "stderr"]
+    assert not noise, "warnings or progress bars in the report: " + "".join(o.get("text", "") for o in noise)[:2000]
