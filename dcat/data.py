@@ -161,6 +161,7 @@ def _to_labels(a: np.ndarray, n: int, path: Path, key: str, ikey: str) -> np.nda
     if (a < 0).any(): raise ValueError(f"{path}: '{key}' holds negative labels, e.g. {a[a < 0][0]} at index {np.flatnonzero(a < 0)[0]}")
     return a
 
+# %% ../nbs/01_data.ipynb #c013s02
 def resize_uint8(images: np.ndarray, size: int, chunk: int = 1024) -> torch.Tensor:
     "Resize `uint8` `(N, H, W)` or `(N, H, W, 3)` images to `uint8` `(N, C, size, size)`, bilinear with antialiasing."
     x = torch.from_numpy(np.ascontiguousarray(images))
@@ -225,6 +226,7 @@ def _to_gray_or_rgb(im: Image.Image) -> Image.Image:
         return Image.fromarray(a.round().astype(np.uint8), "L")
     return im.convert("RGB")
 
+# %% ../nbs/01_data.ipynb #c021s02
 def _decode(src: Any, size: int) -> np.ndarray:
     "Decode an image (path or file object) to `uint8` `(size, size)` grayscale or `(size, size, 3)` RGB."
     with Image.open(src) as im:
@@ -279,7 +281,7 @@ def verify_images(bundle_or_paths: DataBundle | Iterable[str | os.PathLike], dra
     with ThreadPoolExecutor(workers) as ex:
         it = ex.map(_check_image, paths, [draft_size] * len(paths), chunksize=64)
         if progress:
-            from tqdm.auto import tqdm
+            from tqdm import tqdm
             it = tqdm(it, total=len(paths), desc="verifying images", unit="img")
         results = list(it)
     err = _bad_files(paths, [e for _, e in results])
@@ -304,7 +306,7 @@ def cache_images(paths: Sequence[str | os.PathLike], size: int, verify: bool = T
     with ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1)) as ex:
         it = ex.map(_load_file, paths, [size] * n, [verify] * n)
         if progress:
-            from tqdm.auto import tqdm
+            from tqdm import tqdm
             it = tqdm(it, total=n, desc="decoding images", unit="img")
         results = list(it)
     err = _bad_files(paths, [e for _, _, e in results])
@@ -351,6 +353,7 @@ def _class_files(folder: Path, classes: list[str] | None) -> tuple[list[str], li
         paths += files; labels += [k] * len(files)
     return classes, paths, np.array(labels, dtype=np.int64)
 
+# %% ../nbs/01_data.ipynb #c025s02
 PATIENT_PATTERNS = (r"(?P<pid>person\d+)_(?:bacteria|virus)_", r"(?P<pid>NORMAL2-IM-\d+)-", r"(?P<pid>IM-\d+)-",
                     r"(?:CNV|DME|DRUSEN|NORMAL)-(?P<pid>\d+)-")
 
@@ -514,6 +517,7 @@ class Augment:
         mean = x.mean(dim=(1, 2, 3), keepdim=True)  # contrast blends with the image's mean, as torchvision does
         return (mean + (x - mean) * p[:, 5, None, None, None]).clamp_(0, 1)
 
+# %% ../nbs/01_data.ipynb #c037s03
 class LoaderDataset(Dataset):
     "A split restricted to `indices`; keys are positions, or `(position, augmentation seed)` pairs passed on to the batch."
     def __init__(self, split: SplitData, indices: np.ndarray | None = None):
@@ -536,6 +540,7 @@ class SeededSampler(Sampler):
         seeds = torch.randint(0, 2**62, (self.n,), generator=self.generator).tolist()
         return iter(zip(order, seeds))
 
+# %% ../nbs/01_data.ipynb #c037s06
 def normalize(x: torch.Tensor) -> torch.Tensor:
     "`uint8` images `(..., 3, H, W)` to `float32` normalised with the ImageNet mean and std."
     mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(3, 1, 1)
@@ -558,6 +563,7 @@ class Collate:
         mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
         return (x - mean) / std, torch.tensor([b[1] for b in batch], dtype=torch.int64)
 
+# %% ../nbs/01_data.ipynb #c037s09
 def stratified_subset(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     "Sorted indices of a seeded, stratified subset of `n` of `labels` (all indices if `n` >= len)."
     if n >= len(labels): return np.arange(len(labels))
@@ -565,6 +571,7 @@ def stratified_subset(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     except ValueError as e: raise ValueError(f"max_train={n}: cannot draw a stratified subset from {np.bincount(labels).tolist()} images per class: {e}") from None
     return np.sort(keep)
 
+# %% ../nbs/01_data.ipynb #c037s12
 def make_loaders(bundle: DataBundle, batch_size: int, seed: int = 0, max_train: int = 0, num_workers: int = 0,
                  augment: bool | Augment = True) -> dict[str, DataLoader]:
     "Train (seeded shuffle, augmentation, optional stratified `max_train` subset), val and test loaders."

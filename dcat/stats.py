@@ -34,9 +34,11 @@ def _check_rows(arrays: list[np.ndarray]) -> int:
 def _bootstrap(statistic: Callable[..., float], arrays: list[np.ndarray], strata, n_resamples: int,
                confidence_level: float, seed: int, method: str):
     n = _check_rows(arrays)
-    groups = _groups(n, strata)
-    def stat(*idx):
-        i = np.concatenate(idx).astype(np.int64)
+    groups = [g for g in _groups(n, strata) if len(g) > 1]
+    fixed = np.concatenate([g for g in _groups(n, strata) if len(g) == 1] or [np.array([], dtype=np.int64)])
+    if not groups: raise ValueError(f"bootstrap needs a stratum with at least 2 rows; strata sizes are all 1 ({n} rows)")
+    def stat(*idx):                                        # a stratum of one row is in every resample as it is
+        i = np.concatenate([*idx, fixed]).astype(np.int64)
         return statistic(*(a[i] for a in arrays))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=sps.DegenerateDataWarning)

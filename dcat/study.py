@@ -33,9 +33,11 @@ PARAM_NAMES = ("model", "image_size", "epochs", "batch_size", "lr", "mc_samples"
 INT_KEYS = {"image_size": 16, "epochs": 1, "batch_size": 1, "mc_samples": 1, "seed": 0, "max_train": 0,
             "num_workers": 0, "patience": 1, "warmup_epochs": 0, "fusion_dim": 8, "fusion_heads": 1, "seeds": 1,
             "data_seed": 0, "min_steps": 0}
-OPTIONAL_KEYS = ("max_train", "num_workers", "seeds", "data_seed", "calibration_frac", "min_steps")
-FLOAT_KEYS = {"lr": (0.0, 10.0), "weight_decay": (0.0, 10.0), "dropout": (0.0, 0.99), "calibration_frac": (0.0, 0.9)}
-CHOICE_KEYS = {"loss": ("ce", "weighted_ce"), "source": ("npz", "folder", "synthetic"), "split_by": ("patient",)}
+OPTIONAL_KEYS = ("max_train", "num_workers", "seeds", "data_seed", "calibration_frac", "min_steps", "fusion_dropout")
+FLOAT_KEYS = {"lr": (0.0, 10.0), "weight_decay": (0.0, 10.0), "dropout": (0.0, 0.99), "calibration_frac": (0.0, 0.9),
+              "fusion_dropout": (0.0, 0.99)}
+CHOICE_KEYS = {"loss": ("ce", "weighted_ce"), "source": ("npz", "folder", "synthetic"), "split_by": ("patient",),
+               "mc_dropout": ("head", "fusion")}
 
 def collect_overrides(ns: dict) -> dict:
     "The template's parameters that were set (not `None`), plus the `extra` dictionary, as settings overrides."
@@ -68,6 +70,10 @@ def check_settings(cfg: dict) -> dict:
     for k in ("compile",):
         if cfg.get(k) is not None and not isinstance(cfg[k], bool):
             raise ValueError(f"setting {k!r}: expected true or false, got {cfg[k]!r}")
+    if cfg.get("mc_dropout") == "fusion" and not cfg.get("fusion_dropout"):
+        raise ValueError(f"setting 'fusion_dropout': must be > 0 with mc_dropout = fusion, got {cfg.get('fusion_dropout')!r}")
+    if cfg.get("ood_set") is not None and not isinstance(cfg["ood_set"], str):
+        raise ValueError(f"setting 'ood_set': expected a file name, got {cfg['ood_set']!r}")
     from dcat.model import list_models
     if cfg.get("model") not in list_models():
         raise ValueError(f"setting 'model': unknown model {cfg.get('model')!r}; known: {', '.join(list_models())}")
@@ -133,7 +139,8 @@ def model_from_settings(cfg: dict, num_classes: int) -> torch.nn.Module:
     from dcat.model import build_model
     return build_model(cfg["model"], num_classes, backbone_a=cfg["backbone_a"], backbone_b=cfg["backbone_b"],
                        dim=cfg["fusion_dim"], heads=cfg["fusion_heads"], dropout=cfg["dropout"],
-                       pretrained_a=cfg.get("pretrained_a"), pretrained_b=cfg.get("pretrained_b"))
+                       pretrained_a=cfg.get("pretrained_a"), pretrained_b=cfg.get("pretrained_b"),
+                       mc_dropout=cfg.get("mc_dropout") or "head", fusion_dropout=cfg.get("fusion_dropout", 0.1))
 
 # %% ../nbs/08_study.ipynb #c013j
 def split_validation(bundle: Any, loaders: dict, frac: float, seed: int = 0) -> dict:
@@ -358,7 +365,7 @@ def run_study(dataset: str, model: str | None = None, overrides: dict | None = N
               reports_dir: str | os.PathLike | None = None, progress: bool = True, log_output: bool = False,
               preset: str | None = None, resume: bool = False, echo: Any = None) -> Path:
     "Run every seed of `dataset`/`model` into `reports/<dataset>/<model>/seed-<k>/`, then the arm's aggregate."
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    overrides = dict(overrides or {})                   # an explicit empty value (-p ood_set=) unsets a setting
     if model: overrides["model"] = model
     if reports_dir: overrides["reports_dir"] = str(reports_dir)
     base = check_run_settings(load_settings(dataset, overrides=overrides, preset=preset))
@@ -402,16 +409,22 @@ def ensemble_report(preds: Sequence[dict], classes: Sequence[str], seeds: Sequen
     "Metrics, bootstrap intervals and uncertainty of the deep ensemble of several runs' saved predictions."
     import numpy as np
     from dcat.report import classification_metrics
-    from dcat.stats import ensemble_result, metrics_with_ci
-    from dcat.uncertainty import predictive_entropy, uncertainty_report
+    from dcat.stats import bootstrap_ci, ensemble_result, metrics_with_ci
+    from dcat.uncertainty import mutual_information, predictive_entropy, uncertainty_report
     y, yv = preds[0]["y_test"], preds[0]["y_cal"]
     for p in preds[1:]:
         if not (np.array_equal(p["y_test"], y) and np.array_equal(p["y_cal"], yv)):
             raise ValueError("ensemble: the runs were evaluated on different images (labels differ)")
     test = ensemble_result([p["p_test"] for p in preds], y); val = ensemble_result([p["p_cal"] for p in preds], yv)
-    H = predictive_entropy(test.probs)
+    H, MI = predictive_entropy(test.probs), mutual_information(test.probs)
+    wrong = (test.mean_probs.argmax(1) != y).astype(int)
+    detect = {}
+    if 0 < wrong.sum() < len(wrong):                      # how well the ensemble's uncertainty finds its own errors
+        from sklearn.metrics import roc_auc_score
+        for name, s in (("auroc_entropy", H), ("auroc_mutual_information", MI)):
+            detect[name] = bootstrap_ci(lambda w, s: roc_auc_score(w, s), wrong, s, strata=wrong, n_resamples=1000)
     return {"members": list(seeds), "metrics": classification_metrics(y, test.mean_probs, classes),
-            "intervals": metrics_with_ci(y, test.mean_probs, H),
+            "intervals": metrics_with_ci(y, test.mean_probs, H), "error_detection": detect,
             "uncertainty": uncertainty_report(test, val, classes)}
 
 # %% ../nbs/08_study.ipynb #c016c
@@ -597,6 +610,28 @@ def _seg_section(arms: dict, reference: str = "unet") -> list[str]:
                   "their abstract: up to +1.12 %), one seed each, 224 px, 200 epochs, the checkpoint chosen on the test split.", ""]
     return lines
 
+# %% ../nbs/08_study.ipynb #c017h
+def _best_of(methods: dict, metric: str) -> tuple[str, dict] | None:
+    "The method with the highest `metric` value in a `uncertainty_methods` / OOD record."
+    cands = [(m, v[metric]) for m, v in (methods or {}).items() if isinstance(v, dict) and (v.get(metric) or {}).get("value") is not None]
+    return max(cands, key=lambda mv: mv[1]["value"]) if cands else None
+
+def _uncertainty_rows(arms: dict) -> list[str]:
+    from dcat.stats import format_ci
+    lines = ["| arm | finds its errors: best single-model AUROC (method) | ensemble of seeds: AUROC of MI | "
+             "out-of-distribution AUROC, best (method / score) | conformal coverage α = 0.1 (marginal) |",
+             "|---|---|---|---|---|"]
+    for name, (runs, agg) in arms.items():
+        first = runs[0][0]
+        b = _best_of((first.get("uncertainty_methods") or {}).get("methods"), "auroc_entropy")
+        ens = ((agg.get("ensemble") or {}).get("error_detection") or {}).get("auroc_mutual_information")
+        ood = first.get("ood") or {}
+        oods = [(f"{m} / {s}", r["auroc"]) for m, by in (ood.get("methods") or {}).items() for s, r in by.items()]
+        o = max(oods, key=lambda x: x[1]["value"]) if oods else None
+        lines.append(f"| {name} | {format_ci(b[1], 3) + f' ({b[0]})' if b else '–'} | {format_ci(ens, 3) if ens else '–'} | "
+                     f"{format_ci(o[1], 3) + f' ({o[0]})' if o else '–'} | {_mean_sd(agg, 'conformal_coverage_0.1')} |")
+    return lines
+
 # %% ../nbs/08_study.ipynb #c017e
 SUMMARY_INTRO = ("Test-split figures of every arm, in percent, from `reports/<dataset>/<model>/seed-<k>/metrics.json` and the "
     "arm's `aggregate.json`. Mean ± sd is over seeds; intervals over test images are 95 % stratified bootstrap intervals "
@@ -624,6 +659,8 @@ def write_summary(reports_dir: str | os.PathLike | None = None) -> Path:
         _forest(ds, arms, reports / ds / "forest_auc.png")
         if (reports / ds / "forest_auc.png").is_file(): lines += [f"![test AUC per arm]({ds}/forest_auc.png)", ""]
         lines += _arm_rows(arms) + [""]
+        lines += ["### Uncertainty", "", "First seed of each arm, 95 % bootstrap intervals over test images; error detection: "
+                  "AUROC of the uncertainty for a wrong prediction (0.5 = chance).", ""] + _uncertainty_rows(arms) + [""]
         if "dcat" in arms and len(arms) > 1:
             rows, cmp = _comparison_rows(arms)
             lines += ["### Every arm against DCAT", ""] + rows + [""]

@@ -204,6 +204,196 @@ def _kept(last_path: Path | None, epoch: int) -> str:
 def _state_dict_cpu(model: nn.Module) -> dict:
     return {k: v.detach().to("cpu", memory_format=torch.contiguous_format).clone() for k, v in model.state_dict().items()}
 
+# %% ../nbs/05_train.ipynb #c025s02
+def _check_fit_args(loaders: dict, *, epochs: int, loss: str, class_weights: Any, amp: Any, resume: Any) -> None:
+    "Raise on arguments `fit` cannot run with, naming the value."
+    if loss not in LOSSES: raise ValueError(f"loss={loss!r}: unknown loss; choose one of {', '.join(LOSSES)}")
+    if loss == "weighted_ce" and class_weights is None:
+        raise ValueError("loss='weighted_ce' needs class_weights (e.g. bundle.class_weights())")
+    if amp not in ("auto", True, False): raise ValueError(f"amp={amp!r}: expected 'auto', True or False")
+    if resume not in ("auto", True, False): raise ValueError(f"resume={resume!r}: expected 'auto', True or False")
+    for k in ("train", "val"):
+        if k not in loaders: raise KeyError(f"loaders: missing {k!r} (have {sorted(loaders)})")
+    if epochs < 1: raise ValueError(f"epochs={epochs}: must be at least 1")
+
+# %% ../nbs/05_train.ipynb #c025s05
+def _run_config(model: nn.Module, train_dl: Any, *, epochs: int, lr: float, weight_decay: float, warmup_epochs: float,
+                loss: str, weight: torch.Tensor | None, patience: int | None, seed: int, max_steps: int | None, spe: int,
+                world: int, run_config: dict | None) -> tuple[dict, str]:
+    "The run's description (`fit.*`, `model.*`, `data.*`, `run.*`) and its `config_hash`."
+    config = {"fit": dict(epochs=epochs, lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs, loss=loss,
+                          class_weights=None if weight is None else [round(float(w), 8) for w in weight.tolist()],
+                          patience=patience, seed=seed, max_steps=max_steps),
+              "model": dict(cls=type(model).__name__, n_params=sum(p.numel() for p in model.parameters())),
+              "data": dict(n_train=len(getattr(train_dl, "dataset", [])), steps_per_epoch=spe,
+                           batch_size=getattr(train_dl, "batch_size", None), world_size=world),
+              "run": run_config or {}}
+    return config, config_hash(config)
+
+# %% ../nbs/05_train.ipynb #c025s08
+@dataclasses.dataclass
+class _FitRun:
+    "What stays fixed during one `fit` call."
+    device: torch.device
+    epochs: int
+    spe: int                                  # optimiser steps per epoch (this rank's shard)
+    total: int                                # optimiser steps in the whole run (after `max_steps`)
+    use_amp: bool = False
+    weight: torch.Tensor | None = None        # class weights of the loss, on `device`
+    rank: int = 0
+    world: int = 1
+    progress: Any = False                     # bool or a file object for the bar
+    patience: int | None = None
+    best_path: Path | None = None
+    last_path: Path | None = None
+    config: dict = dataclasses.field(default_factory=dict)
+    chash: str = ""
+
+@dataclasses.dataclass
+class _FitState:
+    "What changes from epoch to epoch (and what the last checkpoint saves); the defaults are a fresh run."
+    history: list = dataclasses.field(default_factory=list)
+    best_score: float = -math.inf
+    best_epoch: int = 0
+    bad: int = 0                              # epochs since the last improvement
+    step: int = 0                             # global optimiser step
+    start: int = 0                            # last finished epoch
+    monitor: str | None = None                # "val_auc" or "val_loss", chosen after the first validation
+    stopped: bool = False
+    done: bool = False
+    resumed_from: int | None = None
+    best_state: dict | None = None            # the best weights, if this call saw the best epoch
+    last_auc: float = float("nan")            # for the progress bar
+
+# %% ../nbs/05_train.ipynb #c025s11
+def _prepare_training(model: nn.Module, train_dl: Any, run: _FitRun, *, lr: float, weight_decay: float, warm: int,
+                      seed: int, compile: bool = False) -> tuple:
+    "Seed everything, move `model` to the device; return `(optimizer, scheduler, net to train, loader generators)`."
+    seed_everything(seed)
+    gens = loader_generators(train_dl)
+    for g in gens: g.manual_seed(seed)
+    model.to(run.device)
+    if run.device.type in CHANNELS_LAST_DEVICES: model.to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = make_scheduler(opt, warm, run.total)
+    net = model
+    if run.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+        net = DistributedDataParallel(model, device_ids=[run.device.index] if run.device.type == "cuda" else None)
+    if compile: net = torch.compile(net)  # optional; on a 2-core CPU it measured 1.06x over channels_last eager (bench/)
+    return opt, sched, net, gens
+
+# %% ../nbs/05_train.ipynb #c025s14
+def _resume_from_last(st: _FitState, run: _FitRun, resume: bool | str, model: nn.Module, opt: torch.optim.Optimizer,
+                      sched: Any, gens: list[torch.Generator]) -> None:
+    "Load `run.last_path` into `model`, `opt`, `sched`, `st` and the RNGs if resuming; refuse another run's checkpoint."
+    last_path, ck = run.last_path, None
+    if resume is True and last_path is None: raise ValueError("resume=True needs a checkpoint_path")
+    if resume is not False and last_path is not None and last_path.exists():
+        ck = load_checkpoint(last_path)
+        if ck.get("config_hash") != run.chash:
+            diff = config_diff(json.loads(ck.get("config", "{}")), run.config)
+            raise ValueError(f"{last_path}: refusing to resume: this checkpoint belongs to a different run; differing keys:\n  "
+                             + "\n  ".join(diff) + "\nUse resume=False (start over, overwriting it) or another checkpoint_path.")
+    elif resume is True: raise FileNotFoundError(f"{last_path}: resume=True but there is no last checkpoint to resume")
+    if ck is not None:
+        model.load_state_dict(ck["model"]); opt.load_state_dict(ck["optimizer"]); sched.load_state_dict(ck["scheduler"])
+        st.history, st.best_score, st.best_epoch, st.bad = ck["history"], ck["best_score"], ck["best_epoch"], ck["bad_epochs"]
+        st.step, st.start, st.monitor, st.stopped, st.done = (ck["global_step"], ck["epoch"], ck["monitor"],
+                                                              ck["stopped_early"], ck["done"])
+        set_rng_state(ck["rng"], gens); st.resumed_from = st.start
+
+# %% ../nbs/05_train.ipynb #c025s17
+def _train_epoch(st: _FitState, run: _FitRun, net: nn.Module, model: nn.Module, train_dl: Any, opt: torch.optim.Optimizer,
+                 sched: Any, epoch: int) -> tuple:
+    "Train one epoch; return `(loss sum, n images, lr of the last step, start time, open progress bar)`."
+    if run.world > 1: import torch.distributed as dist
+    device = run.device
+    net.train(); t_ep = time.perf_counter(); loss_sum, n, lr_used = 0.0, 0, opt.param_groups[0]["lr"]
+    bar = tqdm(train_dl, desc=f"epoch {epoch}/{run.epochs}", disable=not run.progress, leave=True,
+               file=run.progress if hasattr(run.progress, "write") else None)
+    for i, (x, y) in enumerate(bar):
+        x, y = _to_device(x, device), torch.as_tensor(y).to(device).reshape(-1).long()
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=run.use_amp): logits = net(x)
+        loss_t = F.cross_entropy(logits.float(), y, weight=run.weight)
+        lv = loss_t.item()
+        if run.world > 1:  # every rank must see a non-finite loss on any rank, or the others would hang
+            t = torch.tensor([0.0 if math.isfinite(lv) else 1.0], device=device); dist.all_reduce(t)
+            if t.item() > 0 and math.isfinite(lv): lv = float("nan")
+        if not math.isfinite(lv):
+            bar.close()
+            raise NonFiniteLossError(f"non-finite training loss ({lv}) at epoch {epoch}, global step {st.step + 1} "
+                                     f"(batch {i + 1}/{run.spe}); stopped. {_kept(run.last_path, epoch)}", epoch, st.step + 1)
+        opt.zero_grad(set_to_none=True); loss_t.backward(); lr_used = opt.param_groups[0]["lr"]
+        opt.step(); sched.step(); st.step += 1
+        loss_sum += lv * len(y); n += len(y)
+        bar.set_postfix(loss=f"{loss_sum / n:.4f}", val_auc=f"{st.last_auc:.4f}")
+        if st.step >= run.total: break
+    if run.world > 1:
+        for b in model.buffers(): dist.broadcast(b, 0)  # rank 0's BatchNorm statistics everywhere
+        t = torch.tensor([loss_sum, float(n)], dtype=torch.float64, device=device); dist.all_reduce(t)
+        loss_sum, n = t[0].item(), int(t[1].item())
+    return loss_sum, n, lr_used, t_ep, bar
+
+# %% ../nbs/05_train.ipynb #c025s20
+def _validate_epoch(st: _FitState, run: _FitRun, model: nn.Module, val_dl: Any, epoch: int, bar: Any) -> float:
+    "Validation loss of this epoch; sets `st.last_auc` and, after the first epoch, `st.monitor`."
+    logits, labels = evaluate_logits(model, val_dl, run.device, amp=run.use_amp)
+    if run.world > 1: logits, labels = _gather_ordered(logits, labels, run.world)
+    if not np.isfinite(logits).all():
+        bar.close()
+        raise NonFiniteLossError(f"non-finite validation logits after epoch {epoch} (global step {st.step}); stopped. "
+                                 f"{_kept(run.last_path, epoch)}", epoch, st.step)
+    lt = torch.from_numpy(logits)
+    weight = run.weight
+    val_loss = F.cross_entropy(lt, torch.from_numpy(labels), weight=None if weight is None else weight.cpu()).item()
+    st.last_auc = auc_score(labels, torch.softmax(lt.double(), 1).numpy())
+    if st.monitor is None:
+        st.monitor = "val_auc" if len(np.unique(labels)) >= 2 else "val_loss"
+        if st.monitor == "val_loss" and run.rank == 0:
+            warnings.warn(f"validation labels hold a single class ({np.unique(labels).tolist()}): ROC-AUC is undefined "
+                          "(reported as NaN); the best epoch and early stopping use the validation loss instead")
+    return val_loss
+
+# %% ../nbs/05_train.ipynb #c025s23
+def _keep_best(st: _FitState, run: _FitRun, model: nn.Module, epoch: int, val_loss: float) -> None:
+    "Update the best epoch (saving the best checkpoint on rank 0), the patience counter and the stop flags."
+    score = st.last_auc if st.monitor == "val_auc" else -val_loss
+    if score > st.best_score:
+        st.best_score, st.best_epoch, st.bad = score, epoch, 0
+        st.best_state = _state_dict_cpu(model)
+        if run.best_path is not None and run.rank == 0:
+            atomic_torch_save({"kind": "best", "model": st.best_state, "epoch": epoch, "val_auc": st.last_auc,
+                               "val_loss": val_loss, "monitor": st.monitor, "config": json.dumps(run.config, default=str),
+                               "config_hash": run.chash, "torch": str(torch.__version__)}, run.best_path)
+    else: st.bad += 1
+    patience = run.patience
+    st.stopped = patience is not None and patience > 0 and st.bad >= patience and epoch < run.epochs and st.step < run.total
+    st.done = st.stopped or epoch == run.epochs or st.step >= run.total
+
+# %% ../nbs/05_train.ipynb #c025s25
+def _save_last(st: _FitState, run: _FitRun, model: nn.Module, opt: torch.optim.Optimizer, sched: Any,
+               gens: list[torch.Generator], epoch: int) -> None:
+    "Write the resumable last checkpoint (rank 0 only, if there is a `checkpoint_path`)."
+    if run.last_path is None or run.rank != 0: return
+    atomic_torch_save({"kind": "last", "model": _state_dict_cpu(model), "optimizer": opt.state_dict(),
+                       "scheduler": sched.state_dict(), "epoch": epoch, "global_step": st.step,
+                       "best_score": st.best_score, "best_epoch": st.best_epoch, "bad_epochs": st.bad, "monitor": st.monitor,
+                       "history": st.history, "stopped_early": st.stopped, "done": st.done, "rng": rng_state(gens),
+                       "config": json.dumps(run.config, default=str), "config_hash": run.chash,
+                       "torch": str(torch.__version__)}, run.last_path)
+
+# %% ../nbs/05_train.ipynb #c025s28
+def _restore_best(st: _FitState, run: _FitRun, model: nn.Module) -> None:
+    "Load the best epoch's weights into `model` (from memory, or from the best checkpoint after a resume)."
+    best_path = run.best_path
+    if st.best_state is None and best_path is not None and best_path.exists():
+        bk = load_checkpoint(best_path)
+        if bk.get("config_hash") != run.chash or bk.get("epoch") != st.best_epoch:
+            raise ValueError(f"{best_path}: best checkpoint (epoch {bk.get('epoch')}) does not match the run's best epoch {st.best_epoch}")
+        st.best_state = bk["model"]
+    if st.best_state is not None: model.load_state_dict(st.best_state)
+
 # %% ../nbs/05_train.ipynb #c026
 def fit(model: nn.Module, loaders: dict, *, epochs: int, lr: float, weight_decay: float = 0.05,
         warmup_epochs: float = 1, loss: str = "ce", class_weights: torch.Tensor | np.ndarray | list | None = None,
@@ -225,17 +415,11 @@ def fit(model: nn.Module, loaders: dict, *, epochs: int, lr: float, weight_decay
     finally:
         if created: dist.destroy_process_group()
 
+# %% ../nbs/05_train.ipynb #c026s02
 def _fit(model, loaders, *, epochs, lr, weight_decay, warmup_epochs, loss, class_weights, patience, checkpoint_path,
          device, seed, progress, resume, amp, max_steps, run_config, rank, world, compile=False) -> FitResult:
     t0 = time.perf_counter()
-    if loss not in LOSSES: raise ValueError(f"loss={loss!r}: unknown loss; choose one of {', '.join(LOSSES)}")
-    if loss == "weighted_ce" and class_weights is None:
-        raise ValueError("loss='weighted_ce' needs class_weights (e.g. bundle.class_weights())")
-    if amp not in ("auto", True, False): raise ValueError(f"amp={amp!r}: expected 'auto', True or False")
-    if resume not in ("auto", True, False): raise ValueError(f"resume={resume!r}: expected 'auto', True or False")
-    for k in ("train", "val"):
-        if k not in loaders: raise KeyError(f"loaders: missing {k!r} (have {sorted(loaders)})")
-    if epochs < 1: raise ValueError(f"epochs={epochs}: must be at least 1")
+    _check_fit_args(loaders, epochs=epochs, loss=loss, class_weights=class_weights, amp=amp, resume=resume)
     train_dl, val_dl = loaders["train"], loaders["val"]
     if world > 1: train_dl, val_dl = shard_loader(train_dl, rank, world, pad=True), shard_loader(val_dl, rank, world, pad=False)
     if rank != 0: progress = False
@@ -244,125 +428,39 @@ def _fit(model, loaders, *, epochs, lr, weight_decay, warmup_epochs, loss, class
     total = epochs * spe if max_steps is None else max(1, min(epochs * spe, int(max_steps)))
     warm = min(int(round(warmup_epochs * spe)), total)
     device = get_device(device) if isinstance(device, str) else torch.device(device)
-    use_amp = device.type == "cuda" and amp in ("auto", True)
     weight = None
     if loss == "weighted_ce": weight = torch.as_tensor(np.asarray(class_weights, dtype=np.float32)).to(device)
-
-    config = {"fit": dict(epochs=epochs, lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs, loss=loss,
-                          class_weights=None if weight is None else [round(float(w), 8) for w in weight.tolist()],
-                          patience=patience, seed=seed, max_steps=max_steps),
-              "model": dict(cls=type(model).__name__, n_params=sum(p.numel() for p in model.parameters())),
-              "data": dict(n_train=len(getattr(train_dl, "dataset", [])), steps_per_epoch=spe,
-                           batch_size=getattr(train_dl, "batch_size", None), world_size=world),
-              "run": run_config or {}}
-    chash = config_hash(config)
+    config, chash = _run_config(model, train_dl, epochs=epochs, lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs,
+                                loss=loss, weight=weight, patience=patience, seed=seed, max_steps=max_steps, spe=spe,
+                                world=world, run_config=run_config)
     best_path = Path(checkpoint_path) if checkpoint_path is not None else None
-    last_path = last_checkpoint_path(best_path) if best_path is not None else None
+    run = _FitRun(device=device, epochs=epochs, spe=spe, total=total, use_amp=device.type == "cuda" and amp in ("auto", True),
+                  weight=weight, rank=rank, world=world, progress=progress, patience=patience, best_path=best_path,
+                  last_path=last_checkpoint_path(best_path) if best_path is not None else None, config=config, chash=chash)
 
-    seed_everything(seed)
-    gens = loader_generators(train_dl)
-    for g in gens: g.manual_seed(seed)
-    model.to(device)
-    if device.type in CHANNELS_LAST_DEVICES: model.to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = make_scheduler(opt, warm, total)
-    net = model
+    opt, sched, net, gens = _prepare_training(model, train_dl, run, lr=lr, weight_decay=weight_decay, warm=warm, seed=seed,
+                                              compile=compile)
+    st = _FitState()
+    _resume_from_last(st, run, resume, model, opt, sched, gens)
     if world > 1:
         import torch.distributed as dist
-        from torch.nn.parallel import DistributedDataParallel
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if compile: net = torch.compile(net)  # optional; on a 2-core CPU it measured 1.06x over channels_last eager (bench/)
+        dist.barrier()  # everyone has read the last checkpoint before rank 0 may replace it
 
-    history, best_score, best_epoch, bad, step, start = [], -math.inf, 0, 0, 0, 0
-    monitor, stopped, done, resumed_from, best_state = None, False, False, None, None
-    ck = None
-    if resume is True and last_path is None: raise ValueError("resume=True needs a checkpoint_path")
-    if resume is not False and last_path is not None and last_path.exists():
-        ck = load_checkpoint(last_path)
-        if ck.get("config_hash") != chash:
-            diff = config_diff(json.loads(ck.get("config", "{}")), config)
-            raise ValueError(f"{last_path}: refusing to resume: this checkpoint belongs to a different run; differing keys:\n  "
-                             + "\n  ".join(diff) + "\nUse resume=False (start over, overwriting it) or another checkpoint_path.")
-    elif resume is True: raise FileNotFoundError(f"{last_path}: resume=True but there is no last checkpoint to resume")
-    if ck is not None:
-        model.load_state_dict(ck["model"]); opt.load_state_dict(ck["optimizer"]); sched.load_state_dict(ck["scheduler"])
-        history, best_score, best_epoch, bad = ck["history"], ck["best_score"], ck["best_epoch"], ck["bad_epochs"]
-        step, start, monitor, stopped, done = ck["global_step"], ck["epoch"], ck["monitor"], ck["stopped_early"], ck["done"]
-        set_rng_state(ck["rng"], gens); resumed_from = start
-    if world > 1: dist.barrier()  # everyone has read the last checkpoint before rank 0 may replace it
-
-    last_auc = history[-1]["val_auc"] if history else float("nan")
-    for epoch in range(start + 1, epochs + 1):
-        if done: break
-        net.train(); t_ep = time.perf_counter(); loss_sum, n, lr_used = 0.0, 0, opt.param_groups[0]["lr"]
-        bar = tqdm(train_dl, desc=f"epoch {epoch}/{epochs}", disable=not progress, leave=True,
-                   file=progress if hasattr(progress, "write") else None)
-        for i, (x, y) in enumerate(bar):
-            x, y = _to_device(x, device), torch.as_tensor(y).to(device).reshape(-1).long()
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp): logits = net(x)
-            loss_t = F.cross_entropy(logits.float(), y, weight=weight)
-            lv = loss_t.item()
-            if world > 1:  # every rank must see a non-finite loss on any rank, or the others would hang
-                t = torch.tensor([0.0 if math.isfinite(lv) else 1.0], device=device); dist.all_reduce(t)
-                if t.item() > 0 and math.isfinite(lv): lv = float("nan")
-            if not math.isfinite(lv):
-                bar.close()
-                raise NonFiniteLossError(f"non-finite training loss ({lv}) at epoch {epoch}, global step {step + 1} "
-                                         f"(batch {i + 1}/{spe}); stopped. {_kept(last_path, epoch)}", epoch, step + 1)
-            opt.zero_grad(set_to_none=True); loss_t.backward(); lr_used = opt.param_groups[0]["lr"]
-            opt.step(); sched.step(); step += 1
-            loss_sum += lv * len(y); n += len(y)
-            bar.set_postfix(loss=f"{loss_sum / n:.4f}", val_auc=f"{last_auc:.4f}")
-            if step >= total: break
-        if world > 1:
-            for b in model.buffers(): dist.broadcast(b, 0)  # rank 0's BatchNorm statistics everywhere
-            t = torch.tensor([loss_sum, float(n)], dtype=torch.float64, device=device); dist.all_reduce(t)
-            loss_sum, n = t[0].item(), int(t[1].item())
-        logits, labels = evaluate_logits(model, val_dl, device, amp=use_amp)
-        if world > 1: logits, labels = _gather_ordered(logits, labels, world)
-        if not np.isfinite(logits).all():
-            bar.close()
-            raise NonFiniteLossError(f"non-finite validation logits after epoch {epoch} (global step {step}); stopped. "
-                                     f"{_kept(last_path, epoch)}", epoch, step)
-        lt = torch.from_numpy(logits)
-        val_loss = F.cross_entropy(lt, torch.from_numpy(labels), weight=None if weight is None else weight.cpu()).item()
-        last_auc = auc_score(labels, torch.softmax(lt.double(), 1).numpy())
-        if monitor is None:
-            monitor = "val_auc" if len(np.unique(labels)) >= 2 else "val_loss"
-            if monitor == "val_loss" and rank == 0:
-                warnings.warn(f"validation labels hold a single class ({np.unique(labels).tolist()}): ROC-AUC is undefined "
-                              "(reported as NaN); the best epoch and early stopping use the validation loss instead")
-        history.append(dict(epoch=epoch, train_loss=loss_sum / max(n, 1), val_loss=val_loss, val_auc=last_auc,
-                            lr=lr_used, seconds=time.perf_counter() - t_ep))
-        bar.set_postfix(loss=f"{loss_sum / max(n, 1):.4f}", val_auc=f"{last_auc:.4f}"); bar.close()
-        score = last_auc if monitor == "val_auc" else -val_loss
-        if score > best_score:
-            best_score, best_epoch, bad = score, epoch, 0
-            best_state = _state_dict_cpu(model)
-            if best_path is not None and rank == 0:
-                atomic_torch_save({"kind": "best", "model": best_state, "epoch": epoch, "val_auc": last_auc,
-                                   "val_loss": val_loss, "monitor": monitor, "config": json.dumps(config, default=str),
-                                   "config_hash": chash, "torch": str(torch.__version__)}, best_path)
-        else: bad += 1
-        stopped = patience is not None and patience > 0 and bad >= patience and epoch < epochs and step < total
-        done = stopped or epoch == epochs or step >= total
-        if last_path is not None and rank == 0:
-            atomic_torch_save({"kind": "last", "model": _state_dict_cpu(model), "optimizer": opt.state_dict(),
-                               "scheduler": sched.state_dict(), "epoch": epoch, "global_step": step,
-                               "best_score": best_score, "best_epoch": best_epoch, "bad_epochs": bad, "monitor": monitor,
-                               "history": history, "stopped_early": stopped, "done": done, "rng": rng_state(gens),
-                               "config": json.dumps(config, default=str), "config_hash": chash,
-                               "torch": str(torch.__version__)}, last_path)
+    st.last_auc = st.history[-1]["val_auc"] if st.history else float("nan")
+    for epoch in range(st.start + 1, epochs + 1):
+        if st.done: break
+        loss_sum, n, lr_used, t_ep, bar = _train_epoch(st, run, net, model, train_dl, opt, sched, epoch)
+        val_loss = _validate_epoch(st, run, model, val_dl, epoch, bar)
+        st.history.append(dict(epoch=epoch, train_loss=loss_sum / max(n, 1), val_loss=val_loss, val_auc=st.last_auc,
+                               lr=lr_used, seconds=time.perf_counter() - t_ep))
+        bar.set_postfix(loss=f"{loss_sum / max(n, 1):.4f}", val_auc=f"{st.last_auc:.4f}"); bar.close()
+        _keep_best(st, run, model, epoch, val_loss)
+        _save_last(st, run, model, opt, sched, gens, epoch)
 
     if world > 1: dist.barrier()  # rank 0's checkpoints are on disk before anyone returns
-    if best_state is None and best_path is not None and best_path.exists():
-        bk = load_checkpoint(best_path)
-        if bk.get("config_hash") != chash or bk.get("epoch") != best_epoch:
-            raise ValueError(f"{best_path}: best checkpoint (epoch {bk.get('epoch')}) does not match the run's best epoch {best_epoch}")
-        best_state = bk["model"]
-    if best_state is not None: model.load_state_dict(best_state)
-    best_auc = history[best_epoch - 1]["val_auc"] if best_epoch else float("nan")
-    return FitResult(history=history, best_epoch=best_epoch, best_val_auc=best_auc,
+    _restore_best(st, run, model)
+    best_auc = st.history[st.best_epoch - 1]["val_auc"] if st.best_epoch else float("nan")
+    return FitResult(history=st.history, best_epoch=st.best_epoch, best_val_auc=best_auc,
                      checkpoint_path=None if best_path is None else str(best_path), wall_s=time.perf_counter() - t0,
-                     resumed_from_epoch=resumed_from, stopped_early=stopped, monitor=monitor or "val_auc",
-                     last_checkpoint_path=None if last_path is None else str(last_path))
+                     resumed_from_epoch=st.resumed_from, stopped_early=st.stopped, monitor=st.monitor or "val_auc",
+                     last_checkpoint_path=None if run.last_path is None else str(run.last_path))

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .config import atomic_torch_save, get_device, seed_everything
 from .fusion import DWProj, to_map, to_tokens
