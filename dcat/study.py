@@ -611,19 +611,20 @@ def _seg_section(arms: dict, reference: str = "unet") -> list[str]:
     return lines
 
 # %% ../nbs/08_study.ipynb #c017h
-def _best_of(methods: dict, metric: str) -> tuple[str, dict] | None:
-    "The method with the highest `metric` value in a `uncertainty_methods` / OOD record."
-    cands = [(m, v[metric]) for m, v in (methods or {}).items() if isinstance(v, dict) and (v.get(metric) or {}).get("value") is not None]
+def _best_of(methods: dict, prefix: str) -> tuple[str, dict] | None:
+    "The (method / metric, interval) with the highest value among metrics starting with `prefix` in a `uncertainty_methods` record."
+    cands = [(f"{m} / {k[len(prefix):].lstrip('_') or k}", v) for m, d in (methods or {}).items() if isinstance(d, dict)
+             for k, v in d.items() if k.startswith(prefix) and isinstance(v, dict) and v.get("value") is not None]
     return max(cands, key=lambda mv: mv[1]["value"]) if cands else None
 
 def _uncertainty_rows(arms: dict) -> list[str]:
     from dcat.stats import format_ci
-    lines = ["| arm | finds its errors: best single-model AUROC (method) | ensemble of seeds: AUROC of MI | "
+    lines = ["| arm | finds its errors: best single-model AUROC (method / score) | ensemble of seeds: AUROC of MI | "
              "out-of-distribution AUROC, best (method / score) | conformal coverage α = 0.1 (marginal) |",
              "|---|---|---|---|---|"]
     for name, (runs, agg) in arms.items():
         first = runs[0][0]
-        b = _best_of((first.get("uncertainty_methods") or {}).get("methods"), "auroc_entropy")
+        b = _best_of((first.get("uncertainty_methods") or {}).get("methods"), "auroc")
         ens = ((agg.get("ensemble") or {}).get("error_detection") or {}).get("auroc_mutual_information")
         ood = first.get("ood") or {}
         oods = [(f"{m} / {s}", r["auroc"]) for m, by in (ood.get("methods") or {}).items() for s, r in by.items()]

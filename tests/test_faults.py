@@ -78,6 +78,11 @@ def test_fault_matrix(tmp_path):
             while not list((tmp_path / "ckpt/synthetic/dcat").glob("seed-0-*.last.pt")) and time.time() < end: time.sleep(0.2)
         else:
             s.wait_for(f"dcat: holding at {stage}")
+        if stage == "mc":                          # the same settings again, while this run holds its lock: refused
+            twin = subprocess.run([tool("dcat"), "study", "synthetic", *TINY, *new, "--reports-dir", str(tmp_path / "reports")],
+                                  cwd=ROOT, capture_output=True, text=True, timeout=300,
+                                  env={**os.environ, "DCAT_CHECKPOINTS_DIR": str(tmp_path / "ckpt")})
+            assert twin.returncode == 1 and f"pid {s.p.pid}" in twin.stderr and "already in progress" in twin.stderr, twin.stderr
         s.kill()
         if stage == "swap":                        # killed between the two renames: the old report is parked, whole
             assert not dest.exists() and snapshot(dest.with_name(".seed-0.old")) == before
@@ -95,7 +100,7 @@ def test_fault_matrix(tmp_path):
     assert not leftovers, leftovers
 
 def test_concurrent_runs(tmp_path):
-    "Different seeds run side by side into distinct files; the same settings twice: the second is refused by name."
+    "Different seeds run side by side into distinct files (the same settings twice are refused: see the fault matrix)."
     a, b = Study(tmp_path, "-p", "epochs=1", "-p", "seed=0"), Study(tmp_path, "-p", "epochs=1", "-p", "seed=1")
     assert a.finish() == 0 and b.finish() == 0, "".join(a.lines + b.lines)[-3000:]
     ck = sorted(p.name for p in (tmp_path / "ckpt/synthetic/dcat").glob("seed-*.pt") if ".last." not in p.name
@@ -104,13 +109,6 @@ def test_concurrent_runs(tmp_path):
     for s in (0, 1):
         d = tmp_path / f"reports/synthetic/dcat/seed-{s}"
         assert json.loads((d / "metrics.json").read_text())["params"]["seed"] == s and (d / "report.html").is_file()
-    first = Study(tmp_path, "-p", "epochs=2", hold="training")
-    first.wait_for("dcat: holding at training")
-    second = subprocess.run([tool("dcat"), "study", "synthetic", *TINY, "-p", "epochs=2", "--reports-dir",
-                             str(tmp_path / "reports")], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "DCAT_CHECKPOINTS_DIR": str(tmp_path / "ckpt")})
-    first.kill()
-    assert second.returncode == 1 and f"pid {first.p.pid}" in second.stderr and "already in progress" in second.stderr, second.stderr
 
 def test_read_only_reports_folder_fails_before_training(tmp_path):
     r = subprocess.run([tool("dcat"), "study", "synthetic", *TINY, "--reports-dir", "/proc/dcat-reports"], cwd=ROOT,
