@@ -142,6 +142,11 @@ class DCATFusion(nn.Module):
         the last attention block's 1×1 combine (its output is the block's, and its hooks fire in `suffix` too)."""
         return self.refine[-1] if self.has_refine else self.attn[-1].combine
 
+    @property
+    def cam_layers(self) -> list[nn.Module]:
+        "Every scale's `cam_layer`, finest (stride 8) first: Grad-CAM over both scales combined."
+        return list(self.refine) if self.has_refine else [at.combine for at in self.attn]
+
     def prefix(self, feats_a: Sequence[torch.Tensor], feats_b: Sequence[torch.Tensor]) -> list[dict]:
         "The deterministic part per scale: projections and attention branches (`BiCrossAttention.attend`)."
         _check(feats_a, feats_b, len(self.attn), "DCATFusion")
@@ -190,6 +195,11 @@ class DCAFusion(nn.Module):
     def cam_layer(self) -> nn.Module:
         "The module whose output is the deepest fused map (for Grad-CAM)."
         return self.combine[-1]
+
+    @property
+    def cam_layers(self) -> list[nn.Module]:
+        "The modules whose outputs are every scale's fused map, finest first (for Grad-CAM over all scales)."
+        return list(self.combine)
 
     def forward(self, feats_a: Sequence[torch.Tensor], feats_b: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         _check(feats_a, feats_b, self.n, "DCAFusion")
@@ -265,6 +275,11 @@ class DRIFAFusion(nn.Module):
         "The module whose output is the deepest fused map (for Grad-CAM)."
         return self.blocks[-1]
 
+    @property
+    def cam_layers(self) -> list[nn.Module]:
+        "The modules whose outputs are every scale's fused map, finest first (for Grad-CAM over all scales)."
+        return list(self.blocks)
+
     def forward(self, feats_a: Sequence[torch.Tensor], feats_b: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         _check(feats_a, feats_b, len(self.blocks), "DRIFAFusion")
         return [blk(a, b) for blk, a, b in zip(self.blocks, feats_a, feats_b)]
@@ -285,6 +300,11 @@ class ConcatFusion(nn.Module):
         "The module whose output is the deepest fused map (for Grad-CAM)."
         return self.combine[-1]
 
+    @property
+    def cam_layers(self) -> list[nn.Module]:
+        "The modules whose outputs are every scale's fused map, finest first (for Grad-CAM over all scales)."
+        return list(self.combine)
+
     def forward(self, feats_a: Sequence[torch.Tensor], feats_b: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         _check(feats_a, feats_b, len(self.combine), "ConcatFusion")
         return [cb(torch.cat([pa(a), pb(b)], 1))
@@ -301,6 +321,11 @@ class SingleStream(nn.Module):
     def cam_layer(self) -> nn.Module:
         "The module whose output is the deepest map (for Grad-CAM)."
         return self.proj[-1]
+
+    @property
+    def cam_layers(self) -> list[nn.Module]:
+        "The modules whose outputs are every scale's map, finest first (for Grad-CAM over all scales)."
+        return list(self.proj)
 
     def forward(self, feats_a: Sequence[torch.Tensor], feats_b=None) -> list[torch.Tensor]:
         _check(feats_a, None, len(self.proj), "SingleStream")

@@ -15,7 +15,7 @@ from .backbones import Backbone
 from .fusion import ConcatFusion, DCAFusion, DCATFusion, DRIFAFusion, SingleStream
 
 # %% auto #0
-__all__ = ['MC_DROPOUT', 'DEFAULTS', 'STRIDES', 'ARMS', 'Head', 'DCAT', 'list_models', 'build_model']
+__all__ = ['MC_DROPOUT', 'DEFAULTS', 'STRIDES', 'ARMS', 'DIRECTIONS', 'Head', 'DCAT', 'list_models', 'build_model']
 
 # %% ../nbs/04_model.ipynb #c005
 class Head(nn.Module):
@@ -49,6 +49,11 @@ class DCAT(nn.Module):
     def cam_layer(self) -> nn.Module:
         "The module whose output is the fused stride-16 map `(B, dim, H/16, W/16)`, for Grad-CAM."
         return self.fusion.cam_layer
+
+    @property
+    def cam_layers(self) -> list[nn.Module]:
+        "The modules whose outputs are the fused maps of every scale (stride 8, then 16), for Grad-CAM over both scales."
+        return self.fusion.cam_layers
 
     def backbone_maps(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
         "Each backbone's taps: `[[(B, C, H/8, W/8), (B, C', H/16, W/16)], ...]`."
@@ -140,3 +145,45 @@ def build_model(name: str = "dcat", num_classes: int = 2, **cfg: Any) -> DCAT:
     fusion_mc = c["mc_dropout"] == "fusion"
     return DCAT(bbs, fusion, num_classes, c["dropout"], config=dict(name=name, num_classes=num_classes, **c),
                 mc_dropout=c["mc_dropout"], map_dropout=c["fusion_dropout"] if fusion_mc else 0.0)
+
+# %% ../nbs/04_model.ipynb #c023b
+DIRECTIONS = {"ab": "EfficientNet attends to ResNet", "ba": "ResNet attends to EfficientNet"}
+
+@patch
+def attention_weights(self: DCAT, x: torch.Tensor) -> list[dict]:
+    "Each scale's raw attention: `[{'ab': (B, heads, N, M), 'ba': ..., 'hw': (h, w)}]` (no gradients, eval-mode dropout off)."
+    if not isinstance(self.fusion, DCATFusion):
+        raise TypeError(f"attention maps need a cross-attention fusion (dcat arms); this model's fusion is "
+                        f"{type(self.fusion).__name__}")
+    was = self.training; self.eval()
+    try:
+        with torch.no_grad():
+            maps = self.backbone_maps(x)
+            _, weights = self.fusion(*maps, return_attn=True)
+    finally: self.train(was)
+    return [{**w, "hw": tuple(a.shape[-2:])} for w, a in zip(weights, maps[0])]
+
+@patch
+def attention_maps(self: DCAT, x: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+    "Per scale, per direction: the attention each key cell receives, mean over heads and queries → `(B, h, w)`, sums to 1."
+    out = []
+    for w in self.attention_weights(x):
+        h, wd = w["hw"]
+        out.append({d: w[d].mean((1, 2)).reshape(-1, h, wd) for d in DIRECTIONS if d in w})
+    return out
+
+@patch
+def attention_summary(self: DCAT, x: torch.Tensor) -> "pd.DataFrame":
+    "How far each direction's attention is from uniform, per scale: mean normalised row entropy and peak weight."
+    import math, pandas as pd
+    rows = []
+    for s, w in enumerate(self.attention_weights(x)):
+        h, wd = w["hw"]; M = h * wd
+        for d, name in DIRECTIONS.items():
+            if d not in w: continue
+            a = w[d].clamp_min(1e-12)
+            ent = -(a * a.log()).sum(-1) / math.log(M) if M > 1 else torch.zeros(a.shape[:-1])
+            rows.append({"scale": f"stride {STRIDES[s]} ({h}×{wd})", "direction": name,
+                         "normalised entropy": float(ent.mean()), "peak weight": float(w[d].amax(-1).mean()),
+                         "uniform weight": 1 / M})
+    return pd.DataFrame(rows)

@@ -127,6 +127,11 @@ def ood_report(model: nn.Module, cfg: dict, in_mc: MCResult, device: str | torch
     name = ood_set if ood_set is not None else cfg.get("ood_set")
     if not name: raise ValueError("setting 'ood_set' is empty: name a MedMNIST-format .npz in the data directory")
     path = resolve_data_file(name, cfg["data_dir"])
+    if cfg.get("source") == "npz" and cfg.get("location"):
+        own = Path(cfg["data_dir"]) / str(cfg["location"])
+        if own.exists() and own.resolve() == path.resolve():
+            raise ValueError(f"ood_set {Path(str(name)).name!r} is this study's own dataset: name another MedMNIST-format "
+                             f"file (e.g. -p ood_set=pneumoniamnist.npz)")
     images, _ = load_npz_split(path, split)
     loader = images_loader(images, None, cfg["image_size"], cfg.get("batch_size", 64))
     ood_mc = mc_predict(model, loader, T=in_mc.T, seed=in_mc.seed, device=device, progress=progress)

@@ -22,7 +22,7 @@ __all__ = ['CONFORMAL_METHODS', 'MCResult', 'mc_predict', 'mc_predict_naive', 'd
            'calibration_summary', 'reliability_diagram', 'fit_temperature', 'apply_temperature', 'risk_coverage',
            'aurc', 'accuracy_at_coverage', 'uncertainty_scores', 'selective_table', 'plot_risk_coverage',
            'conformal_scores', 'conformal_calibrate', 'conformal_sets', 'conformal_summary', 'token_reshape', 'gradcam',
-           'to_display', 'plot_gradcam', 'uncertain_gallery', 'uncertainty_report', 'method_samples',
+           'to_display', 'plot_gradcam', 'plot_attention', 'uncertain_gallery', 'uncertainty_report', 'method_samples',
            'mondrian_calibrate', 'mondrian_sets', 'compare_uncertainty_methods', 'methods_table',
            'uncertainty_methods_report']
 
@@ -356,8 +356,12 @@ def token_reshape(t: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"cam_layer output: expected a 4-D map or 3-D tokens, got shape {tuple(t.shape)}")
 
 def gradcam(model: nn.Module, images: torch.Tensor, target_class: int | Sequence[int] | None = None,
-            layer: nn.Module | None = None, reshape_transform: Callable | None = token_reshape) -> np.ndarray:
-    "Grad-CAM heatmaps (N, H, W) in [0, 1] on `model.cam_layer` (or `layer`) for `target_class` (default: the prediction)."
+            layer: nn.Module | Sequence[nn.Module] | None = None,
+            reshape_transform: Callable | None = token_reshape) -> np.ndarray:
+    """Grad-CAM heatmaps (N, H, W) in [0, 1] on `model.cam_layer` (or `layer`) for `target_class` (default: the prediction).
+
+    `layer` may be a list (e.g. `model.cam_layers`, every scale's fused map): pytorch-grad-cam then computes one map per
+    layer, upsamples each to the input size and averages them (both scales combined)."""
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
     layer = layer if layer is not None else getattr(model, "cam_layer", None)
@@ -370,7 +374,8 @@ def gradcam(model: nn.Module, images: torch.Tensor, target_class: int | Sequence
         targets = [ClassifierOutputTarget(c) for c in tc]
     with _ModeGuard(model), torch.enable_grad():
         model.eval()
-        with GradCAM(model=model, target_layers=[layer], reshape_transform=reshape_transform) as cam:
+        layers = list(layer) if isinstance(layer, (list, tuple)) else [layer]
+        with GradCAM(model=model, target_layers=layers, reshape_transform=reshape_transform) as cam:
             return cam(input_tensor=images, targets=targets)
 
 # %% ../nbs/06_uncertainty.ipynb #c038
@@ -406,6 +411,38 @@ def plot_gradcam(images: torch.Tensor | np.ndarray, heatmaps: np.ndarray, titles
         if titles is not None: ax.set_title(titles[i], fontsize=7)
     fig.tight_layout()
     fig.colorbar(m, ax=list(axes), shrink=0.6, label="Grad-CAM (relative)")
+    return _savefig(fig, path)
+
+def plot_attention(images: torch.Tensor | np.ndarray, maps: Sequence[dict], names: dict[str, str],
+                   strides: Sequence[int] = (8, 16), titles: Sequence[str] | None = None,
+                   path: str | os.PathLike | None = None, alpha: float = 0.5):
+    """One row per image: the image, then each scale's and direction's attention map (`DCAT.attention_maps`) laid
+    over it, upsampled bilinearly. Colour = weight ÷ the uniform weight `1/(h·w)`: 1 is "no preference", so a flat map
+    is an attention that looks everywhere alike; one colour scale for the whole figure. Returns the Figure."""
+    import matplotlib.pyplot as plt
+    imgs = to_display(images); n = len(imgs)
+    cols = [(s, d) for s in range(len(maps)) for d in names if d in maps[s]]
+    H, W = imgs.shape[1:3]
+    rel = {}
+    for s, d in cols:
+        m = torch.as_tensor(maps[s][d]).float()
+        if len(m) != n: raise ValueError(f"attention maps: scale {s} {d!r} has {len(m)} maps for {n} images")
+        k = m.shape[-2] * m.shape[-1]
+        rel[s, d] = F.interpolate(m[:, None] * k, size=(H, W), mode="bilinear", align_corners=False)[:, 0].numpy()
+    vmax = max(2.0, max(float(r.max()) for r in rel.values()))
+    fig, axes = plt.subplots(n, len(cols) + 1, figsize=(1.9 * (len(cols) + 1), 1.9 * n + 0.6), squeeze=False)
+    for ax in axes.ravel(): ax.set_xticks([]); ax.set_yticks([])
+    for i in range(n):
+        axes[i, 0].imshow(imgs[i])
+        axes[i, 0].set_ylabel(titles[i] if titles is not None else f"image {i}", fontsize=7)
+        for j, (s, d) in enumerate(cols, 1):
+            axes[i, j].imshow(imgs[i]); im = axes[i, j].imshow(rel[s, d][i], cmap="magma", alpha=alpha, vmin=0, vmax=vmax)
+            if i == 0:
+                g = maps[s][d].shape[-2:]
+                axes[i, j].set_title(f"{names[d]}\nstride {strides[s]} ({g[0]}×{g[1]})", fontsize=7)
+    axes[0, 0].set_title("image", fontsize=7)
+    fig.tight_layout()
+    fig.colorbar(im, ax=list(axes.ravel()), shrink=0.6, label="attention ÷ uniform")
     return _savefig(fig, path)
 
 def uncertain_gallery(images: torch.Tensor | np.ndarray, labels: np.ndarray, preds: np.ndarray, entropy: np.ndarray,

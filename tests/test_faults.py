@@ -18,7 +18,7 @@ TINY = ["-p", "mc_samples=2", "-p", "backbone_a=efficientnet_b0", "-p", "backbon
 class Study:
     "`dcat study synthetic` in its own process group, its stderr read line by line in a thread."
     def __init__(self, tmp: Path, *args: str, hold: str | None = None):
-        env = {**os.environ, "DCAT_CHECKPOINTS_DIR": str(tmp / "ckpt"), "OMP_NUM_THREADS": "2"}
+        env = {**os.environ, "DCAT_CHECKPOINTS_DIR": str(tmp / "ckpt"), "OMP_NUM_THREADS": "1"}
         if hold: env["DCAT_TEST_HOLD"] = hold
         self.p = subprocess.Popen([tool("dcat"), "study", "synthetic", *TINY, "--reports-dir", str(tmp / "reports"), *args],
                                   cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -62,26 +62,21 @@ def assert_nothing_half_written(tmp: Path) -> None:
     for p in (tmp / "reports").rglob("*.json"):
         if not any(part.startswith(".") for part in p.relative_to(tmp / "reports").parts): json.loads(p.read_text())
 
-def test_fault_matrix(tmp_path):
-    "SIGKILL at each stage leaves the previous report intact and nothing half-written; the rerun completes."
-    base = Study(tmp_path, "-p", "epochs=1")
-    assert base.finish() == 0, "".join(base.lines)[-3000:]
-    dest = tmp_path / "reports/synthetic/dcat/seed-0"
-    before = snapshot(dest)
-    assert {"report.html", "metrics.json", "predictions.npz"} <= set(before)
-    new = ["-p", "epochs=3", "--resume"]           # other settings: the runs below never reuse or resume the baseline
-    for stage in ("data", "training", "mc", "figures", "html", "swap"):
-        s = Study(tmp_path, *new, hold=None if stage == "training" else stage)
+def _kill_lane(tmp: Path, stages: tuple[str, ...], before: dict, new: list[str]) -> None:
+    "Kill a study at each of `stages` in turn (each resuming the last): the previous report stays byte-identical."
+    dest = tmp / "reports/synthetic/dcat/seed-0"
+    for stage in stages:
+        s = Study(tmp, *new, hold=None if stage == "training" else stage)
         if stage == "training":                    # killed mid-training, once its first epoch is checkpointed
             s.wait_for("synthetic/dcat/seed-0: training")
             end = time.time() + 300
-            while not list((tmp_path / "ckpt/synthetic/dcat").glob("seed-0-*.last.pt")) and time.time() < end: time.sleep(0.2)
+            while not list((tmp / "ckpt/synthetic/dcat").glob("seed-0-*.last.pt")) and time.time() < end: time.sleep(0.2)
         else:
             s.wait_for(f"dcat: holding at {stage}")
         if stage == "mc":                          # the same settings again, while this run holds its lock: refused
-            twin = subprocess.run([tool("dcat"), "study", "synthetic", *TINY, *new, "--reports-dir", str(tmp_path / "reports")],
+            twin = subprocess.run([tool("dcat"), "study", "synthetic", *TINY, *new, "--reports-dir", str(tmp / "reports")],
                                   cwd=ROOT, capture_output=True, text=True, timeout=300,
-                                  env={**os.environ, "DCAT_CHECKPOINTS_DIR": str(tmp_path / "ckpt")})
+                                  env={**os.environ, "DCAT_CHECKPOINTS_DIR": str(tmp / "ckpt")})
             assert twin.returncode == 1 and f"pid {s.p.pid}" in twin.stderr and "already in progress" in twin.stderr, twin.stderr
         s.kill()
         if stage == "swap":                        # killed between the two renames: the old report is parked, whole
@@ -89,15 +84,36 @@ def test_fault_matrix(tmp_path):
             from dcat.study import recover_report
             recover_report(dest)
         assert snapshot(dest) == before, f"previous report changed by a kill at {stage}"
-        assert_nothing_half_written(tmp_path)
-    done = Study(tmp_path, *new)
-    assert done.finish() == 0, "".join(done.lines)[-3000:]
-    rec = json.loads((dest / "metrics.json").read_text())
-    assert rec["params"]["epochs"] == 3 and len(rec["training"]["history"]) == 3
-    assert "resumed from epoch" in (dest / "report.ipynb").read_text()        # the killed training was continued
-    leftovers = [p for p in (tmp_path / "reports").rglob(".*") if p.name != ".gitignore"]
-    leftovers += list((tmp_path / "ckpt").rglob(".*.tmp"))
-    assert not leftovers, leftovers
+        assert_nothing_half_written(tmp)
+
+def test_fault_matrix(tmp_path):
+    """SIGKILL at each stage leaves the previous report intact and nothing half-written; the rerun completes.
+
+    The six stages run in two lanes side by side (two cores), each on its own copy of the baseline's reports and
+    checkpoints: lane A kills at data loading, mid-training and MC evaluation and then reruns to completion
+    (continuing the killed training); lane B at the figures, the HTML export and the final swap."""
+    import shutil
+    from concurrent.futures import ThreadPoolExecutor
+    base = Study(tmp_path / "a", "-p", "epochs=1")
+    assert base.finish() == 0, "".join(base.lines)[-3000:]
+    dest = tmp_path / "a/reports/synthetic/dcat/seed-0"
+    before = snapshot(dest)
+    assert {"report.html", "metrics.json", "predictions.npz"} <= set(before)
+    for sub in ("reports", "ckpt"): shutil.copytree(tmp_path / "a" / sub, tmp_path / "b" / sub)
+    new = ["-p", "epochs=3", "--resume"]           # other settings: the runs below never reuse or resume the baseline
+    with ThreadPoolExecutor(2) as pool:
+        lanes = [pool.submit(_kill_lane, tmp_path / "a", ("data", "training", "mc"), before, new),
+                 pool.submit(_kill_lane, tmp_path / "b", ("figures", "html", "swap"), before, new)]
+        for f in lanes: f.result()
+    finals = [Study(tmp_path / lane, *new) for lane in ("a", "b")]   # each lane's rerun, side by side
+    for lane, done in zip("ab", finals):
+        assert done.finish() == 0, "".join(done.lines)[-3000:]
+        rec = json.loads((tmp_path / lane / "reports/synthetic/dcat/seed-0/metrics.json").read_text())
+        assert rec["params"]["epochs"] == 3 and len(rec["training"]["history"]) == 3
+        leftovers = [p for p in (tmp_path / lane / "reports").rglob(".*") if p.name != ".gitignore"]
+        leftovers += list((tmp_path / lane / "ckpt").rglob(".*.tmp"))
+        assert not leftovers, (lane, leftovers)    # the killed runs' temporaries are cleaned by the rerun
+    assert "resumed from epoch" in (dest / "report.ipynb").read_text()        # lane A: the killed training was continued
 
 def test_concurrent_runs(tmp_path):
     "Different seeds run side by side into distinct files (the same settings twice are refused: see the fault matrix)."

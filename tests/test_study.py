@@ -47,6 +47,8 @@ def test_study_on_real_pneumoniamnist(tmp_path, data_dir):
     assert "data_dir" not in rec["params"] and "/" not in rec["model_info"]["checkpoint"]  # no machine paths
     html = (tmp_path / "reports/pneumoniamnist/dcat/seed-0/report.html").read_text()
     assert "Results at a glance" in html and "ROC-AUC" in html and "The run has not finished" not in html
+    assert "What the cross-attention looks at" in html and "attention ÷ uniform" not in html   # a figure, not text
+    for f in ("attention.png", "gradcam.png"): assert (tmp_path / "reports/pneumoniamnist/dcat/seed-0/figures" / f).is_file(), f
     for noise in ("it/s", "Warning", "WARNING", "/tmp/"): assert noise not in html, noise
     from test_browser import check_report, need_chromium
     need_chromium()
