@@ -328,6 +328,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                             'dcat.study.run_study': ('study.html#run_study', 'dcat/study.py'),
                             'dcat.study.save_predictions': ('study.html#save_predictions', 'dcat/study.py'),
                             'dcat.study.save_predictor': ('study.html#save_predictor', 'dcat/study.py'),
+                            'dcat.study.scrub_paths': ('study.html#scrub_paths', 'dcat/study.py'),
                             'dcat.study.seed_list': ('study.html#seed_list', 'dcat/study.py'),
                             'dcat.study.split_validation': ('study.html#split_validation', 'dcat/study.py'),
                             'dcat.study.strip_figures': ('study.html#strip_figures', 'dcat/study.py'),

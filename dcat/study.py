@@ -21,7 +21,7 @@ __all__ = ['PARAM_NAMES', 'INT_KEYS', 'OPTIONAL_KEYS', 'FLOAT_KEYS', 'CHOICE_KEY
            'check_settings', 'provenance', 'run_identity', 'run_hash', 'write_metrics', 'model_from_settings',
            'split_validation', 'checkpoint_path', 'run_file', 'RunLockedError', 'run_lock', 'run_budget',
            'fit_from_settings', 'StudyError', 'find_template', 'template_path', 'is_segmentation', 'check_run_settings',
-           'check_template', 'render_html', 'strip_figures', 'hold_point', 'recover_report', 'seed_list',
+           'check_template', 'render_html', 'scrub_paths', 'strip_figures', 'hold_point', 'recover_report', 'seed_list',
            'reusable_run', 'clean_leftovers', 'run_seed', 'check_writable', 'run_study', 'load_runs', 'ensemble_report',
            'write_aggregate', 'save_predictions', 'compare_to_reference', 'compare_segmentation', 'write_summary',
            'save_predictor', 'load_predictor', 'predict_images', 'parse_params', 'train_cli', 'main', 'glance_markdown']
@@ -267,6 +267,19 @@ def _execute(tpl: Path, nb_out: Path, params: dict, progress_bar: bool, log_outp
         raise StudyError(f"{label}: cell {e.exec_count} ({first[0] if first else '?'}) failed with "
                          f"{e.ename}: {e.evalue}; executed notebook kept at {keep}") from None
 
+def scrub_paths(nb_path: str | os.PathLike, template: str | os.PathLike) -> None:
+    """Replace papermill's absolute `input_path`/`output_path` in an executed notebook's metadata (paths of the machine
+    that ran it) by the template's path relative to the project and `report.ipynb` (atomically)."""
+    import nbformat
+    nb = nbformat.read(str(nb_path), as_version=4)
+    pm = nb.metadata.get("papermill")
+    if pm is None: return
+    tpl = Path(template).resolve()
+    try: rel = tpl.relative_to(project_root()).as_posix()
+    except (ValueError, FileNotFoundError): rel = tpl.name
+    pm["input_path"], pm["output_path"] = rel, "report.ipynb"
+    atomic_write_text(nb_path, nbformat.writes(nb))
+
 def strip_figures(nb_path: str | os.PathLike, note: str) -> None:
     "Replace every image output of an executed notebook by a line of text (atomically)."
     import nbformat
@@ -340,7 +353,7 @@ def run_seed(cfg: dict, dest: Path, *, full: bool = True, progress: bool = True,
         _execute(tpl, tmp / "report.ipynb", params, False, log_output, label)
         if not (tmp / "metrics.json").is_file():
             raise StudyError(f"{label}: the template finished without writing metrics.json")
-        (tmp / RUN_SETTINGS).unlink()
+        (tmp / RUN_SETTINGS).unlink(); scrub_paths(tmp / "report.ipynb", tpl)
         if progress: print(f"{label}: rendering the report", file=sys.stderr, flush=True)
         hold_point("html")
         if full: render_html(tmp / "report.ipynb", tmp / "report.html")

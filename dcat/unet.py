@@ -472,10 +472,11 @@ def write_seg_metrics(path: str | os.PathLike, *, cfg: dict, metrics: dict, unce
     "Write a segmentation run's `metrics.json` (metrics, uncertainty, training, data, model, parameters, provenance) atomically."
     from dcat.config import atomic_write_text
     from dcat.report import to_jsonable
-    from dcat.study import provenance
+    from dcat.study import RUN_EXCLUDE, provenance, run_hash
     rec = {"task": "segmentation", "dataset": cfg.get("dataset"), "model": cfg.get("model"), "metrics": metrics,
            "uncertainty": uncertainty or {}, "data": data or {}, "model_info": model or {},
-           "params": {k: v for k, v in cfg.items() if k != "output_dir"}}
+           "params": {k: v for k, v in cfg.items() if k not in RUN_EXCLUDE or k == "seeds"},   # no machine paths
+           "run": {"hash": run_hash(cfg), "seed": cfg.get("seed")}}   # `dcat study --seeds N` reuses finished seeds by it
     if fit is not None:
         rec["training"] = {"history": fit.history, "best_epoch": fit.best_epoch, "best_val_dice": fit.best_val_dice,
                            "stopped_early": fit.stopped_early, "train_wall_s": fit.wall_s}

@@ -58,6 +58,10 @@ def test_tiny_segmentation_study(tmp_path, model):
     write_seg_folder(tmp_path / "data" / "toyseg", n=16, size=(40, 36), seed=1)
     (tmp_path / "settings.ini").write_text(TINY_SETTINGS)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DCAT_")}
+    (tmp_path / ".gitignore").write_text("data/\nckpt/\nreports/\n")   # a clean project checkout: finished seeds are reused
+    git = lambda *a: subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *a], cwd=tmp_path, check=True,
+                                    capture_output=True)
+    git("init", "-q"); git("add", "-A"); git("commit", "-qm", "project")
     r = subprocess.run([tool("dcat"), "study", "toyseg", "-m", model, "--quiet"], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-4000:]
@@ -81,3 +85,9 @@ def test_tiny_segmentation_study(tmp_path, model):
     nb = nbformat.read(out / "report.ipynb", as_version=4)
     noise = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("name") == "stderr"]
     assert not noise, "warnings or progress bars in the report: " + "".join(o.get("text", "") for o in noise)[:2000]
+    for f in ("metrics.json", "report.ipynb", "report.html"):          # no path of the machine that ran it
+        assert str(tmp_path) not in (out / f).read_text(), f
+    assert rec["run"]["seed"] == 0 and len(rec["run"]["hash"]) == 10
+    again = subprocess.run([tool("dcat"), "study", "toyseg", "-m", model], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0 and "reused" in again.stderr + again.stdout, again.stderr[-3000:]   # not retrained

@@ -50,6 +50,8 @@ def test_study_on_real_pneumoniamnist(tmp_path, data_dir):
     assert "What the cross-attention looks at" in html and "attention ÷ uniform" not in html   # a figure, not text
     for f in ("attention.png", "gradcam.png"): assert (tmp_path / "reports/pneumoniamnist/dcat/seed-0/figures" / f).is_file(), f
     for noise in ("it/s", "Warning", "WARNING", "/tmp/"): assert noise not in html, noise
+    nb_text = (tmp_path / "reports/pneumoniamnist/dcat/seed-0/report.ipynb").read_text()
+    assert str(tmp_path) not in nb_text and '"input_path": "nbs/studies/train_eval.ipynb"' in nb_text   # no machine paths
     from test_browser import check_report, need_chromium
     need_chromium()
     check_report(tmp_path / "reports/pneumoniamnist/dcat/seed-0/report.html")   # in a real browser
