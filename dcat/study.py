@@ -455,7 +455,8 @@ def write_aggregate(arm: str | os.PathLike) -> Path | None:
     agg["commits"] = sorted({x["commit"] or "?" for x in agg["runs"]})
     with_pred = [(s, p) for s, (r, p) in zip(seeds, runs) if p is not None]
     agg["ensemble"] = None
-    if len(with_pred) >= 2 and not agg["mixed_settings"]:
+    if recs[0].get("task") == "segmentation": agg["ensemble_skipped"] = "segmentation: no probability ensemble is formed"
+    elif len(with_pred) >= 2 and not agg["mixed_settings"]:
         classes = (recs[0].get("data") or {}).get("classes") or [str(i) for i in range(with_pred[0][1]["p_test"].shape[1])]
         try: agg["ensemble"] = ensemble_report([p for _, p in with_pred], classes, [s for s, _ in with_pred])
         except ValueError as e: agg["ensemble_skipped"] = str(e)     # e.g. generated data that differs per seed

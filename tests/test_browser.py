@@ -15,7 +15,9 @@ def need_chromium():
         if os.environ.get("CI"): pytest.fail("chromium is not installed (.ci/run installs Debian's package)")
         pytest.skip("chromium is not installed (apt-get install chromium)")
 
-COMMITTED = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("reports/*/*/seed-*/report.html"))
+COMMITTED = sorted(str(p.relative_to(ROOT)) for pat in ("reports/*/*/seed-*/report.html",       # <dataset>/<arm>/seed-k
+                                                          "reports/*/*/*/seed-*/report.html")     # <variant>/<dataset>/<arm>/seed-k
+                   for p in ROOT.glob(pat))
 
 @pytest.mark.parametrize("html", COMMITTED)
 def test_committed_report_in_browser(html):
