@@ -419,6 +419,7 @@ def plot_attention(images: torch.Tensor | np.ndarray, maps: Sequence[dict], name
     """One row per image: the image, then each scale's and direction's attention map (`DCAT.attention_maps`) laid
     over it, upsampled bilinearly. Colour = weight ÷ the uniform weight `1/(h·w)`: 1 is "no preference", so a flat map
     is an attention that looks everywhere alike; one colour scale for the whole figure. Returns the Figure."""
+    import textwrap
     import matplotlib.pyplot as plt
     imgs = to_display(images); n = len(imgs)
     cols = [(s, d) for s in range(len(maps)) for d in names if d in maps[s]]
@@ -439,7 +440,8 @@ def plot_attention(images: torch.Tensor | np.ndarray, maps: Sequence[dict], name
             axes[i, j].imshow(imgs[i]); im = axes[i, j].imshow(rel[s, d][i], cmap="magma", alpha=alpha, vmin=0, vmax=vmax)
             if i == 0:
                 g = maps[s][d].shape[-2:]
-                axes[i, j].set_title(f"{names[d]}\nstride {strides[s]} ({g[0]}×{g[1]})", fontsize=7)
+                title = "\n".join(textwrap.wrap(names[d], 18))           # narrow columns: wrap the direction's name
+                axes[i, j].set_title(f"{title}\nstride {strides[s]} ({g[0]}×{g[1]})", fontsize=7)
     axes[0, 0].set_title("image", fontsize=7)
     fig.tight_layout()
     fig.colorbar(im, ax=list(axes.ravel()), shrink=0.6, label="attention ÷ uniform")
