@@ -292,6 +292,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                             'dcat.study._study_cli': ('study.html#_study_cli', 'dcat/study.py'),
                             'dcat.study._swap_into_place': ('study.html#_swap_into_place', 'dcat/study.py'),
                             'dcat.study._train_and_save': ('study.html#_train_and_save', 'dcat/study.py'),
+                            'dcat.study._training_time': ('study.html#_training_time', 'dcat/study.py'),
                             'dcat.study._uncertainty_rows': ('study.html#_uncertainty_rows', 'dcat/study.py'),
                             'dcat.study._vs_single_backbones': ('study.html#_vs_single_backbones', 'dcat/study.py'),
                             'dcat.study.check_run_settings': ('study.html#check_run_settings', 'dcat/study.py'),

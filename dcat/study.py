@@ -127,7 +127,7 @@ def write_metrics(path: str | os.PathLike, *, cfg: dict, metrics: dict, uncertai
            "run": {"hash": run_hash(cfg), "seed": cfg.get("seed")}, **(extra or {})}
     if fit is not None:
         rec["training"] = {"history": fit.history, "best_epoch": fit.best_epoch, "best_val_auc": fit.best_val_auc,
-                           "train_wall_s": fit.wall_s}
+                           "train_wall_s": fit.wall_s, "resumed_from_epoch": getattr(fit, "resumed_from_epoch", None)}
     rec["provenance"] = {**provenance(device), "wall_s": wall_s}
     rec = to_jsonable(rec)
     atomic_write_text(path, json.dumps(rec, indent=2, sort_keys=True, allow_nan=False) + "\n")
@@ -895,6 +895,13 @@ def _vs_single_backbones(cfg: dict, here: Path) -> list[str]:
     return lines
 
 # %% ../nbs/08_study.ipynb #c025g
+def _training_time(t: dict) -> str:
+    "The training time of a run; for a resumed run, its epochs' time (this process only finished or re-evaluated it)."
+    own = t.get("train_wall_s") or 0
+    if not t.get("resumed_from_epoch"): return f"training {own:.0f} s"
+    epochs = sum(h.get("seconds") or 0 for h in t.get("history") or [])
+    return f"training {epochs:.0f} s over its epochs (resumed from epoch {t['resumed_from_epoch']}; {own:.0f} s in this run)"
+
 def glance_markdown(record: dict, cfg: dict, here: str | os.PathLike | None = None) -> str:
     "The 'results at a glance' block of a report, from its `metrics.json` record and settings."
     from dcat.stats import METRIC_LABELS, format_ci
@@ -910,6 +917,6 @@ def glance_markdown(record: dict, cfg: dict, here: str | os.PathLike | None = No
             f"({', '.join(map(str, d.get('classes') or []))}) at {cfg.get('image_size')} px.",
             f"**Budget:** {cfg.get('backbone_a')} + {cfg.get('backbone_b')}, {pre}; {len(t.get('history') or [])} of "
             f"{(record.get('budget') or {}).get('epochs', cfg.get('epochs'))} epochs run (best: {t.get('best_epoch')}), batch {cfg.get('batch_size')}, lr {cfg.get('lr')}, "
-            f"{cfg.get('mc_samples')} MC-dropout samples; training {t.get('train_wall_s') or 0:.0f} s on {prov.get('device')}.",
+            f"{cfg.get('mc_samples')} MC-dropout samples; {_training_time(t)} on {prov.get('device')}.",
             f"**Code:** commit {commit}; dcat {(prov.get('packages') or {}).get('dcat')}, torch {(prov.get('packages') or {}).get('torch')}."]
     return "\n".join(head) + "\n" + "\n\n".join(b for b in body if b != "")
