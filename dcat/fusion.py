@@ -14,8 +14,9 @@ from timm.layers import ConvNormAct
 from timm.layers.cbam import CbamModule
 
 # %% auto #0
-__all__ = ['to_tokens', 'to_map', 'CrossAttention', 'BiCrossAttention', 'Refine', 'DCATFusion', 'DWProj', 'DCAFusion',
-           'MultiBranchChannelGate', 'DRIFABlock', 'DRIFAFusion', 'ConcatFusion', 'SingleStream']
+__all__ = ['to_tokens', 'to_map', 'CrossAttention', 'BiCrossAttention', 'Refine', 'DCATFusion', 'DWProj', 'ChannelCrossAttention',
+           'SpatialCrossAttention', 'DCAFusion', 'MultiBranchChannelGate', 'DRIFABlock', 'DRIFAFusion', 'ConcatFusion',
+           'SingleStream']
 
 # %% ../nbs/03_fusion.ipynb #c005
 def to_tokens(x: torch.Tensor) -> torch.Tensor:
@@ -174,21 +175,96 @@ class DWProj(nn.Module):
     def forward(self, t: torch.Tensor, h: int, w: int) -> torch.Tensor:
         return to_tokens(self.conv(to_map(t, h, w)))
 
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, return_attn: bool):
+    "softmax(q kᵀ · scale) v; the weights too (computed explicitly) when `return_attn`, else via SDPA."
+    if return_attn:
+        a = torch.softmax(q @ k.transpose(-2, -1) * scale, -1)
+        return a @ v, a
+    return F.scaled_dot_product_attention(q, k, v, scale=scale), None
+
+def _norm_cat(T: torch.Tensor, norms: nn.ModuleList, widths: list[int]) -> torch.Tensor:
+    return torch.cat([n(t) for n, t in zip(norms, T.split(widths, -1))], -1)
+
+def _dw(c: int, k: int, n: int | None):
+    return DWProj(c, k) if n is None else nn.ModuleList(DWProj(c, k) for _ in range(n))
+
+
+# %% ../nbs/03_fusion.ipynb #c019a
+class ChannelCrossAttention(nn.Module):
+    """Channel cross-attention over multi-scale tokens `T (B, P, ΣC)` (scale i owns `widths[i]` channels, in order).
+
+    Per scale: queries from its channels, keys/values from all channels (depthwise `k×k` projections; one shared
+    key/value projection when `tied`), attention `(B, 1, C_i, ΣC)` scaled by ΣC^-1/2, depthwise output projection,
+    residual. `forward(T, h, w)` → same shape; `return_attn=True` also returns the per-scale weights."""
+    def __init__(self, widths: Sequence[int], k: int = 1, tied: bool = False):
+        super().__init__()
+        self.widths, self.tied = [int(c) for c in widths], tied
+        C, n = sum(self.widths), (None if tied else len(self.widths))
+        self.norms = nn.ModuleList(nn.LayerNorm(c) for c in self.widths)
+        self.q, self.o = DWProj(C, k), DWProj(C, k)
+        self.k, self.v = _dw(C, k, n), _dw(C, k, n)
+
+    def forward(self, T: torch.Tensor, h: int, w: int, return_attn: bool = False):
+        t = _norm_cat(T, self.norms, self.widths)
+        col = lambda f: f(t, h, w).transpose(1, 2)[:, None]                  # (B, 1, C, P): channels as tokens
+        q, scale = col(self.q), T.shape[-1] ** -0.5
+        if self.tied:
+            o, a = _attend(q, col(self.k), col(self.v), scale, return_attn)
+            attn = None if a is None else list(a.split(self.widths, 2))
+        else:
+            parts = [_attend(qi, col(fk), col(fv), scale, return_attn) for qi, fk, fv in zip(q.split(self.widths, 2), self.k, self.v)]
+            o, attn = torch.cat([p[0] for p in parts], 2), [p[1] for p in parts]
+        y = T + self.o(o[:, 0].transpose(1, 2), h, w)
+        return (y, attn) if return_attn else y
+
+# %% ../nbs/03_fusion.ipynb #c019b
+class SpatialCrossAttention(nn.Module):
+    """Spatial cross-attention over multi-scale tokens `T (B, P, ΣC)`: queries/keys from all channels, values from
+    each scale's own, `heads` heads, attention `(B, heads, P, P)` per scale (one shared when `tied`), scaled by
+    (ΣC/heads)^-1/2; depthwise projections; residual. `forward(T, h, w)` → same shape."""
+    def __init__(self, widths: Sequence[int], heads: int = 4, k: int = 1, tied: bool = False):
+        super().__init__()
+        self.widths, self.heads, self.tied = [int(c) for c in widths], heads, tied
+        bad = [c for c in self.widths if c % heads]
+        if bad or sum(self.widths) % heads: raise ValueError(f"widths {self.widths}: {bad or sum(self.widths)} not divisible by heads={heads}")
+        C, n = sum(self.widths), (None if tied else len(self.widths))
+        self.norms = nn.ModuleList(nn.LayerNorm(c) for c in self.widths)
+        self.v, self.o = DWProj(C, k), DWProj(C, k)
+        self.q, self.k = _dw(C, k, n), _dw(C, k, n)
+
+    def forward(self, T: torch.Tensor, h: int, w: int, return_attn: bool = False):
+        B, P, C = T.shape; H = self.heads
+        t = _norm_cat(T, self.norms, self.widths)
+        hd = lambda z: z.reshape(B, P, H, -1).transpose(1, 2)                # (B, heads, P, width/heads)
+        vs = [hd(v) for v in self.v(t, h, w).split(self.widths, -1)]
+        scale = (C // H) ** -0.5
+        if self.tied:
+            o, a = _attend(hd(self.q(t, h, w)), hd(self.k(t, h, w)), torch.cat(vs, -1), scale, return_attn)
+            outs, attn = o.split([c // H for c in self.widths], -1), None if a is None else [a] * len(vs)
+        else:
+            parts = [_attend(hd(fq(t, h, w)), hd(fk(t, h, w)), v, scale, return_attn) for v, fq, fk in zip(vs, self.q, self.k)]
+            outs, attn = [p[0] for p in parts], [p[1] for p in parts]
+        o = torch.cat([oi.transpose(1, 2).reshape(B, P, -1) for oi in outs], -1)   # heads merged per scale
+        y = T + self.o(o, h, w)
+        return (y, attn) if return_attn else y
+
+# %% ../nbs/03_fusion.ipynb #c019c
 class DCAFusion(nn.Module):
     """DCA-style fusion of both backbones' multi-scale maps (channel then spatial cross-attention over tokens of all
-    maps pooled to the deepest grid). `forward(feats_a, feats_b)` → list of `(B, dim, H_s, W_s)`."""
+    maps pooled to the deepest grid). `forward(feats_a, feats_b)` → list of `(B, dim, H_s, W_s)`.
+
+    The two attentions are `ChannelCrossAttention` and `SpatialCrossAttention` (the blocks the U-Net's DCA uses too),
+    tied (one key/value projection for the channel attention, one spatial map per head) with 3×3 depthwise kernels."""
     def __init__(self, ch_a: Sequence[int], ch_b: Sequence[int], dim: int = 128, heads: int = 4):
         super().__init__()
         if len(ch_a) != len(ch_b): raise ValueError(f"ch_a={list(ch_a)} and ch_b={list(ch_b)} differ in length")
         if dim % heads: raise ValueError(f"dim={dim} is not divisible by heads={heads}")
         self.n, self.dim, self.heads = len(ch_a), dim, heads
-        n_maps = 2 * self.n; C = n_maps * dim
+        widths = [dim] * (2 * self.n)
         self.out_dims = [dim] * self.n
         self.proj = nn.ModuleList(_proj(c, dim) for c in list(ch_a) + list(ch_b))
-        self.norm_c = nn.ModuleList(nn.LayerNorm(dim) for _ in range(n_maps))
-        self.cq, self.ck, self.cv, self.co = DWProj(C), DWProj(C), DWProj(C), DWProj(C)
-        self.norm_s = nn.ModuleList(nn.LayerNorm(dim) for _ in range(n_maps))
-        self.sq, self.sk, self.sv, self.so = DWProj(C), DWProj(C), DWProj(C), DWProj(C)
+        self.cca = ChannelCrossAttention(widths, k=3, tied=True)
+        self.sca = SpatialCrossAttention(widths, heads=heads, k=3, tied=True)
         self.combine = nn.ModuleList(ConvNormAct(2 * dim, dim, 1) for _ in range(self.n))
 
     @property
@@ -206,28 +282,11 @@ class DCAFusion(nn.Module):
         maps = [p(f) for p, f in zip(self.proj, list(feats_a) + list(feats_b))]        # 2n × (B, dim, H_s, W_s)
         h, w = min(m.shape[-2] for m in maps), min(m.shape[-1] for m in maps)
         T = torch.cat([to_tokens(F.adaptive_avg_pool2d(m, (h, w))) for m in maps], -1)  # (B, P, 2n·dim)
-        B, P, C = T.shape
-        # channel cross-attention: channels are tokens of length P
-        t = self._norm(T, self.norm_c)
-        q, k, v = (f(t, h, w).transpose(1, 2)[:, None] for f in (self.cq, self.ck, self.cv))  # (B, 1, C, P)
-        o = F.scaled_dot_product_attention(q, k, v, scale=1 / math.sqrt(C))[:, 0].transpose(1, 2)  # (B, P, C)
-        T = T + self.co(o, h, w)
-        # spatial cross-attention: positions are tokens; Q, K from the concatenation, V per map
-        t = self._norm(T, self.norm_s)
-        hd = lambda z: z.view(B, P, self.heads, C // self.heads).transpose(1, 2)        # (B, heads, P, C/heads)
-        q, k = hd(self.sq(t, h, w)), hd(self.sk(t, h, w))
-        v = self.sv(t, h, w).view(B, P, 2 * self.n, self.heads, self.dim // self.heads)  # per map, per head
-        v = v.permute(0, 3, 1, 2, 4).reshape(B, self.heads, P, C // self.heads)         # maps stacked per head
-        o = F.scaled_dot_product_attention(q, k, v)                                      # (B, heads, P, C/heads)
-        o = o.view(B, self.heads, P, 2 * self.n, self.dim // self.heads).permute(0, 2, 3, 1, 4).reshape(B, P, C)
-        T = T + self.so(o, h, w)
+        T = self.sca(self.cca(T, h, w), h, w)                                           # channel, then spatial
         # back to maps, upsample, residual, combine the two backbones per scale
         outs = [m + F.interpolate(to_map(t_i, h, w), size=m.shape[-2:], mode="bilinear", align_corners=False)
                 for m, t_i in zip(maps, T.split(self.dim, -1))]
         return [cb(torch.cat([outs[s], outs[self.n + s]], 1)) for s, cb in enumerate(self.combine)]
-
-    def _norm(self, T: torch.Tensor, norms: nn.ModuleList) -> torch.Tensor:
-        return torch.cat([n(t) for n, t in zip(norms, T.split(self.dim, -1))], -1)
 
 # %% ../nbs/03_fusion.ipynb #c024
 class MultiBranchChannelGate(nn.Module):

@@ -15,16 +15,15 @@ from torch import nn
 from tqdm import tqdm
 
 from .config import atomic_torch_save, get_device, seed_everything
-from .fusion import DWProj, to_map, to_tokens
+from .fusion import ChannelCrossAttention, DWProj, SpatialCrossAttention, to_map, to_tokens
 from .train import load_checkpoint, loader_generators, make_scheduler
 
 # %% auto #0
-__all__ = ['SEG_MODELS', 'SEG_INT_KEYS', 'SEG_FLOAT_KEYS', 'DoubleConv', 'UpBlock', 'ChannelCrossAttention',
-           'SpatialCrossAttention', 'DCA', 'UNet', 'list_seg_models', 'build_seg_model', 'seg_loss', 'dice_iou',
-           'SegMCResult', 'binary_entropy', 'seg_mc_predict', 'seg_mc_predict_naive', 'pixel_auroc',
-           'image_uncertainty', 'seg_uncertainty_report', 'evaluate_seg', 'SegFitResult', 'fit_seg', 'plot_overlays',
-           'plot_seg_history', 'is_segmentation', 'seg_template_path', 'check_seg_settings', 'seg_checkpoint_path',
-           'write_seg_metrics']
+__all__ = ['SEG_MODELS', 'SEG_INT_KEYS', 'SEG_FLOAT_KEYS', 'DoubleConv', 'UpBlock', 'DCA', 'UNet', 'list_seg_models',
+           'build_seg_model', 'seg_loss', 'dice_iou', 'SegMCResult', 'binary_entropy', 'seg_mc_predict',
+           'seg_mc_predict_naive', 'pixel_auroc', 'image_uncertainty', 'seg_uncertainty_report', 'evaluate_seg',
+           'SegFitResult', 'fit_seg', 'plot_overlays', 'plot_seg_history', 'is_segmentation', 'seg_template_path',
+           'check_seg_settings', 'seg_checkpoint_path', 'write_seg_metrics']
 
 # %% ../nbs/11_unet.ipynb #c006
 def _cbr(c_in: int, c_out: int) -> nn.Sequential:
@@ -47,79 +46,6 @@ class UpBlock(nn.Module):
         self.conv = DoubleConv(2 * c_out, c_out)
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return self.conv(self.dropout(torch.cat([self.up(x), skip], 1)))
-
-# %% ../nbs/11_unet.ipynb #c011
-def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, return_attn: bool):
-    "softmax(q kᵀ · scale) v; the weights too (computed explicitly) when `return_attn`, else via SDPA."
-    if return_attn:
-        a = torch.softmax(q @ k.transpose(-2, -1) * scale, -1)
-        return a @ v, a
-    return F.scaled_dot_product_attention(q, k, v, scale=scale), None
-
-def _norm_cat(T: torch.Tensor, norms: nn.ModuleList, widths: list[int]) -> torch.Tensor:
-    return torch.cat([n(t) for n, t in zip(norms, T.split(widths, -1))], -1)
-
-def _dw(c: int, k: int, n: int | None):
-    return DWProj(c, k) if n is None else nn.ModuleList(DWProj(c, k) for _ in range(n))
-
-# %% ../nbs/11_unet.ipynb #c012
-class ChannelCrossAttention(nn.Module):
-    """Channel cross-attention over multi-scale tokens `T (B, P, ΣC)` (scale i owns `widths[i]` channels, in order).
-
-    Per scale: queries from its channels, keys/values from all channels (depthwise `k×k` projections; one shared
-    key/value projection when `tied`), attention `(B, 1, C_i, ΣC)` scaled by ΣC^-1/2, depthwise output projection,
-    residual. `forward(T, h, w)` → same shape; `return_attn=True` also returns the per-scale weights."""
-    def __init__(self, widths: Sequence[int], k: int = 1, tied: bool = False):
-        super().__init__()
-        self.widths, self.tied = [int(c) for c in widths], tied
-        C, n = sum(self.widths), (None if tied else len(self.widths))
-        self.norms = nn.ModuleList(nn.LayerNorm(c) for c in self.widths)
-        self.q, self.o = DWProj(C, k), DWProj(C, k)
-        self.k, self.v = _dw(C, k, n), _dw(C, k, n)
-
-    def forward(self, T: torch.Tensor, h: int, w: int, return_attn: bool = False):
-        t = _norm_cat(T, self.norms, self.widths)
-        col = lambda f: f(t, h, w).transpose(1, 2)[:, None]                  # (B, 1, C, P): channels as tokens
-        q, scale = col(self.q), T.shape[-1] ** -0.5
-        if self.tied:
-            o, a = _attend(q, col(self.k), col(self.v), scale, return_attn)
-            attn = None if a is None else list(a.split(self.widths, 2))
-        else:
-            parts = [_attend(qi, col(fk), col(fv), scale, return_attn) for qi, fk, fv in zip(q.split(self.widths, 2), self.k, self.v)]
-            o, attn = torch.cat([p[0] for p in parts], 2), [p[1] for p in parts]
-        y = T + self.o(o[:, 0].transpose(1, 2), h, w)
-        return (y, attn) if return_attn else y
-
-# %% ../nbs/11_unet.ipynb #c015
-class SpatialCrossAttention(nn.Module):
-    """Spatial cross-attention over multi-scale tokens `T (B, P, ΣC)`: queries/keys from all channels, values from
-    each scale's own, `heads` heads, attention `(B, heads, P, P)` per scale (one shared when `tied`), scaled by
-    (ΣC/heads)^-1/2; depthwise projections; residual. `forward(T, h, w)` → same shape."""
-    def __init__(self, widths: Sequence[int], heads: int = 4, k: int = 1, tied: bool = False):
-        super().__init__()
-        self.widths, self.heads, self.tied = [int(c) for c in widths], heads, tied
-        bad = [c for c in self.widths if c % heads]
-        if bad or sum(self.widths) % heads: raise ValueError(f"widths {self.widths}: {bad or sum(self.widths)} not divisible by heads={heads}")
-        C, n = sum(self.widths), (None if tied else len(self.widths))
-        self.norms = nn.ModuleList(nn.LayerNorm(c) for c in self.widths)
-        self.v, self.o = DWProj(C, k), DWProj(C, k)
-        self.q, self.k = _dw(C, k, n), _dw(C, k, n)
-
-    def forward(self, T: torch.Tensor, h: int, w: int, return_attn: bool = False):
-        B, P, C = T.shape; H = self.heads
-        t = _norm_cat(T, self.norms, self.widths)
-        hd = lambda z: z.reshape(B, P, H, -1).transpose(1, 2)                # (B, heads, P, width/heads)
-        vs = [hd(v) for v in self.v(t, h, w).split(self.widths, -1)]
-        scale = (C // H) ** -0.5
-        if self.tied:
-            o, a = _attend(hd(self.q(t, h, w)), hd(self.k(t, h, w)), torch.cat(vs, -1), scale, return_attn)
-            outs, attn = o.split([c // H for c in self.widths], -1), None if a is None else [a] * len(vs)
-        else:
-            parts = [_attend(hd(fq(t, h, w)), hd(fk(t, h, w)), v, scale, return_attn) for v, fq, fk in zip(vs, self.q, self.k)]
-            outs, attn = [p[0] for p in parts], [p[1] for p in parts]
-        o = torch.cat([oi.transpose(1, 2).reshape(B, P, -1) for oi in outs], -1)   # heads merged per scale
-        y = T + self.o(o, h, w)
-        return (y, attn) if return_attn else y
 
 # %% ../nbs/11_unet.ipynb #c018
 class DCA(nn.Module):
