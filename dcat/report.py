@@ -169,8 +169,10 @@ def umap_embedding(features: np.ndarray, seed: int = 0, n_neighbors: int = 10, m
         return reducer.fit_transform(x)
 
 def plot_umap(features: np.ndarray, labels: np.ndarray, classes: Sequence[str], seed: int = 0, n_neighbors: int = 10,
-              path: str | os.PathLike | None = None):
-    "Scatter of the 2-D UMAP embedding of `features`, coloured by class; a note instead when N < 4."
+              path: str | os.PathLike | None = None, method: str = "umap"):
+    """Scatter of the 2-D UMAP embedding of `features`, coloured by class; a note instead when N < 4.
+    `method="pca"`: the first two principal components instead (scikit-learn; no numba compilation, for quick runs)."""
+    if method not in ("umap", "pca"): raise ValueError(f"method={method!r}: expected 'umap' or 'pca'")
     import matplotlib.pyplot as plt
     labels = np.asarray(labels).ravel()
     if len(labels) != len(features): raise ValueError(f"features ({len(features)}) and labels ({len(labels)}) differ in length")
@@ -178,11 +180,14 @@ def plot_umap(features: np.ndarray, labels: np.ndarray, classes: Sequence[str], 
     if len(labels) < 4:
         ax.text(0.5, 0.5, f"UMAP needs at least 4 images (got {len(labels)})", ha="center", va="center"); ax.axis("off")
         return save_figure(fig, path)
-    emb = umap_embedding(features, seed=seed, n_neighbors=n_neighbors)
+    if method == "pca":
+        from sklearn.decomposition import PCA
+        emb = PCA(n_components=2, random_state=seed).fit_transform(np.asarray(features, dtype=np.float64))
+    else: emb = umap_embedding(features, seed=seed, n_neighbors=n_neighbors)
     for c, name in enumerate(classes):
         m = labels == c
         if m.any(): ax.scatter(emb[m, 0], emb[m, 1], s=8, alpha=0.7, label=f"{name} ({m.sum()})")
-    ax.set(xticks=[], yticks=[], title="UMAP of the head's input features"); ax.legend(markerscale=2, fontsize=8)
+    ax.set(xticks=[], yticks=[], title=f"{method.upper()} of the head's input features"); ax.legend(markerscale=2, fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path)
 

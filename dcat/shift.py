@@ -121,8 +121,9 @@ def _table_dict(df: pd.DataFrame) -> dict:
 def ood_report(model: nn.Module, cfg: dict, in_mc: MCResult, device: str | torch.device = "cpu", cal_mc: MCResult | None = None,
                ood_set: str | os.PathLike | None = None, split: str = "test", ensemble_in: Sequence[np.ndarray] | None = None,
                ensemble_out: Sequence[np.ndarray] | None = None, ensemble_cal: Sequence[np.ndarray] | None = None,
-               n_resamples: int = 1000, progress: bool = False) -> tuple[dict, object]:
-    "OOD detection of `cfg['ood_set']` (or `ood_set`) against the test images of `in_mc`: (JSON-ready dict, histogram Figure)."
+               n_resamples: int = 1000, progress: bool = False, return_mc: bool = False) -> tuple:
+    """OOD detection of `cfg['ood_set']` (or `ood_set`) against the test images of `in_mc`: (JSON-ready dict, histogram
+    Figure), and the OOD images' `MCResult` when `return_mc` (for `save_predictions`, so seeds can be ensembled later)."""
     t0 = time.perf_counter()
     name = ood_set if ood_set is not None else cfg.get("ood_set")
     if not name: raise ValueError("setting 'ood_set' is empty: name a MedMNIST-format .npz in the data directory")
@@ -147,7 +148,7 @@ def ood_report(model: nn.Module, cfg: dict, in_mc: MCResult, device: str | torch
     fig = plot_ood_histograms(ood_scores(in_mc.probs, in_mc.logits), ood_scores(ood_mc.probs, ood_mc.logits),
                               labels=(f"{cfg.get('dataset', 'in')} test", Path(str(name)).stem),
                               title=f"{own}, T = {in_mc.T}: in- vs out-of-distribution")
-    return rep, fig
+    return (rep, fig, ood_mc) if return_mc else (rep, fig)
 
 # %% ../nbs/12_shift.ipynb #c017b
 def _ood_samples(in_mc, ood_mc, cal_mc, ens_in, ens_out, ens_cal):

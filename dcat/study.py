@@ -17,14 +17,15 @@ from .report import to_jsonable
 
 # %% auto #0
 __all__ = ['PARAM_NAMES', 'INT_KEYS', 'OPTIONAL_KEYS', 'FLOAT_KEYS', 'CHOICE_KEYS', 'PACKAGES', 'TIMING_KEYS', 'RUN_EXCLUDE',
-           'KERNEL_ARGS', 'RUN_SETTINGS', 'SINGLE_BACKBONES', 'SUMMARY_INTRO', 'PREDICTOR_FORMAT', 'collect_overrides',
-           'check_settings', 'provenance', 'run_identity', 'run_hash', 'write_metrics', 'model_from_settings',
-           'split_validation', 'checkpoint_path', 'run_file', 'RunLockedError', 'run_lock', 'run_budget',
-           'fit_from_settings', 'StudyError', 'find_template', 'template_path', 'is_segmentation', 'check_run_settings',
-           'check_template', 'render_html', 'scrub_paths', 'strip_figures', 'hold_point', 'recover_report', 'seed_list',
-           'reusable_run', 'clean_leftovers', 'run_seed', 'check_writable', 'run_study', 'load_runs', 'ensemble_report',
-           'write_aggregate', 'save_predictions', 'compare_to_reference', 'compare_segmentation', 'write_summary',
-           'save_predictor', 'load_predictor', 'predict_images', 'parse_params', 'train_cli', 'main', 'glance_markdown']
+           'REPORT_KEYS', 'KERNEL_ARGS', 'RUN_SETTINGS', 'SINGLE_BACKBONES', 'SUMMARY_INTRO', 'PREDICTOR_FORMAT',
+           'collect_overrides', 'check_settings', 'provenance', 'run_identity', 'run_hash', 'run_record',
+           'write_metrics', 'model_from_settings', 'split_validation', 'checkpoint_path', 'run_file', 'RunLockedError',
+           'run_lock', 'run_budget', 'fit_from_settings', 'StudyError', 'find_template', 'template_path',
+           'is_segmentation', 'check_run_settings', 'check_template', 'render_html', 'scrub_paths', 'strip_figures',
+           'finish_notebook', 'hold_point', 'recover_report', 'seed_list', 'reusable_run', 'clean_leftovers',
+           'run_seed', 'check_writable', 'run_study', 'load_runs', 'ensemble_report', 'ensemble_ood', 'write_aggregate',
+           'save_predictions', 'compare_to_reference', 'compare_segmentation', 'write_summary', 'save_predictor',
+           'load_predictor', 'predict_images', 'parse_params', 'train_cli', 'main', 'glance_markdown']
 
 # %% ../nbs/08_study.ipynb #c004
 PARAM_NAMES = ("model", "image_size", "epochs", "batch_size", "lr", "mc_samples", "seed", "data_dir", "output_dir",
@@ -32,12 +33,13 @@ PARAM_NAMES = ("model", "image_size", "epochs", "batch_size", "lr", "mc_samples"
 
 INT_KEYS = {"image_size": 16, "epochs": 1, "batch_size": 1, "mc_samples": 1, "seed": 0, "max_train": 0,
             "num_workers": 0, "patience": 1, "warmup_epochs": 0, "fusion_dim": 8, "fusion_heads": 1, "seeds": 1,
-            "data_seed": 0, "min_steps": 0}
-OPTIONAL_KEYS = ("max_train", "num_workers", "seeds", "data_seed", "calibration_frac", "min_steps", "fusion_dropout")
+            "data_seed": 0, "min_steps": 0, "bootstrap_resamples": 10}
+OPTIONAL_KEYS = ("max_train", "num_workers", "seeds", "data_seed", "calibration_frac", "min_steps", "fusion_dropout",
+                 "bootstrap_resamples", "embedding")
 FLOAT_KEYS = {"lr": (0.0, 10.0), "weight_decay": (0.0, 10.0), "dropout": (0.0, 0.99), "calibration_frac": (0.0, 0.9),
               "fusion_dropout": (0.0, 0.99)}
 CHOICE_KEYS = {"loss": ("ce", "weighted_ce"), "source": ("npz", "folder", "synthetic"), "split_by": ("patient",),
-               "mc_dropout": ("head", "fusion")}
+               "mc_dropout": ("head", "fusion"), "embedding": ("umap", "pca", "none")}
 
 def collect_overrides(ns: dict) -> dict:
     "The template's parameters that were set (not `None`), plus the `extra` dictionary, as settings overrides."
@@ -107,27 +109,34 @@ def provenance(device: Any = None) -> dict:
 # %% ../nbs/08_study.ipynb #c010
 TIMING_KEYS = ("wall_s", "train_wall_s", "seconds", "utc")
 RUN_EXCLUDE = ("output_dir", "reports_dir", "checkpoints_dir", "data_dir", "seeds")
+# settings that change only how a report is drawn (interval resamples, the feature-map figure), never the trained
+# weights: they are recorded in metrics.json and checked before a finished run is reused, but do not key checkpoints
+REPORT_KEYS = ("bootstrap_resamples", "embedding")
 
 def run_identity(cfg: dict) -> dict:
-    "The settings that make one training run what it is: all of them except where files live and the seed count."
-    return {k: cfg[k] for k in sorted(cfg) if k not in RUN_EXCLUDE}
+    "The settings that make one training run what it is: all of them except where files live, the seed count and `REPORT_KEYS`."
+    return {k: cfg[k] for k in sorted(cfg) if k not in RUN_EXCLUDE and k not in REPORT_KEYS}
 
 def run_hash(cfg: dict) -> str:
     "A short hash of `run_identity(cfg)` (dataset, model and seed included)."
     from dcat.train import config_hash
     return config_hash(run_identity(cfg))[:10]
 
+def run_record(cfg: dict) -> dict:
+    "The `params` (every setting but where files live: no machine paths) and `run` (hash, seed) blocks of a `metrics.json`."
+    return {"params": {k: v for k, v in cfg.items() if k not in RUN_EXCLUDE or k == "seeds"},
+            "run": {"hash": run_hash(cfg), "seed": cfg.get("seed")}}   # `dcat study --seeds N` reuses finished seeds by it
+
 def write_metrics(path: str | os.PathLike, *, cfg: dict, metrics: dict, uncertainty: dict | None = None,
                   fit: Any = None, data: dict | None = None, model: dict | None = None, wall_s: float | None = None,
                   device: Any = None, extra: dict | None = None) -> dict:
     "Write the study's `metrics.json` (metrics, uncertainty, training, data, model, parameters, run, provenance, `extra`)."
     rec = {"dataset": cfg.get("dataset"), "model": cfg.get("model"), "metrics": metrics,
-           "uncertainty": uncertainty or {}, "data": data or {}, "model_info": model or {},
-           "params": {k: v for k, v in cfg.items() if k not in RUN_EXCLUDE or k == "seeds"},
-           "run": {"hash": run_hash(cfg), "seed": cfg.get("seed")}, **(extra or {})}
+           "uncertainty": uncertainty or {}, "data": data or {}, "model_info": model or {}, **run_record(cfg),
+           **(extra or {})}
     if fit is not None:
         rec["training"] = {"history": fit.history, "best_epoch": fit.best_epoch, "best_val_auc": fit.best_val_auc,
-                           "train_wall_s": fit.wall_s, "resumed_from_epoch": getattr(fit, "resumed_from_epoch", None)}
+                           "train_wall_s": fit.wall_s, "resumed_from_epoch": fit.resumed_from_epoch}
     rec["provenance"] = {**provenance(device), "wall_s": wall_s}
     rec = to_jsonable(rec)
     atomic_write_text(path, json.dumps(rec, indent=2, sort_keys=True, allow_nan=False) + "\n")
@@ -267,28 +276,30 @@ def _execute(tpl: Path, nb_out: Path, params: dict, progress_bar: bool, log_outp
         raise StudyError(f"{label}: cell {e.exec_count} ({first[0] if first else '?'}) failed with "
                          f"{e.ename}: {e.evalue}; executed notebook kept at {keep}") from None
 
-def scrub_paths(nb_path: str | os.PathLike, template: str | os.PathLike) -> None:
+def scrub_paths(nb, template: str | os.PathLike) -> None:
     """Replace papermill's absolute `input_path`/`output_path` in an executed notebook's metadata (paths of the machine
-    that ran it) by the template's path relative to the project and `report.ipynb` (atomically)."""
-    import nbformat
-    nb = nbformat.read(str(nb_path), as_version=4)
+    that ran it) by the template's path relative to the project and `report.ipynb` (in place, on an nbformat node)."""
     pm = nb.metadata.get("papermill")
     if pm is None: return
     tpl = Path(template).resolve()
     try: rel = tpl.relative_to(project_root()).as_posix()
     except (ValueError, FileNotFoundError): rel = tpl.name
     pm["input_path"], pm["output_path"] = rel, "report.ipynb"
-    atomic_write_text(nb_path, nbformat.writes(nb))
 
-def strip_figures(nb_path: str | os.PathLike, note: str) -> None:
-    "Replace every image output of an executed notebook by a line of text (atomically)."
-    import nbformat
-    nb = nbformat.read(str(nb_path), as_version=4)
+def strip_figures(nb, note: str) -> None:
+    "Replace every image output of an executed notebook (an nbformat node, in place) by a line of text."
     for c in nb.cells:
         for o in c.get("outputs", []):
             data = o.get("data") or {}
             if any(k.startswith("image/") for k in data):
                 o["data"] = {"text/plain": note}
+
+def finish_notebook(nb_path: str | os.PathLike, template: str | os.PathLike, figure_note: str | None = None) -> None:
+    "One read-modify-write of an executed report: machine paths scrubbed, figures replaced by `figure_note` if given (atomically)."
+    import nbformat
+    nb = nbformat.read(str(nb_path), as_version=4)
+    scrub_paths(nb, template)
+    if figure_note: strip_figures(nb, figure_note)
     atomic_write_text(nb_path, nbformat.writes(nb))
 
 def hold_point(name: str) -> None:
@@ -323,7 +334,8 @@ def reusable_run(dest: str | os.PathLike, cfg: dict, full: bool) -> bool:
     try: rec = json.loads(f.read_text())
     except (OSError, ValueError): return False
     prov, here = rec.get("provenance") or {}, provenance("cpu")
-    return ((rec.get("run") or {}).get("hash") == run_hash(cfg) and prov.get("git_commit") == here["git_commit"]
+    same_report = all((rec.get("params") or {}).get(k) == cfg.get(k) for k in REPORT_KEYS)
+    return ((rec.get("run") or {}).get("hash") == run_hash(cfg) and same_report and prov.get("git_commit") == here["git_commit"]
             and here["git_commit"] is not None and not prov.get("git_dirty") and not here["git_dirty"])
 
 # %% ../nbs/08_study.ipynb #c015d2
@@ -353,13 +365,12 @@ def run_seed(cfg: dict, dest: Path, *, full: bool = True, progress: bool = True,
         _execute(tpl, tmp / "report.ipynb", params, False, log_output, label)
         if not (tmp / "metrics.json").is_file():
             raise StudyError(f"{label}: the template finished without writing metrics.json")
-        (tmp / RUN_SETTINGS).unlink(); scrub_paths(tmp / "report.ipynb", tpl)
+        (tmp / RUN_SETTINGS).unlink()
+        finish_notebook(tmp / "report.ipynb", tpl, None if full else "(figure kept only in the first seed's report)")
         if progress: print(f"{label}: rendering the report", file=sys.stderr, flush=True)
         hold_point("html")
         if full: render_html(tmp / "report.ipynb", tmp / "report.html")
-        else:
-            strip_figures(tmp / "report.ipynb", "(figure kept only in the first seed's report)")
-            shutil.rmtree(tmp / "figures", ignore_errors=True)
+        else: shutil.rmtree(tmp / "figures", ignore_errors=True)
         _swap_into_place(tmp, dest)
     finally:
         if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
@@ -438,7 +449,28 @@ def ensemble_report(preds: Sequence[dict], classes: Sequence[str], seeds: Sequen
             detect[name] = bootstrap_ci(lambda w, s: roc_auc_score(w, s), wrong, s, strata=wrong, n_resamples=1000)
     return {"members": list(seeds), "metrics": classification_metrics(y, test.mean_probs, classes),
             "intervals": metrics_with_ci(y, test.mean_probs, H), "error_detection": detect,
-            "uncertainty": uncertainty_report(test, val, classes)}
+            "uncertainty": uncertainty_report(test, val, classes), "ood": ensemble_ood(preds)}
+
+def ensemble_ood(preds: Sequence[dict], n_resamples: int = 1000) -> dict | None:
+    """OOD detection by the deep ensemble: its members' test and OOD probabilities (`p_test`, `p_ood` of `save_predictions`)
+    stacked as samples, scored by entropy, mutual information and 1 − max probability (AUROC, FPR at 95 % TPR, intervals);
+    beside it each member's own entropy AUROC. None unless every member scored the same OOD set."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+    from dcat.shift import ood_scores, ood_table
+    if any("p_ood" not in p for p in preds): return None
+    names = {str(p["ood_set"]) for p in preds}
+    if len(names) != 1 or len({p["p_ood"].shape for p in preds}) != 1: return None
+    stack = lambda k: np.stack([np.asarray(p[k], np.float64) for p in preds])
+    s_in, s_out = {"ensemble": {"test": stack("p_test"), "test_logits": None}}, {"ensemble": {"test": stack("p_ood"), "test_logits": None}}
+    df = ood_table(s_in, s_out, n_resamples)
+    ci = lambda r, k: {"value": float(r[k]), "low": float(r[f"{k}_low"]), "high": float(r[f"{k}_high"])}
+    is_ood = np.r_[np.zeros(len(preds[0]["p_test"])), np.ones(len(preds[0]["p_ood"]))]
+    member = [float(roc_auc_score(is_ood, np.r_[ood_scores(p["p_test"])["entropy"], ood_scores(p["p_ood"])["entropy"]]))
+              for p in preds]
+    return {"ood_set": names.pop(), "n_in": int(len(is_ood) - is_ood.sum()), "n_out": int(is_ood.sum()),
+            "scores": {r["score"]: {"auroc": ci(r, "auroc"), "fpr_at_95tpr": ci(r, "fpr_at_95tpr")} for _, r in df.iterrows()},
+            "members_auroc_entropy": member, "n_resamples": int(n_resamples)}
 
 # %% ../nbs/08_study.ipynb #c016c
 def write_aggregate(arm: str | os.PathLike) -> Path | None:
@@ -464,8 +496,9 @@ def write_aggregate(arm: str | os.PathLike) -> Path | None:
     return arm / "aggregate.json"
 
 # %% ../nbs/08_study.ipynb #c016d
-def save_predictions(path: str | os.PathLike, mc_val: Any, mc_test: Any) -> Path:
-    "Save a run's calibration and test labels and MC-mean probabilities (plus per-image uncertainty) as a small npz."
+def save_predictions(path: str | os.PathLike, mc_val: Any, mc_test: Any, mc_ood: Any = None, ood_set: str | None = None) -> Path:
+    """Save a run's calibration and test labels and MC-mean probabilities (plus per-image uncertainty) as a small npz;
+    with `mc_ood`, also the out-of-distribution images' MC-mean probabilities (`p_ood`) and the OOD set's name."""
     import numpy as np
     from dcat.config import atomic_write
     from dcat.uncertainty import mutual_information, predictive_entropy
@@ -474,6 +507,7 @@ def save_predictions(path: str | os.PathLike, mc_val: Any, mc_test: Any) -> Path
               "y_test": np.asarray(mc_test.labels, dtype=np.int64), "p_test": f32(mc_test.mean_probs),
               "p_test_det": f32(mc_test.det_probs), "entropy": f32(predictive_entropy(mc_test.probs)),
               "mutual_information": f32(mutual_information(mc_test.probs))}
+    if mc_ood is not None: arrays.update(p_ood=f32(mc_ood.mean_probs), ood_set=np.array(Path(str(ood_set or "?")).name))
     with atomic_write(path, "wb") as f: np.savez_compressed(f, **arrays)
     return Path(path)
 
@@ -634,8 +668,8 @@ def _best_of(methods: dict, prefix: str) -> tuple[str, dict] | None:
 def _uncertainty_rows(arms: dict) -> list[str]:
     from dcat.stats import format_ci
     lines = ["| arm | finds its errors: best single-model AUROC (method / score) | ensemble of seeds: AUROC of MI | "
-             "out-of-distribution AUROC, best (method / score) | conformal coverage α = 0.1 (marginal) |",
-             "|---|---|---|---|---|"]
+             "out-of-distribution AUROC, best (method / score) | ensemble of seeds: OOD AUROC, best score | "
+             "conformal coverage α = 0.1 (marginal) |", "|---|---|---|---|---|---|"]
     for name, (runs, agg) in arms.items():
         first = runs[0][0]
         b = _best_of((first.get("uncertainty_methods") or {}).get("methods"), "auroc")
@@ -643,8 +677,11 @@ def _uncertainty_rows(arms: dict) -> list[str]:
         ood = first.get("ood") or {}
         oods = [(f"{m} / {s}", r["auroc"]) for m, by in (ood.get("methods") or {}).items() for s, r in by.items()]
         o = max(oods, key=lambda x: x[1]["value"]) if oods else None
+        eo = ((agg.get("ensemble") or {}).get("ood") or {}).get("scores") or {}
+        e = max(((s, r["auroc"]) for s, r in eo.items()), key=lambda x: x[1]["value"]) if eo else None
         lines.append(f"| {name} | {format_ci(b[1], 3) + f' ({b[0]})' if b else '–'} | {format_ci(ens, 3) if ens else '–'} | "
-                     f"{format_ci(o[1], 3) + f' ({o[0]})' if o else '–'} | {_mean_sd(agg, 'conformal_coverage_0.1')} |")
+                     f"{format_ci(o[1], 3) + f' ({o[0]})' if o else '–'} | {format_ci(e[1], 3) + f' ({e[0]})' if e else '–'} | "
+                     f"{_mean_sd(agg, 'conformal_coverage_0.1')} |")
     return lines
 
 # %% ../nbs/08_study.ipynb #c017e

@@ -23,7 +23,7 @@ __all__ = ['SEG_MODELS', 'SEG_INT_KEYS', 'SEG_FLOAT_KEYS', 'DoubleConv', 'UpBloc
            'build_seg_model', 'seg_loss', 'dice_iou', 'SegMCResult', 'binary_entropy', 'seg_mc_predict',
            'seg_mc_predict_naive', 'pixel_auroc', 'image_uncertainty', 'seg_uncertainty_report', 'evaluate_seg',
            'SegFitResult', 'fit_seg', 'plot_overlays', 'plot_seg_history', 'is_segmentation', 'seg_template_path',
-           'check_seg_settings', 'seg_checkpoint_path', 'write_seg_metrics']
+           'check_seg_settings', 'seg_checkpoint_path', 'write_seg_metrics', 'seg_glance_markdown']
 
 # %% ../nbs/11_unet.ipynb #c006
 def _cbr(c_in: int, c_out: int) -> nn.Sequential:
@@ -398,11 +398,9 @@ def write_seg_metrics(path: str | os.PathLike, *, cfg: dict, metrics: dict, unce
     "Write a segmentation run's `metrics.json` (metrics, uncertainty, training, data, model, parameters, provenance) atomically."
     from dcat.config import atomic_write_text
     from dcat.report import to_jsonable
-    from dcat.study import RUN_EXCLUDE, provenance, run_hash
+    from dcat.study import provenance, run_record
     rec = {"task": "segmentation", "dataset": cfg.get("dataset"), "model": cfg.get("model"), "metrics": metrics,
-           "uncertainty": uncertainty or {}, "data": data or {}, "model_info": model or {},
-           "params": {k: v for k, v in cfg.items() if k not in RUN_EXCLUDE or k == "seeds"},   # no machine paths
-           "run": {"hash": run_hash(cfg), "seed": cfg.get("seed")}}   # `dcat study --seeds N` reuses finished seeds by it
+           "uncertainty": uncertainty or {}, "data": data or {}, "model_info": model or {}, **run_record(cfg)}
     if fit is not None:
         rec["training"] = {"history": fit.history, "best_epoch": fit.best_epoch, "best_val_dice": fit.best_val_dice,
                            "stopped_early": fit.stopped_early, "train_wall_s": fit.wall_s}
@@ -410,3 +408,39 @@ def write_seg_metrics(path: str | os.PathLike, *, cfg: dict, metrics: dict, unce
     rec = to_jsonable(rec)
     atomic_write_text(path, json.dumps(rec, indent=2, sort_keys=True, allow_nan=False) + "\n")
     return rec
+
+# %% ../nbs/11_unet.ipynb #c051g
+def seg_glance_markdown(record: dict, cfg: dict, here: str | os.PathLike | None = None, reference: str = "unet") -> str:
+    """The 'results at a glance' block of a segmentation report, from its `metrics.json` record and settings; an arm
+    other than `reference` is compared with the reference's run of the same seed on the same test images when it exists."""
+    from dcat.stats import format_ci
+    from dcat.study import _training_time, compare_segmentation
+    m, u, d, t, prov = (record.get(k) or {} for k in ("metrics", "uncertainty", "data", "training", "provenance"))
+    im = u.get("image") or {}
+    rows = [("test Dice, MC mean", format_ci(m.get("dice"), 3)), ("test IoU, MC mean", format_ci(m.get("iou"), 3)),
+            ("test Dice, dropout off", format_ci(m.get("dice_deterministic"), 3)),
+            ("wrong pixels found by entropy (pixel AUROC)", f"{u.get('pixel_auroc_entropy', float('nan')):.3f}"),
+            ("Spearman ρ, image mean entropy vs Dice", f"{im.get('spearman_rho', float('nan')):+.3f}")]
+    lines = [f"**{cfg['model']}** on **{cfg['dataset']}**, seed {cfg['seed']}: test figures with 95 % bootstrap intervals "
+             "over test images.", "", "| metric | value [95 % CI] |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows], ""]
+    mine, ref = Path(here or Path.cwd()) / "predictions.npz", Path(cfg["reports_dir"]) / cfg["dataset"] / reference / f"seed-{cfg['seed']}"
+    if cfg["model"] != reference and mine.is_file() and (ref / "predictions.npz").is_file():
+        with np.load(mine) as a, np.load(ref / "predictions.npz") as b:
+            pa, pb = {k: a[k] for k in a.files}, {k: b[k] for k in b.files}
+        rec_ref = json.loads((ref / "metrics.json").read_text()) if (ref / "metrics.json").is_file() else {"metrics": {}}
+        c = compare_segmentation([(rec_ref, pb)], [(record, pa)])
+        bs = c["bootstrap"]
+        lines.append(f"**Against {reference}** (seed {cfg['seed']}, same test images): " + (
+            f"ΔDice {100 * bs['diff']:+.2f} points [{100 * bs['low']:+.2f}, {100 * bs['high']:+.2f}], p {bs['p']:.3f}: "
+            f"**{c['verdict']}** (one seed; the summary compares all seeds)." if bs else "its test images differ; not compared."))
+    elif cfg["model"] != reference: lines.append(f"**Against {reference}:** no report of that arm for this seed yet.")
+    commit = (prov.get("git_commit") or "unknown")[:10] + (" (with uncommitted changes)" if prov.get("git_dirty") else "")
+    sp = d.get("split") or {}
+    lines += [f"**Data:** {d.get('n_train')} training, {d.get('n_val')} validation and {d.get('n_test')} test images at "
+              f"{cfg.get('image_size')} px (seeded {'/'.join(f'{100 * x:g}' for x in sp.get('fractions') or [])} split, "
+              f"split seed {sp.get('seed', cfg.get('split_seed'))}).",
+              f"**Budget:** {len(t.get('history') or [])} of {cfg.get('epochs')} epochs run (best: {t.get('best_epoch')}), "
+              f"batch {cfg.get('batch_size')}, lr {cfg.get('lr')}, {cfg.get('mc_samples')} MC-dropout samples in the decoder; "
+              f"{_training_time(t)} on {prov.get('device')}.",
+              f"**Code:** commit {commit}; dcat {(prov.get('packages') or {}).get('dcat')}, torch {(prov.get('packages') or {}).get('torch')}."]
+    return "\n".join(lines[:6]) + "\n" + "\n\n".join(l for l in lines[6:] if l)

@@ -13,7 +13,8 @@ import torch
 from conftest import ROOT, tool
 
 TINY = ["-p", "mc_samples=2", "-p", "backbone_a=efficientnet_b0", "-p", "backbone_b=resnet18", "-p", "fusion_dim=16",
-        "-p", "image_size=32", "-p", "batch_size=32", "-p", "max_train=64", "-p", "ood_set="]  # no OOD scoring: seconds matter here
+        "-p", "image_size=32", "-p", "batch_size=32", "-p", "max_train=64", "-p", "ood_set=",   # no OOD scoring,
+        "-p", "bootstrap_resamples=100", "-p", "embedding=pca"]     # few resamples, no UMAP: seconds matter here
 
 class Study:
     "`dcat study synthetic` in its own process group, its stderr read line by line in a thread."

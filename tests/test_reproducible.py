@@ -7,7 +7,8 @@ from conftest import ROOT, tool
 from dcat.study import TIMING_KEYS
 
 ARGS = ["study", "synthetic", "--quiet", "-p", "epochs=1", "-p", "mc_samples=3", "-p", "backbone_a=efficientnet_b0",
-        "-p", "backbone_b=resnet18", "-p", "fusion_dim=32", "-p", "image_size=32", "-p", "batch_size=32", "-p", "ood_set="]
+        "-p", "backbone_b=resnet18", "-p", "fusion_dim=32", "-p", "image_size=32", "-p", "batch_size=32", "-p", "ood_set=",
+        "-p", "bootstrap_resamples=200", "-p", "embedding=pca"]
 
 def strip_timing(o):
     if isinstance(o, dict): return {k: strip_timing(v) for k, v in o.items() if k not in TIMING_KEYS}

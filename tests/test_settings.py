@@ -129,7 +129,7 @@ def test_dcat_study_from_a_project_folder(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in [*ENV_OVERRIDES.values(), "DCAT_SETTINGS"]}
     r = subprocess.run([tool("dcat"), "study", "mydata", "--quiet", "-p", "epochs=1", "-p", "mc_samples=2", "-p",
                         "backbone_a=efficientnet_b0", "-p", "backbone_b=resnet18", "-p", "fusion_dim=16",
-                        "-p", "batch_size=32"], cwd=proj, env=env, capture_output=True, text=True, timeout=900)
+                        "-p", "batch_size=32", "-p", "bootstrap_resamples=200"], cwd=proj, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-4000:]
     rec = json.loads((proj / "reports/mydata/dcat/seed-0/metrics.json").read_text())
     assert rec["dataset"] == "mydata" and rec["data"]["classes"] == ["cat", "dog", "bird"]
