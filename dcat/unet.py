@@ -421,8 +421,9 @@ def seg_glance_markdown(record: dict, cfg: dict, here: str | os.PathLike | None 
             ("test Dice, dropout off", format_ci(m.get("dice_deterministic"), 3)),
             ("wrong pixels found by entropy (pixel AUROC)", f"{u.get('pixel_auroc_entropy', float('nan')):.3f}"),
             ("Spearman ρ, image mean entropy vs Dice", f"{im.get('spearman_rho', float('nan')):+.3f}")]
-    lines = [f"**{cfg['model']}** on **{cfg['dataset']}**, seed {cfg['seed']}: test figures with 95 % bootstrap intervals "
-             "over test images.", "", "| metric | value [95 % CI] |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows], ""]
+    table = [f"**{cfg['model']}** on **{cfg['dataset']}**, seed {cfg['seed']}: test figures with 95 % bootstrap intervals "
+             "over test images.", "", "| metric | value [95 % CI] |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows]]
+    lines = []
     mine, ref = Path(here or Path.cwd()) / "predictions.npz", Path(cfg["reports_dir"]) / cfg["dataset"] / reference / f"seed-{cfg['seed']}"
     if cfg["model"] != reference and mine.is_file() and (ref / "predictions.npz").is_file():
         with np.load(mine) as a, np.load(ref / "predictions.npz") as b:
@@ -443,4 +444,4 @@ def seg_glance_markdown(record: dict, cfg: dict, here: str | os.PathLike | None 
               f"batch {cfg.get('batch_size')}, lr {cfg.get('lr')}, {cfg.get('mc_samples')} MC-dropout samples in the decoder; "
               f"{_training_time(t)} on {prov.get('device')}.",
               f"**Code:** commit {commit}; dcat {(prov.get('packages') or {}).get('dcat')}, torch {(prov.get('packages') or {}).get('torch')}."]
-    return "\n".join(lines[:6]) + "\n" + "\n\n".join(l for l in lines[6:] if l)
+    return "\n".join(table) + "\n\n" + "\n\n".join(l for l in lines if l)

@@ -78,6 +78,9 @@ def test_tiny_segmentation_study(tmp_path, model):
     figs = {p.name for p in (out / "figures").glob("*.png")}
     assert figs >= {"training.png", "overlays.png", "best_worst.png", "entropy_vs_dice.png"}, figs
     assert (out / "report.html").is_file() and "summary.md" in r.stdout
+    html = (out / "report.html").read_text()
+    assert "Results at a glance" in html and "test Dice, MC mean" in html and "has not finished" not in html
+    if model == "unet_dca": assert "Against unet:" in html     # no U-Net report in this project: said so
     with np.load(out / "predictions.npz", allow_pickle=False) as z:
         assert set(z.files) >= {"names", "dice", "iou", "mean_entropy"} and len(z["dice"]) == 2
         assert all(z[k].ndim == 1 for k in z.files), "per-image arrays only, no masks"
