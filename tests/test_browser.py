@@ -8,7 +8,7 @@ import pytest
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "tools"))
-from report_browser import check_report, is_segmentation_report  # noqa: E402
+from report_browser import check_report  # noqa: E402
 
 def need_chromium():
     if shutil.which("chromium") is None:
@@ -22,4 +22,4 @@ COMMITTED = sorted(str(p.relative_to(ROOT)) for pat in ("reports/*/*/seed-*/repo
 @pytest.mark.parametrize("html", COMMITTED)
 def test_committed_report_in_browser(html):
     need_chromium()
-    check_report(ROOT / html, glance=not is_segmentation_report(ROOT / html))   # the segmentation template has no glance block yet
+    check_report(ROOT / html)

@@ -30,14 +30,8 @@ def inspect_report(html: Path, max_height: int = 12000, screenshot: Path | None 
         browser.close()
     return info
 
-def is_segmentation_report(html: Path) -> bool:
-    "Whether the report beside `metrics.json` is a segmentation study's."
-    import json
-    m = Path(html).with_name("metrics.json")
-    return m.is_file() and json.loads(m.read_text()).get("task") == "segmentation"
-
 def check_report(html: Path, max_height: int = 12000, screenshot: Path | None = None, glance: bool = True) -> dict:
-    "Assert what a reviewer must see; `glance=False` for reports whose template has no results block (segmentation, so far)."
+    "Assert what a reviewer must see (every template, classification and segmentation, has the results-at-a-glance block)."
     info = inspect_report(html, max_height, screenshot)
     assert info["inputs"] == 0, f"{html}: input code is shown"
     bad = [i for i in info["images"] if not i[1] or i[2] == 0]
@@ -54,6 +48,5 @@ if __name__ == "__main__":
     ap.add_argument("html", nargs="+"); ap.add_argument("--screenshot", help="PNG of the first report's first screen")
     a = ap.parse_args()
     for i, h in enumerate(a.html):
-        info = check_report(Path(h), screenshot=Path(a.screenshot) if a.screenshot and i == 0 else None,
-                            glance=not is_segmentation_report(Path(h)))
+        info = check_report(Path(h), screenshot=Path(a.screenshot) if a.screenshot and i == 0 else None)
         print(f"{h}: ok, {info['height']} px tall, {len(info['images'])} images")
