@@ -197,6 +197,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'dcat.report._sig': ('report.html#_sig', 'dcat/report.py'),
                              'dcat.report.ci_table': ('report.html#ci_table', 'dcat/report.py'),
                              'dcat.report.classification_metrics': ('report.html#classification_metrics', 'dcat/report.py'),
+                             'dcat.report.history_table': ('report.html#history_table', 'dcat/report.py'),
                              'dcat.report.metrics_table': ('report.html#metrics_table', 'dcat/report.py'),
                              'dcat.report.plot_confusion': ('report.html#plot_confusion', 'dcat/report.py'),
                              'dcat.report.plot_entropy_hist': ('report.html#plot_entropy_hist', 'dcat/report.py'),

@@ -17,8 +17,9 @@ from sklearn.preprocessing import label_binarize
 from .config import atomic_write, atomic_write_text
 
 # %% auto #0
-__all__ = ['METRIC_COLUMNS', 'to_jsonable', 'write_json', 'save_figure', 'classification_metrics', 'metrics_table', 'plot_roc_pr',
-           'plot_confusion', 'plot_entropy_hist', 'umap_embedding', 'plot_umap', 'uncertainty_tables', 'ci_table']
+__all__ = ['METRIC_COLUMNS', 'to_jsonable', 'write_json', 'save_figure', 'classification_metrics', 'metrics_table',
+           'history_table', 'plot_roc_pr', 'plot_confusion', 'plot_entropy_hist', 'umap_embedding', 'plot_umap',
+           'uncertainty_tables', 'ci_table']
 
 # %% ../nbs/07_report.ipynb #c005
 def to_jsonable(obj: Any) -> Any:
@@ -97,6 +98,16 @@ def metrics_table(metrics: dict, digits: int | None = 4) -> pd.DataFrame:
     df = pd.DataFrame(rows).T.astype(float)
     df["support"] = df["support"].astype("Int64")
     return df.round(digits) if digits is not None else df
+
+# %% ../nbs/07_report.ipynb #c015b
+def history_table(history: pd.DataFrame, best_epoch: int | None = None, head: int = 5, tail: int = 5, digits: int = 4) -> pd.DataFrame:
+    """`history` (one row per epoch, an `epoch` column) as a report shows it: every row when there are at most
+    `head + tail + 1`, else the first `head`, the `best_epoch` row and the last `tail`, rounded to `digits`."""
+    if "epoch" not in history.columns: raise ValueError(f"history has no 'epoch' column (columns: {list(history.columns)})")
+    h = history.reset_index(drop=True)
+    if len(h) <= head + tail + 1: return h.round(digits)
+    keep = sorted(set(range(head)) | set(range(len(h) - tail, len(h))) | set(h.index[h["epoch"] == best_epoch]))
+    return h.loc[keep].round(digits)
 
 # %% ../nbs/07_report.ipynb #c017
 def plot_roc_pr(labels: np.ndarray, probs: np.ndarray, classes: Sequence[str] | None = None,

@@ -19,7 +19,15 @@ COMMITTED = sorted(str(p.relative_to(ROOT)) for pat in ("reports/*/*/seed-*/repo
                                                           "reports/*/*/*/seed-*/report.html")     # <variant>/<dataset>/<arm>/seed-k
                    for p in ROOT.glob(pat))
 
+DEFAULT_STUDY = "reports/pneumoniamnist/dcat/seed-0/report.html"
+
 @pytest.mark.parametrize("html", COMMITTED)
 def test_committed_report_in_browser(html):
+    """The default study's report is held to 12,000 px at 1280 px wide (the issue's target); other reports may carry
+    more (a longer budget's training table, multi-class tables), up to 14,000: a flood of progress bars, the failure this
+    bound exists for, took 26,000."""
     need_chromium()
-    check_report(ROOT / html)
+    check_report(ROOT / html, max_height=12000 if html == DEFAULT_STUDY else 14000)
+
+def test_the_default_study_report_is_committed():
+    assert DEFAULT_STUDY in COMMITTED, f"{DEFAULT_STUDY} is missing: the README's screenshot and numbers come from it"
