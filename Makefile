@@ -56,10 +56,11 @@ clean-nbs: $(STAMP)
 readme: $(STAMP)
 	$(BIN)/python tools/make_readme.py
 
-## execute every lesson notebook in place (real data from the data directory setting), then strip metadata
+## execute every lesson notebook in place (real data from the data directory setting), then strip metadata; the inline
+## backend even when MPLBACKEND=Agg is exported (as .ci/run does), so the figures are kept in the outputs
 lessons: $(STAMP)
 	for nb in nbs/index.ipynb nbs/[0-9]*.ipynb; do \
-	  echo "== $$nb"; $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1200 $$nb || exit 1; \
+	  echo "== $$nb"; MPLBACKEND=module://matplotlib_inline.backend_inline $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1200 $$nb || exit 1; \
 	done
 	$(BIN)/nbdev-clean
 
