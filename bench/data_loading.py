@@ -15,7 +15,9 @@ from torchvision import transforms as T
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dcat.data import IMAGENET_MEAN, IMAGENET_STD, load_npz, make_loaders
+from dcat.data import IMAGENET_MEAN, IMAGENET_STD, load_npz
+
+from dcat.loaders import make_loaders
 
 
 class PerImage(Dataset):

@@ -7,7 +7,8 @@ from PIL import Image
 
 from conftest import real_data_dir
 from dcat.config import load_settings
-from dcat.data import SPLITS, load_dataset, load_folder, patient_id, resolve_epochs
+from dcat.data import SPLITS, load_dataset, load_folder, patient_id
+from dcat.train import resolve_epochs
 
 def kermany_tree(root, n_patients=(60, 40), test_patients=(10, 8), seed=0):
     "The release's layout and name patterns (no val folder), 1-5 images per patient, tiny RGB-saved gray JPEGs."

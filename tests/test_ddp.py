@@ -21,7 +21,8 @@ SCRIPT = textwrap.dedent('''
     import torch
     torch.set_num_threads(1)
     from torch import nn
-    from dcat.data import make_synthetic, make_loaders
+    from dcat.data import make_synthetic
+    from dcat.loaders import make_loaders
     from dcat.train import fit
 
     bs, out = int(sys.argv[1]), Path(sys.argv[2])

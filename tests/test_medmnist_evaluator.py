@@ -1,6 +1,6 @@
 """Our metrics against MedMNIST's own evaluator (`medmnist.evaluator`), on the same synthetic predictions.
 
-`dcat.report.classification_metrics` must give the AUC and accuracy that MedMNIST's `getAUC` / `getACC` and its
+`dcat.stats.classification_metrics` must give the AUC and accuracy that MedMNIST's `getAUC` / `getACC` and its
 `Evaluator` give, for a binary task (AUC of the positive class = index 1; accuracy at p > 0.5, which is argmax),
 a multi-class task (one-vs-rest AUC averaged over classes; accuracy of the argmax) and the ordinal task that we
 train as multi-class (MedMNIST scores it the same way). Nothing is downloaded: the `Evaluator` reads a MedMNIST-format
@@ -12,7 +12,7 @@ import pytest
 from conftest import real_data_dir
 from dcat.config import load_settings
 from dcat.data import load_dataset
-from dcat.report import classification_metrics
+from dcat.stats import classification_metrics
 
 evaluator = pytest.importorskip("medmnist.evaluator")
 

@@ -4,7 +4,7 @@ metrics.json apart from timing fields, intervals included; and at a clean commit
 import json, os, subprocess
 
 from conftest import ROOT, tool
-from dcat.study import TIMING_KEYS
+from dcat.runs import TIMING_KEYS
 
 ARGS = ["study", "synthetic", "--quiet", "-p", "epochs=1", "-p", "mc_samples=3", "-p", "backbone_a=efficientnet_b0",
         "-p", "backbone_b=resnet18", "-p", "fusion_dim=32", "-p", "image_size=32", "-p", "batch_size=32", "-p", "ood_set=",

@@ -8,7 +8,7 @@
    the previous checkpoint and again matches the uninterrupted run.
 
 The model is a small CNN (the DCAT model is too slow for three subprocess runs in a minute on two shared cores);
-the data are `dcat.data.make_synthetic` through `dcat.data.make_loaders` (seeded sampler, augmentation).
+the data are `dcat.data.make_synthetic` through `dcat.loaders.make_loaders` (seeded sampler, augmentation).
 """
 from __future__ import annotations
 import json, os, signal, subprocess, sys, textwrap, time
@@ -27,7 +27,8 @@ SCRIPT = textwrap.dedent('''
     torch.set_num_threads(1)
     from torch import nn
     from dcat.config import atomic_write, atomic_torch_save
-    from dcat.data import make_synthetic, make_loaders
+    from dcat.data import make_synthetic
+    from dcat.loaders import make_loaders
     import dcat.train as T
 
     out, epochs = Path(sys.argv[1]), int(sys.argv[2])

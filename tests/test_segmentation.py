@@ -15,12 +15,12 @@ def test_template_first_code_cell_is_tagged_parameters():
     assert "parameters" in first.metadata.get("tags", []), "papermill would silently ignore the parameters"
 
 def test_kvasir_seg_settings_route_to_segmentation():
-    from dcat.config import load_settings
-    from dcat.unet import check_seg_settings, is_segmentation, seg_template_path
+    from dcat.config import check_settings, is_segmentation, load_settings
+    from dcat.study import find_template
     cfg = load_settings("kvasir_seg", path=ROOT / "settings.ini")
     assert is_segmentation(cfg) and cfg["source"] == "segfolder" and cfg["model"] == "unet"
-    assert check_seg_settings(cfg) is cfg and check_seg_settings({**cfg, "model": "unet_dca"})
-    assert seg_template_path() == TEMPLATE
+    assert check_settings(cfg) is cfg and check_settings({**cfg, "model": "unet_dca"})
+    assert find_template("seg_eval.ipynb") == TEMPLATE
     assert not is_segmentation(load_settings("pneumoniamnist", path=ROOT / "settings.ini"))
 
 TINY_SETTINGS = """
@@ -49,7 +49,7 @@ batch_size = 4
 lr = 3e-3
 """
 
-@pytest.mark.parametrize("model", ["unet_dca"])  # the plain U-Net trains in nbs/11_unet.ipynb; one arm keeps CI short
+@pytest.mark.parametrize("model", ["unet_dca"])  # the plain U-Net trains in nbs/08_train.ipynb; one arm keeps CI short
 def test_tiny_segmentation_study(tmp_path, model):
     "`dcat study toyseg -m unet_dca` from a project folder, on 16 generated images at 32 px for 2 epochs."
     import os, subprocess
