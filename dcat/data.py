@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from fastcore.basics import patch
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -83,16 +84,19 @@ class DataBundle:
         w = np.where(n > 0, 1.0 / np.maximum(n, 1), 0.0)
         return torch.tensor(w * len(w) / w.sum(), dtype=torch.float32)
 
-    def summary(self) -> pd.DataFrame:
-        "Counts per class (rows, plus a total row) and split (columns, plus a total column)."
-        df = pd.DataFrame({s: self.class_counts(s) for s in SPLITS}, index=pd.Index(self.classes, name="class"))
-        df["total"] = df.sum(axis=1)
-        df.loc["total"] = df.sum(axis=0)
-        return df
+# %% ../nbs/01_data.ipynb #c007q
+@patch
+def summary(self: DataBundle) -> pd.DataFrame:
+    "Counts per class (rows, plus a total row) and split (columns, plus a total column)."
+    df = pd.DataFrame({s: self.class_counts(s) for s in SPLITS}, index=pd.Index(self.classes, name="class"))
+    df["total"] = df.sum(axis=1)
+    df.loc["total"] = df.sum(axis=0)
+    return df
 
-    def __repr__(self) -> str:
-        n = ", ".join(f"{s}={len(self.split(s))}" for s in SPLITS)
-        return f"DataBundle({n}, classes={self.classes}, image_size={self.image_size}, source={self.source!r})"
+@patch
+def __repr__(self: DataBundle) -> str:
+    n = ", ".join(f"{s}={len(self.split(s))}" for s in SPLITS)
+    return f"DataBundle({n}, classes={self.classes}, image_size={self.image_size}, source={self.source!r})"
 
 # %% ../nbs/01_data.ipynb #c009
 def _synthetic_split(num_classes: int, n: int, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -10,6 +10,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from fastcore.basics import patch
 from timm.layers import ConvNormAct
 from timm.layers.cbam import CbamModule
 
@@ -27,6 +28,7 @@ def to_map(t: torch.Tensor, h: int, w: int) -> torch.Tensor:
     "`(B, H·W, C)` → `(B, C, H, W)`."
     return t.transpose(1, 2).reshape(t.shape[0], t.shape[2], h, w)
 
+# %% ../nbs/05_fusion.ipynb #c005p1
 class CrossAttention(nn.Module):
     """Multi-head cross-attention of query tokens `x (B, N, dim)` over context tokens `ctx (B, M, dim)`.
 
@@ -119,6 +121,7 @@ def _check(feats_a: Sequence[torch.Tensor], feats_b: Sequence[torch.Tensor] | No
         raise ValueError(f"{name}: expected {n} maps per stream, got {len(feats_a)} and "
                          f"{None if feats_b is None else len(feats_b)}")
 
+# %% ../nbs/05_fusion.ipynb #c016p1
 class DCATFusion(nn.Module):
     """DCAT's fusion: per scale, 1×1 projections to `dim`, `BiCrossAttention`, then `Refine` (CBAM).
 
@@ -148,24 +151,28 @@ class DCATFusion(nn.Module):
         "Every scale's `cam_layer`, finest (stride 8) first: Grad-CAM over both scales combined."
         return list(self.refine) if self.has_refine else [at.combine for at in self.attn]
 
-    def prefix(self, feats_a: Sequence[torch.Tensor], feats_b: Sequence[torch.Tensor]) -> list[dict]:
-        "The deterministic part per scale: projections and attention branches (`BiCrossAttention.attend`)."
-        _check(feats_a, feats_b, len(self.attn), "DCATFusion")
-        return [at.attend(pa(a), pb(b)) for a, b, pa, pb, at in zip(feats_a, feats_b, self.proj_a, self.proj_b, self.attn)]
+# %% ../nbs/05_fusion.ipynb #c016p1q
+@patch
+def prefix(self: DCATFusion, feats_a: Sequence[torch.Tensor], feats_b: Sequence[torch.Tensor]) -> list[dict]:
+    "The deterministic part per scale: projections and attention branches (`BiCrossAttention.attend`)."
+    _check(feats_a, feats_b, len(self.attn), "DCATFusion")
+    return [at.attend(pa(a), pb(b)) for a, b, pa, pb, at in zip(feats_a, feats_b, self.proj_a, self.proj_b, self.attn)]
 
-    def suffix(self, states: Sequence[dict]) -> list[torch.Tensor]:
-        "The rest per scale, from `prefix`'s output: `BiCrossAttention.finish` (with its dropout), then `Refine`."
-        return [rf(at.finish(st)) for st, at, rf in zip(states, self.attn, self.refine)]
+@patch
+def suffix(self: DCATFusion, states: Sequence[dict]) -> list[torch.Tensor]:
+    "The rest per scale, from `prefix`'s output: `BiCrossAttention.finish` (with its dropout), then `Refine`."
+    return [rf(at.finish(st)) for st, at, rf in zip(states, self.attn, self.refine)]
 
-    def forward(self, feats_a: Sequence[torch.Tensor], feats_b: Sequence[torch.Tensor], return_attn: bool = False):
-        if not return_attn: return self.suffix(self.prefix(feats_a, feats_b))
-        _check(feats_a, feats_b, len(self.attn), "DCATFusion")
-        out, weights = [], []
-        for a, b, pa, pb, at, rf in zip(feats_a, feats_b, self.proj_a, self.proj_b, self.attn, self.refine):
-            st, w = at.attend(pa(a), pb(b), True)
-            out.append(rf(at.finish(st)))
-            weights.append(w)
-        return out, weights
+@patch
+def forward(self: DCATFusion, feats_a: Sequence[torch.Tensor], feats_b: Sequence[torch.Tensor], return_attn: bool = False):
+    if not return_attn: return self.suffix(self.prefix(feats_a, feats_b))
+    _check(feats_a, feats_b, len(self.attn), "DCATFusion")
+    out, weights = [], []
+    for a, b, pa, pb, at, rf in zip(feats_a, feats_b, self.proj_a, self.proj_b, self.attn, self.refine):
+        st, w = at.attend(pa(a), pb(b), True)
+        out.append(rf(at.finish(st)))
+        weights.append(w)
+    return out, weights
 
 # %% ../nbs/05_fusion.ipynb #c019
 class DWProj(nn.Module):
@@ -322,6 +329,7 @@ class DRIFABlock(nn.Module):
         g = torch.sigmoid(self.fuse(desc))[:, :, None, None]                           # (B, dim, 1, 1)
         return g * a + (1 - g) * b
 
+# %% ../nbs/05_fusion.ipynb #c024p1
 class DRIFAFusion(nn.Module):
     "DRIFA-style fusion, one `DRIFABlock` per scale: lists of maps → list of `(B, dim, H_s, W_s)`."
     def __init__(self, ch_a: Sequence[int], ch_b: Sequence[int], dim: int = 128, heads: int | None = None):
@@ -370,6 +378,7 @@ class ConcatFusion(nn.Module):
         return [cb(torch.cat([pa(a), pb(b)], 1))
                 for a, b, pa, pb, cb in zip(feats_a, feats_b, self.proj_a, self.proj_b, self.combine)]
 
+# %% ../nbs/05_fusion.ipynb #c027p1
 class SingleStream(nn.Module):
     "One backbone, no fusion: per scale a 1×1 conv + BN + ReLU to `dim`; `forward(feats_a, feats_b=None)`."
     def __init__(self, ch_a: Sequence[int], dim: int = 128):

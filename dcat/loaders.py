@@ -18,7 +18,7 @@ from .data import IMAGENET_MEAN, IMAGENET_STD, DataBundle, SplitData, TensorImag
 
 # %% auto #0
 __all__ = ['Augment', 'LoaderDataset', 'SeededSampler', 'imagenet_stats', 'normalize', 'denormalize', 'to_display', 'Collate',
-           'stratified_subset', 'make_loaders', 'split_validation', 'images_loader']
+           'stratified_subset', 'make_loaders', 'split_validation', 'images_loader', 'ShardedSampler', 'shard_loader']
 
 # %% ../nbs/02_loaders.ipynb #c037
 @dataclass
@@ -150,3 +150,27 @@ def images_loader(images: np.ndarray, labels: np.ndarray | None, image_size: int
     labels = np.zeros(len(images), np.int64) if labels is None else np.asarray(labels, np.int64).reshape(-1)
     split = SplitData(TensorImages(resize_uint8(images, image_size), labels), labels)
     return DataLoader(LoaderDataset(split), batch_size=batch_size, shuffle=False, collate_fn=Collate(None))
+
+# %% ../nbs/02_loaders.ipynb #loaders-shard-code
+class ShardedSampler(torch.utils.data.Sampler):
+    "Rank `rank`'s share of `sampler`'s order (every `world`-th key, like `DistributedSampler`); `pad` repeats keys to equal length."
+    def __init__(self, sampler: Any, rank: int, world: int, pad: bool = True):
+        self.sampler, self.rank, self.world, self.pad = sampler, rank, world, pad
+    @property
+    def generator(self) -> torch.Generator | None: return getattr(self.sampler, "generator", None)
+    def __len__(self) -> int:
+        n = len(self.sampler)
+        return -(-n // self.world) if self.pad else len(range(self.rank, n, self.world))
+    def __iter__(self):
+        keys = list(self.sampler)
+        if self.pad and keys: keys += keys[: (-len(keys)) % self.world]
+        return iter(keys[self.rank::self.world])
+
+def shard_loader(loader: torch.utils.data.DataLoader, rank: int, world: int, pad: bool) -> torch.utils.data.DataLoader:
+    "A copy of `loader` that yields rank `rank`'s shard (same dataset, batch size, collate, workers, generator)."
+    if loader.batch_size is None: raise ValueError("distributed fit needs loaders built with batch_size (not a custom batch_sampler)")
+    return torch.utils.data.DataLoader(loader.dataset, batch_size=loader.batch_size,
+        sampler=ShardedSampler(loader.sampler, rank, world, pad), collate_fn=loader.collate_fn,
+        num_workers=loader.num_workers, pin_memory=loader.pin_memory, drop_last=loader.drop_last,
+        generator=loader.generator, worker_init_fn=loader.worker_init_fn,
+        persistent_workers=loader.persistent_workers if loader.num_workers > 0 else False)

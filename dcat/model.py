@@ -54,25 +54,31 @@ class DCAT(nn.Module):
         "The modules whose outputs are the fused maps of every scale (stride 8, then 16), for Grad-CAM over both scales."
         return self.fusion.cam_layers
 
-    def backbone_maps(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
-        "Each backbone's taps: `[[(B, C, H/8, W/8), (B, C', H/16, W/16)], ...]`."
-        return [b(x) for b in self.backbones]
+# %% ../nbs/06_model.ipynb #c007q
+@patch
+def backbone_maps(self: DCAT, x: torch.Tensor) -> list[list[torch.Tensor]]:
+    "Each backbone's taps: `[[(B, C, H/8, W/8), (B, C', H/16, W/16)], ...]`."
+    return [b(x) for b in self.backbones]
 
-    def pool(self, maps: list[torch.Tensor]) -> torch.Tensor:
-        "Map dropout (identity unless `mc_dropout='fusion'`), then global average pooling, concatenated: `(B, D)`."
-        return torch.cat([self.map_dropout(m).mean((2, 3)) for m in maps], 1)
+@patch
+def pool(self: DCAT, maps: list[torch.Tensor]) -> torch.Tensor:
+    "Map dropout (identity unless `mc_dropout='fusion'`), then global average pooling, concatenated: `(B, D)`."
+    return torch.cat([self.map_dropout(m).mean((2, 3)) for m in maps], 1)
 
-    def fused_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
-        "The fused maps, one per scale: `[(B, dim, H/s, W/s)]`."
-        return self.fusion(*self.backbone_maps(x))
+@patch
+def fused_maps(self: DCAT, x: torch.Tensor) -> list[torch.Tensor]:
+    "The fused maps, one per scale: `[(B, dim, H/s, W/s)]`."
+    return self.fusion(*self.backbone_maps(x))
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        "Pooled fused features `z (B, D)`, before the head's dropout."
-        return self.mc_features(self.mc_cache(x))
+@patch
+def features(self: DCAT, x: torch.Tensor) -> torch.Tensor:
+    "Pooled fused features `z (B, D)`, before the head's dropout."
+    return self.mc_features(self.mc_cache(x))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        "Logits `(B, num_classes)` for images `x (B, 3, H, W)`."
-        return self.head(self.features(x))
+@patch
+def forward(self: DCAT, x: torch.Tensor) -> torch.Tensor:
+    "Logits `(B, num_classes)` for images `x (B, 3, H, W)`."
+    return self.head(self.features(x))
 
 # %% ../nbs/06_model.ipynb #c007a
 @patch
@@ -97,6 +103,7 @@ def mc_features(self: DCAT, cache: Any) -> torch.Tensor:
 # %% ../nbs/06_model.ipynb #c009
 DEFAULTS: dict[str, Any] = dict(backbone_a="efficientnet_b4", backbone_b="resnet34", dim=128, heads=4,
                                 dropout=0.3, pretrained_a=None, pretrained_b=None, mc_dropout="head", fusion_dropout=0.1)
+
 STRIDES = (8, 16)
 
 def _fusion(kind: str, **kw):
@@ -125,6 +132,7 @@ def list_models() -> list[str]:
     "Names `build_model` accepts."
     return list(ARMS)
 
+# %% ../nbs/06_model.ipynb #c009p1
 def build_model(name: str = "dcat", num_classes: int = 2, **cfg: Any) -> DCAT:
     "Build the arm `name` for `num_classes` classes; `cfg` overrides `DEFAULTS` (unknown keys are errors)."
     if name not in ARMS: raise ValueError(f"unknown model {name!r}; known models: {', '.join(ARMS)}")
@@ -172,6 +180,7 @@ def attention_maps(self: DCAT, x: torch.Tensor) -> list[dict[str, torch.Tensor]]
         out.append({d: w[d].mean((1, 2)).reshape(-1, h, wd) for d in DIRECTIONS if d in w})
     return out
 
+# %% ../nbs/06_model.ipynb #c023bp1
 @patch
 def attention_summary(self: DCAT, x: torch.Tensor) -> "pd.DataFrame":
     "How far each direction's attention is from uniform, per scale: mean normalised row entropy and peak weight."

@@ -88,6 +88,7 @@ def plot_confusion(labels: np.ndarray, preds: np.ndarray, classes: Sequence[str]
     fig.tight_layout()
     return save_figure(fig, path)
 
+# %% ../nbs/12_plots.ipynb #c017p1
 def plot_entropy_hist(entropy: np.ndarray, correct: np.ndarray, bins: int = 30, path: str | os.PathLike | None = None,
                       xlabel: str = "predictive entropy (nats)"):
     "Histograms of the uncertainty of correct and of wrong predictions, on shared bins (each normalised to density)."
@@ -211,6 +212,7 @@ def plot_gradcam(images: torch.Tensor | np.ndarray, heatmaps: np.ndarray, titles
     fig.colorbar(m, ax=list(axes), shrink=0.6, label="Grad-CAM (relative)")
     return save_figure(fig, path)
 
+# %% ../nbs/12_plots.ipynb #c038p1
 def plot_attention(images: torch.Tensor | np.ndarray, maps: Sequence[dict], names: dict[str, str],
                    strides: Sequence[int] = (8, 16), titles: Sequence[str] | None = None,
                    path: str | os.PathLike | None = None, alpha: float = 0.5):
@@ -249,6 +251,7 @@ def plot_attention(images: torch.Tensor | np.ndarray, maps: Sequence[dict], name
     fig.colorbar(im, ax=list(axes.ravel()), shrink=0.6, label="attention ÷ uniform")
     return save_figure(fig, path)
 
+# %% ../nbs/12_plots.ipynb #c038p2
 def uncertain_gallery(images: torch.Tensor | np.ndarray, labels: np.ndarray, preds: np.ndarray, entropy: np.ndarray,
                       classes: Sequence[str], k: int = 12, path: str | os.PathLike | None = None, ncols: int = 6):
     "The `k` images with the highest entropy, titled true / predicted / entropy (red if wrong); returns the Figure."

@@ -210,6 +210,7 @@ def load_predictor(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
     model.eval()
     return model, {k: v for k, v in ck.items() if k != "state_dict"}
 
+# %% ../nbs/14_runs.ipynb #c020p1
 def predict_images(paths: Sequence[str | os.PathLike], predictor: str | os.PathLike, T: int | None = None,
                    alpha: float = 0.1, batch_size: int = 32, device: str = "cpu") -> tuple[list[dict], list[tuple[str, str]]]:
     "Predict every readable image in `paths`; returns (one row per image, [(path, reason) for each skipped image])."

@@ -62,6 +62,7 @@ def render_html(nb_path: str | os.PathLike, html_path: str | os.PathLike) -> Pat
 
 # %% ../nbs/15_study.ipynb #c015c
 KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR", "--IPKernelApp.capture_fd_output=False"]
+
 RUN_SETTINGS = "run-settings.json"
 
 def _execute(tpl: Path, nb_out: Path, params: dict, progress_bar: bool, log_output: bool, label: str) -> None:
@@ -96,6 +97,7 @@ def strip_figures(nb, note: str) -> None:
             if any(k.startswith("image/") for k in data):
                 o["data"] = {"text/plain": note}
 
+# %% ../nbs/15_study.ipynb #c015cp1
 def finish_notebook(nb_path: str | os.PathLike, template: str | os.PathLike, figure_note: str | None = None) -> None:
     "One read-modify-write of an executed report: machine paths scrubbed, figures replaced by `figure_note` if given (atomically)."
     import nbformat

@@ -16,13 +16,14 @@ from torch import nn
 from tqdm import tqdm
 
 from .config import LOSSES, atomic_torch_save, config_diff, config_hash, get_device, seed_everything
+from .loaders import shard_loader
 from .stats import auc, dice_iou
 
 # %% auto #0
 __all__ = ['CHANNELS_LAST_DEVICES', 'warmup_cosine', 'make_scheduler', 'evaluate_logits', 'CheckpointError', 'load_checkpoint',
-           'last_checkpoint_path', 'loader_generators', 'rng_state', 'set_rng_state', 'ShardedSampler', 'shard_loader',
-           'NonFiniteLossError', 'FitResult', 'FitConfig', 'fit', 'steps_per_epoch', 'resolve_epochs', 'run_budget',
-           'seg_loss', 'evaluate_seg', 'SegFitResult', 'fit_seg']
+           'last_checkpoint_path', 'loader_generators', 'rng_state', 'set_rng_state', 'NonFiniteLossError', 'FitResult',
+           'FitConfig', 'fit', 'steps_per_epoch', 'resolve_epochs', 'run_budget', 'seg_loss', 'evaluate_seg',
+           'SegFitResult', 'fit_seg']
 
 # %% ../nbs/09_train.ipynb #c005
 def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
@@ -117,29 +118,6 @@ def set_rng_state(state: dict, generators: list[torch.Generator] = ()) -> None:
     for g, s in zip(generators, state["generators"]): g.set_state(s)
 
 # %% ../nbs/09_train.ipynb #c022
-class ShardedSampler(torch.utils.data.Sampler):
-    "Rank `rank`'s share of `sampler`'s order (every `world`-th key, like `DistributedSampler`); `pad` repeats keys to equal length."
-    def __init__(self, sampler: Any, rank: int, world: int, pad: bool = True):
-        self.sampler, self.rank, self.world, self.pad = sampler, rank, world, pad
-    @property
-    def generator(self) -> torch.Generator | None: return getattr(self.sampler, "generator", None)
-    def __len__(self) -> int:
-        n = len(self.sampler)
-        return -(-n // self.world) if self.pad else len(range(self.rank, n, self.world))
-    def __iter__(self):
-        keys = list(self.sampler)
-        if self.pad and keys: keys += keys[: (-len(keys)) % self.world]
-        return iter(keys[self.rank::self.world])
-
-def shard_loader(loader: torch.utils.data.DataLoader, rank: int, world: int, pad: bool) -> torch.utils.data.DataLoader:
-    "A copy of `loader` that yields rank `rank`'s shard (same dataset, batch size, collate, workers, generator)."
-    if loader.batch_size is None: raise ValueError("distributed fit needs loaders built with batch_size (not a custom batch_sampler)")
-    return torch.utils.data.DataLoader(loader.dataset, batch_size=loader.batch_size,
-        sampler=ShardedSampler(loader.sampler, rank, world, pad), collate_fn=loader.collate_fn,
-        num_workers=loader.num_workers, pin_memory=loader.pin_memory, drop_last=loader.drop_last,
-        generator=loader.generator, worker_init_fn=loader.worker_init_fn,
-        persistent_workers=loader.persistent_workers if loader.num_workers > 0 else False)
-
 def _gather_ordered(logits: np.ndarray, labels: np.ndarray, world: int) -> tuple[np.ndarray, np.ndarray]:
     "All ranks' unpadded validation shards, interleaved back into the loader's order."
     import torch.distributed as dist
@@ -190,6 +168,7 @@ class FitConfig:
     run_config: dict | None = None
     compile: bool = False
 
+# %% ../nbs/09_train.ipynb #c025p1
 def _kept(last_path: Path | None, epoch: int) -> str:
     if last_path is None: return "No checkpoint_path was given, so nothing was saved."
     if epoch == 1: return f"No epoch had finished; {last_path} was not written."
@@ -418,8 +397,8 @@ def fit(model: nn.Module, loaders: dict, *, device: str | torch.device = "cpu", 
         if created: dist.destroy_process_group()
 
 # %% ../nbs/09_train.ipynb #c026s02
-def _fit(model, loaders, fc: FitConfig, *, device, rank, world) -> FitResult:
-    t0 = time.perf_counter()
+def _setup_run(model, loaders, fc: FitConfig, device, rank, world) -> tuple:
+    "Check the arguments, shard the loaders, and describe the run: `(train_dl, val_dl, run, warmup steps)`."
     _check_fit_args(loaders, fc)
     epochs, progress, max_steps = fc.epochs, fc.progress, fc.max_steps
     train_dl, val_dl = loaders["train"], loaders["val"]
@@ -437,7 +416,12 @@ def _fit(model, loaders, fc: FitConfig, *, device, rank, world) -> FitResult:
     run = _FitRun(device=device, epochs=epochs, spe=spe, total=total, use_amp=device.type == "cuda" and fc.amp in ("auto", True),
                   weight=weight, rank=rank, world=world, progress=progress, patience=fc.patience, best_path=best_path,
                   last_path=last_checkpoint_path(best_path) if best_path is not None else None, config=config, chash=chash)
+    return train_dl, val_dl, run, warm
 
+# %% ../nbs/09_train.ipynb #c026s02p1
+def _fit(model, loaders, fc: FitConfig, *, device, rank, world) -> FitResult:
+    t0 = time.perf_counter()
+    train_dl, val_dl, run, warm = _setup_run(model, loaders, fc, device, rank, world)
     opt, sched, net, gens = _prepare_training(model, train_dl, run, lr=fc.lr, weight_decay=fc.weight_decay, warm=warm,
                                               seed=fc.seed, compile=fc.compile)
     st = _FitState()
@@ -447,7 +431,7 @@ def _fit(model, loaders, fc: FitConfig, *, device, rank, world) -> FitResult:
         dist.barrier()  # everyone has read the last checkpoint before rank 0 may replace it
 
     st.last_auc = st.history[-1]["val_auc"] if st.history else float("nan")
-    for epoch in range(st.start + 1, epochs + 1):
+    for epoch in range(st.start + 1, fc.epochs + 1):
         if st.done: break
         loss_sum, n, lr_used, t_ep, bar = _train_epoch(st, run, net, model, train_dl, opt, sched, epoch)
         val_loss = _validate_epoch(st, run, model, val_dl, epoch, bar)
@@ -462,7 +446,7 @@ def _fit(model, loaders, fc: FitConfig, *, device, rank, world) -> FitResult:
     _restore_best(st, run, model)
     best_auc = st.history[st.best_epoch - 1]["val_auc"] if st.best_epoch else float("nan")
     return FitResult(history=st.history, best_epoch=st.best_epoch, best_val_auc=best_auc,
-                     checkpoint_path=None if best_path is None else str(best_path), wall_s=time.perf_counter() - t0,
+                     checkpoint_path=None if run.best_path is None else str(run.best_path), wall_s=time.perf_counter() - t0,
                      resumed_from_epoch=st.resumed_from, stopped_early=st.stopped, monitor=st.monitor or "val_auc",
                      last_checkpoint_path=None if run.last_path is None else str(run.last_path))
 
@@ -533,6 +517,33 @@ class SegFitResult:
     monitor: str = "val_dice"
 
 # %% ../nbs/09_train.ipynb #c042
+def _seg_train_epoch(model, train_dl, loss_fn, opt, sched, device, epoch: int, epochs: int, progress: bool) -> tuple:
+    "One training epoch of `fit_seg`: `(summed loss, images, progress bar)`."
+    model.train()
+    loss_sum, n = 0.0, 0
+    bar = tqdm(train_dl, desc=f"epoch {epoch}/{epochs}", disable=not progress, leave=True)
+    for x, m in bar:
+        x, m = x.to(device), m.to(device)
+        loss = loss_fn(model(x).float(), m)
+        if not torch.isfinite(loss): raise FloatingPointError(f"non-finite training loss ({loss.item()}) at epoch {epoch}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        loss_sum += loss.item() * len(x)
+        n += len(x)
+        bar.set_postfix(loss=f"{loss_sum / n:.4f}")
+    return loss_sum, n, bar
+
+def _seg_restore(model: nn.Module, best_path: Path | None, best_epoch: int, best_state: dict) -> None:
+    "Load the best epoch's weights: from the checkpoint on disk when there is one (it must hold that epoch)."
+    if best_path is not None:
+        ck = load_checkpoint(best_path)
+        if ck.get("epoch") != best_epoch: raise ValueError(f"{best_path}: holds epoch {ck.get('epoch')}, not the run's best epoch {best_epoch}")
+        best_state = ck["model"]
+    model.load_state_dict(best_state)
+
+# %% ../nbs/09_train.ipynb #c042b
 def fit_seg(model: nn.Module, loaders: dict, *, epochs: int, lr: float = 1e-3, weight_decay: float = 1e-4,
             warmup_epochs: float = 1, patience: int | None = None, checkpoint_path: str | os.PathLike | None = None,
             device: str | torch.device = "cpu", seed: int = 0, progress: bool = False, run_config: dict | None = None) -> SegFitResult:
@@ -553,21 +564,8 @@ def fit_seg(model: nn.Module, loaders: dict, *, epochs: int, lr: float = 1e-3, w
     best_path = Path(checkpoint_path) if checkpoint_path is not None else None
     history, best, best_epoch, bad, best_state, stopped = [], -math.inf, 0, 0, None, False
     for epoch in range(1, epochs + 1):
-        model.train()
         t_ep = time.perf_counter()
-        loss_sum, n = 0.0, 0
-        bar = tqdm(train_dl, desc=f"epoch {epoch}/{epochs}", disable=not progress, leave=True)
-        for x, m in bar:
-            x, m = x.to(device), m.to(device)
-            loss = loss_fn(model(x).float(), m)
-            if not torch.isfinite(loss): raise FloatingPointError(f"non-finite training loss ({loss.item()}) at epoch {epoch}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            loss_sum += loss.item() * len(x)
-            n += len(x)
-            bar.set_postfix(loss=f"{loss_sum / n:.4f}")
+        loss_sum, n, bar = _seg_train_epoch(model, train_dl, loss_fn, opt, sched, device, epoch, epochs, progress)
         ev = evaluate_seg(model, loaders["val"], device, loss_fn=loss_fn)
         history.append(dict(epoch=epoch, train_loss=loss_sum / n, val_loss=ev["loss"], val_dice=float(ev["dice"].mean()),
                             val_iou=float(ev["iou"].mean()), lr=opt.param_groups[0]["lr"], seconds=time.perf_counter() - t_ep))
@@ -582,10 +580,6 @@ def fit_seg(model: nn.Module, loaders: dict, *, epochs: int, lr: float = 1e-3, w
         if patience and bad >= patience and epoch < epochs:
             stopped = True
             break
-    if best_path is not None:
-        ck = load_checkpoint(best_path)
-        if ck.get("epoch") != best_epoch: raise ValueError(f"{best_path}: holds epoch {ck.get('epoch')}, not the run's best epoch {best_epoch}")
-        best_state = ck["model"]
-    model.load_state_dict(best_state)
+    _seg_restore(model, best_path, best_epoch, best_state)
     return SegFitResult(history=history, best_epoch=best_epoch, best_val_dice=best, wall_s=time.perf_counter() - t0,
                         checkpoint_path=None if best_path is None else str(best_path), stopped_early=stopped)

@@ -144,6 +144,7 @@ def mc_predict_naive(model: nn.Module, loader: Sequence, T: int = 30, seed: int 
     "Reference MC dropout: T full passes `model(x)` per batch, everything in eval mode except the MC dropout layers."
     return _mc_run(model, loader, T, seed, device, return_features, progress, fast=False)
 
+# %% ../nbs/10_uncertainty.ipynb #c007dp1
 def deterministic_predict(model: nn.Module, loader: Sequence, device: str | torch.device = "cpu",
                           return_logits: bool = False) -> np.ndarray:
     "Class probabilities (N, C) (or logits) with the whole model in eval mode, dropout off."
@@ -255,6 +256,7 @@ def conformal_sets(probs: np.ndarray, qhat: float, method: str = "lac") -> np.nd
     "Prediction sets as a boolean (N, C) array: class c is in image i's set when its score is <= q̂."
     return conformal_scores(probs, None, method) <= qhat + 1e-12
 
+# %% ../nbs/10_uncertainty.ipynb #c031p1
 def conformal_summary(probs_val: np.ndarray, labels_val: np.ndarray, probs_test: np.ndarray, labels_test: np.ndarray,
                       alphas: Sequence[float] = (0.05, 0.1), methods: Sequence[str] = CONFORMAL_METHODS) -> dict:
     "For each method and alpha: q̂ (from validation), and on test the empirical coverage, mean set size, share of empty and singleton sets."
@@ -539,6 +541,7 @@ def seg_mc_predict(model: nn.Module, loader: Sequence, T: int = 20, seed: int = 
     "T MC-dropout samples per image: `model.features` once per batch, `model.decode` T times with only the decoder's dropout on."
     return _seg_mc_run(model, loader, T, seed, device, progress, True, keep_samples)
 
+# %% ../nbs/10_uncertainty.ipynb #c034p1
 def seg_mc_predict_naive(model: nn.Module, loader: Sequence, T: int = 20, seed: int = 0, device: str | torch.device = "cpu",
                          progress: bool = False, keep_samples: bool = False) -> SegMCResult:
     "Reference MC dropout: T full passes `model(x)` per batch, same per-sample seeds as `seg_mc_predict`."

@@ -9,6 +9,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from fastcore.basics import patch
 
 from .config import MODELS
 from .fusion import ChannelCrossAttention, DWProj, SpatialCrossAttention, to_map, to_tokens
@@ -95,30 +96,35 @@ class UNet(nn.Module):
         self.up = nn.ModuleList(UpBlock(ci, c, dropout) for ci, c in zip(widths[:0:-1], enc[::-1]))
         self.head = nn.Conv2d(enc[0], out_ch, 1)
 
-    def features(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        "Encoder (and DCA): the skips, shallowest first, and the bottleneck."
-        k = 2 ** len(self.enc)
-        if x.shape[-1] % k or x.shape[-2] % k: raise ValueError(f"UNet: image size {tuple(x.shape[-2:])} must be a multiple of {k}")
-        raw, acts, h = [], [], x
-        for i, (blk, act) in enumerate(zip(self.enc, self.enc_act)):
-            r = blk(h if i == 0 else self.pool(h))
-            h = act(r)
-            raw.append(r)
-            acts.append(h)
-        skips = self.dca(raw) if self.dca is not None else acts
-        return skips, self.bottleneck(self.pool(h))
+# %% ../nbs/07_unet.ipynb #c024q
+@patch
+def features(self: UNet, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+    "Encoder (and DCA): the skips, shallowest first, and the bottleneck."
+    k = 2 ** len(self.enc)
+    if x.shape[-1] % k or x.shape[-2] % k: raise ValueError(f"UNet: image size {tuple(x.shape[-2:])} must be a multiple of {k}")
+    raw, acts, h = [], [], x
+    for i, (blk, act) in enumerate(zip(self.enc, self.enc_act)):
+        r = blk(h if i == 0 else self.pool(h))
+        h = act(r)
+        raw.append(r)
+        acts.append(h)
+    skips = self.dca(raw) if self.dca is not None else acts
+    return skips, self.bottleneck(self.pool(h))
 
-    def decode(self, skips: Sequence[torch.Tensor], bottleneck: torch.Tensor) -> torch.Tensor:
-        "Decoder: logits `(B, out_ch, S, S)` from the skips and the bottleneck."
-        h = bottleneck
-        for blk, s in zip(self.up, list(skips)[::-1]): h = blk(h, s)
-        return self.head(h)
+@patch
+def decode(self: UNet, skips: Sequence[torch.Tensor], bottleneck: torch.Tensor) -> torch.Tensor:
+    "Decoder: logits `(B, out_ch, S, S)` from the skips and the bottleneck."
+    h = bottleneck
+    for blk, s in zip(self.up, list(skips)[::-1]): h = blk(h, s)
+    return self.head(h)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor: return self.decode(*self.features(x))
+@patch
+def forward(self: UNet, x: torch.Tensor) -> torch.Tensor: return self.decode(*self.features(x))
 
-    def dropouts(self) -> list[nn.Module]:
-        "The decoder's dropout modules (what MC dropout samples)."
-        return [b.dropout for b in self.up]
+@patch
+def dropouts(self: UNet) -> list[nn.Module]:
+    "The decoder's dropout modules (what MC dropout samples)."
+    return [b.dropout for b in self.up]
 
 # %% ../nbs/07_unet.ipynb #c025
 SEG_MODELS = {"unet": dict(dca=False), "unet_dca": dict(dca=True)}
