@@ -188,6 +188,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'dcat.loaders.images_loader': ('loaders.html#images_loader', 'dcat/loaders.py'),
                               'dcat.loaders.make_loaders': ('loaders.html#make_loaders', 'dcat/loaders.py'),
                               'dcat.loaders.normalize': ('loaders.html#normalize', 'dcat/loaders.py'),
+                              'dcat.loaders.seeded_loaders': ('loaders.html#seeded_loaders', 'dcat/loaders.py'),
                               'dcat.loaders.shard_loader': ('loaders.html#shard_loader', 'dcat/loaders.py'),
                               'dcat.loaders.split_validation': ('loaders.html#split_validation', 'dcat/loaders.py'),
                               'dcat.loaders.stratified_subset': ('loaders.html#stratified_subset', 'dcat/loaders.py'),

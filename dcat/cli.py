@@ -7,11 +7,10 @@ from __future__ import annotations
 import argparse, contextlib, json, os, sys
 from typing import Sequence
 
-from .config import RULES, check_settings, datasets, load_settings, medmnist_datasets, parse_value, read_ini
-from .model import list_models
-from .report import metrics_table
-from .runs import RunLockedError, predict_images, run_file, run_lock
-from .study import StudyError, run_study, train_run, write_summary
+from .config import MODELS, RULES, check_settings, datasets, load_settings, medmnist_datasets, parse_value, read_ini
+
+# The library behind each command is imported by the command itself: `dcat datasets`, `dcat --help` and a refused
+# setting answer without loading timm, the study and its report (seconds of start-up on a small machine).
 
 # %% auto #0
 __all__ = ['parse_params', 'train_cli', 'main']
@@ -31,6 +30,7 @@ def parse_params(pairs: Sequence[str]) -> dict:
 
 def _predict_cli(a: argparse.Namespace) -> int:
     import pandas as pd
+    from dcat.runs import predict_images
     rows, skipped = predict_images(a.images, a.checkpoint, T=a.mc_samples, alpha=a.alpha, device=a.device)
     for p, why in skipped: print(f"dcat: skipped {p}: {why}", file=sys.stderr)
     if a.format == "json": print(json.dumps(rows, indent=2))
@@ -46,6 +46,9 @@ def train_cli(a: argparse.Namespace) -> int:
     if a.model: over["model"] = a.model
     cfg = check_settings(load_settings(a.dataset, overrides=over, preset=a.preset))
     rank = int(os.environ.get("RANK", "0"))
+    from dcat.report import metrics_table
+    from dcat.runs import run_file, run_lock
+    from dcat.study import train_run
     lock = run_lock(run_file(cfg, ".lock")) if rank == 0 else contextlib.nullcontext()
     with lock: done = train_run(cfg, a.resume, rank == 0 and not a.quiet, rank)
     if done is None: return 0
@@ -91,12 +94,13 @@ def _study_cli(a: argparse.Namespace) -> int:
     over = parse_params(a.param)
     if a.seeds is not None: over["seeds"] = a.seeds
     models = a.model or [over.pop("model", None) or load_settings()["model"]]
-    if "all" in models: models = list_models()
+    if "all" in models: models = list(MODELS["classification"])
     names = a.datasets or [load_settings()["dataset"]]
     for ds in names:                                   # unknown dataset, preset or bad value: fail before any run
         for m in models: check_settings(load_settings(ds, overrides={**over, "model": m}, preset=a.preset))
     for ds in names:
         for m in models:
+            from dcat.study import run_study, write_summary
             run_study(ds, m, over, reports_dir=a.reports_dir, progress=not a.quiet, preset=a.preset, resume=a.resume,
                       echo=lambda s: print(s, flush=True))
     print(write_summary(a.reports_dir or load_settings(names[0], overrides=over)["reports_dir"]))
@@ -110,12 +114,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("\n".join(dict.fromkeys(datasets() + medmnist_datasets(load_settings()["data_dir"]))))
             return 0
         if a.cmd == "summary":
+            from dcat.study import write_summary
             print(write_summary(a.reports_dir))
             return 0
         if a.cmd == "predict": return _predict_cli(a)
         if a.cmd == "train": return train_cli(a)
         return _study_cli(a)
-    except (StudyError, RunLockedError, ValueError, KeyError, OSError, RuntimeError) as e:
+    except (ValueError, KeyError, OSError, RuntimeError) as e:          # StudyError, RunLockedError: RuntimeErrors
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"dcat: error: {msg}", file=sys.stderr)
         return 1

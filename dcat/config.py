@@ -14,12 +14,12 @@ import torch
 
 # %% auto #0
 __all__ = ['ENV_OVERRIDES', 'LIST_KEYS', 'TASKS', 'MODELS', 'SOURCES', 'LOSSES', 'MC_DROPOUT', 'MEDMNIST_SIZES',
-           'SUPPORTED_TASKS', 'PATH_KEYS', 'PRESET_PREFIX', 'RULES', 'TASK_RULES', 'project_root', 'settings_path',
-           'parse_value', 'is_segmentation', 'medmnist_info', 'parse_medmnist_name', 'medmnist_settings', 'read_ini',
-           'datasets', 'presets', 'safe_name', 'size_variant', 'resolve_dataset', 'load_settings', 'medmnist_datasets',
-           'seed_everything', 'get_device', 'check_settings', 'config_hash', 'config_diff', 'plain_file_mode',
-           'clean_stale_tmp', 'atomic_write', 'atomic_write_text', 'atomic_torch_save', 'sha256_file', 'nan_to_none',
-           'to_jsonable', 'write_json']
+           'SUPPORTED_TASKS', 'PATH_KEYS', 'PRESET_PREFIX', 'RULES', 'TASK_RULES', 'SEG_REQUIRED', 'project_root',
+           'settings_path', 'parse_value', 'is_segmentation', 'medmnist_info', 'parse_medmnist_name',
+           'medmnist_settings', 'read_ini', 'datasets', 'presets', 'safe_name', 'size_variant', 'resolve_dataset',
+           'load_settings', 'medmnist_datasets', 'seed_everything', 'get_device', 'check_settings', 'config_hash',
+           'config_diff', 'plain_file_mode', 'clean_stale_tmp', 'atomic_write', 'atomic_write_text',
+           'atomic_torch_save', 'sha256_file', 'nan_to_none', 'to_jsonable', 'write_json']
 
 # %% ../nbs/00_config.ipynb #c004
 ENV_OVERRIDES = {"data_dir": "DCAT_DATA_DIR", "reports_dir": "DCAT_REPORTS_DIR",
@@ -278,8 +278,11 @@ RULES: dict[str, tuple] = {
     "mc_dropout": ("choice", MC_DROPOUT, None, True), "embedding": ("choice", ("umap", "pca", "none"), None, True),
     "compile": ("bool", None, None, True), "epochs_given": ("bool", None, None, True), "ood_set": ("text", None, None, True),
 }
-# what differs for a segmentation run: patience 0 means no early stopping; the sources and models of the task
+# what differs for a segmentation run: patience 0 means no early stopping; the sources and models of the task; and
+# only the settings its template reads are required (the classifier's fusion width, loss, ... may be absent)
 TASK_RULES = {"segmentation": {"patience": ("int", 0, None, False)}}
+SEG_REQUIRED = ("image_size", "epochs", "batch_size", "mc_samples", "seed", "patience", "fusion_heads", "lr", "weight_decay",
+                "dropout", "warmup_epochs")
 
 # %% ../nbs/00_config.ipynb #cfg-check
 def _check_value(k: str, v: Any, rule: tuple) -> None:
@@ -305,6 +308,7 @@ def check_settings(cfg: dict) -> dict:
     "Validate merged settings of either task against `RULES`; raise `ValueError` naming the key and value at fault. Returns `cfg`."
     task = "segmentation" if is_segmentation(cfg) else "classification"
     rules = {**RULES, **TASK_RULES.get(task, {})}
+    if task == "segmentation": rules = {k: r if k in SEG_REQUIRED else (*r[:3], True) for k, r in rules.items()}
     for k, rule in rules.items(): _check_value(k, cfg.get(k), rule)
     if cfg.get("source") is not None and cfg["source"] not in SOURCES[task]:
         raise ValueError(f"setting 'source': {cfg['source']!r} is not one of {', '.join(SOURCES[task])}")

@@ -18,7 +18,8 @@ from .data import IMAGENET_MEAN, IMAGENET_STD, DataBundle, SplitData, TensorImag
 
 # %% auto #0
 __all__ = ['Augment', 'LoaderDataset', 'SeededSampler', 'imagenet_stats', 'normalize', 'denormalize', 'to_display', 'Collate',
-           'stratified_subset', 'make_loaders', 'split_validation', 'images_loader', 'ShardedSampler', 'shard_loader']
+           'stratified_subset', 'make_loaders', 'seeded_loaders', 'split_validation', 'images_loader', 'ShardedSampler',
+           'shard_loader']
 
 # %% ../nbs/02_loaders.ipynb #c037
 @dataclass
@@ -124,13 +125,18 @@ def make_loaders(bundle: DataBundle, batch_size: int, seed: int = 0, max_train: 
     if batch_size < 1: raise ValueError(f"batch_size={batch_size} must be at least 1")
     aug = (Augment() if augment is True else augment) or None
     idx = stratified_subset(bundle.train.labels, max_train, seed) if max_train and max_train > 0 else None
+    evals = {s: LoaderDataset(bundle.split(s)) for s in ("val", "test")}
+    return seeded_loaders(LoaderDataset(bundle.train, idx), evals, batch_size, seed, num_workers, Collate(aug), Collate(None))
+
+def seeded_loaders(train: Dataset, evals: dict[str, Dataset], batch_size: int, seed: int, num_workers: int,
+                   train_collate: Any, eval_collate: Any) -> dict[str, DataLoader]:
+    """The loaders of either task: `train` in a seeded order (`SeededSampler`: each item with its augmentation seed; a
+    lone last item dropped), every dataset of `evals` in order."""
     common = dict(batch_size=batch_size, num_workers=num_workers, pin_memory=torch.cuda.is_available(),
                   persistent_workers=num_workers > 0)
-    train = LoaderDataset(bundle.train, idx)
     loaders = {"train": DataLoader(train, sampler=SeededSampler(len(train), seed), drop_last=len(train) % batch_size == 1,
-                                   collate_fn=Collate(aug), generator=torch.Generator().manual_seed(seed), **common)}
-    for s in ("val", "test"):
-        loaders[s] = DataLoader(LoaderDataset(bundle.split(s)), shuffle=False, collate_fn=Collate(None), **common)
+                                   collate_fn=train_collate, generator=torch.Generator().manual_seed(seed), **common)}
+    for s, ds in evals.items(): loaders[s] = DataLoader(ds, shuffle=False, collate_fn=eval_collate, **common)
     return loaders
 
 # %% ../nbs/02_loaders.ipynb #c013j

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from .config import atomic_torch_save, sha256_file
 from .config import SOURCES
 from .data import IMAGE_EXTS, SPLITS, read_image
-from .loaders import SeededSampler, normalize
+from .loaders import normalize, seeded_loaders
 
 # %% auto #0
 __all__ = ['CACHE_VERSION', 'write_seg_folder', 'pair_files', 'read_mask', 'read_pair', 'seg_split', 'SegSplit', 'SegBundle',
@@ -269,11 +269,5 @@ def make_seg_loaders(bundle: SegBundle, batch_size: int, seed: int = 0, max_trai
     aug = (SegAugment() if augment is True else augment) or None
     n = len(bundle.train)
     idx = np.sort(np.random.default_rng(seed).permutation(n)[:max_train]) if max_train and 0 < max_train < n else None
-    common = dict(batch_size=batch_size, num_workers=num_workers, pin_memory=torch.cuda.is_available(),
-                  persistent_workers=num_workers > 0)
-    train = SegLoaderDataset(bundle.train, idx)
-    loaders = {"train": DataLoader(train, sampler=SeededSampler(len(train), seed), drop_last=len(train) % batch_size == 1,
-                                   collate_fn=SegCollate(aug), generator=torch.Generator().manual_seed(seed), **common)}
-    for s in ("val", "test"):
-        loaders[s] = DataLoader(SegLoaderDataset(bundle.get(s)), shuffle=False, collate_fn=SegCollate(None), **common)
-    return loaders
+    evals = {s: SegLoaderDataset(bundle.get(s)) for s in ("val", "test")}
+    return seeded_loaders(SegLoaderDataset(bundle.train, idx), evals, batch_size, seed, num_workers, SegCollate(aug), SegCollate(None))
