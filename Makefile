@@ -6,6 +6,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 PYTEST_ARGS ?=
+## the run scheduler: JOBS=N runs at once on this machine; LAUNCHER=slurm submits one Slurm job per run
+JOBS     ?= 1
+LAUNCHER ?= local
+SCHED    := --jobs $(JOBS) --launcher $(LAUNCHER)
 
 .PHONY: install study test export clean-nbs readme summary ablation comparison evidence lessons docs
 
@@ -27,15 +31,15 @@ ablation: $(STAMP)
 
 ## the evidence: 3 seeds of DCAT, the single backbones, concatenation, DCAT without refinement and DCA, 1 of the other arms
 comparison: $(STAMP)
-	$(BIN)/dcat study pneumoniamnist --seeds 3 -m dcat -m effnet_only -m resnet_only -m concat -m dcat_norefine -m dca $(ARGS)
-	$(BIN)/dcat study pneumoniamnist --seeds 1 -m dcat_onedir -m drifa $(ARGS)
+	$(BIN)/dcat study pneumoniamnist --seeds 3 -m dcat -m effnet_only -m resnet_only -m concat -m dcat_norefine -m dca $(SCHED) $(ARGS)
+	$(BIN)/dcat study pneumoniamnist --seeds 1 -m dcat_onedir -m drifa $(SCHED) $(ARGS)
 
 ## every committed report: the comparison, fusion MC dropout, BreastMNIST, the Kermany folders, the U-Net study, the summary
 evidence: comparison
-	$(BIN)/dcat study pneumoniamnist --seeds 3 -p mc_dropout=fusion --reports-dir reports/mc_fusion $(ARGS)
-	$(BIN)/dcat study breastmnist --seeds 3 -p ood_set=pneumoniamnist.npz $(ARGS)
-	$(BIN)/dcat study kermany_pneumonia -p image_size=48 $(ARGS)
-	$(BIN)/dcat study kvasir_seg --seeds 3 -m unet -m unet_dca $(ARGS)
+	$(BIN)/dcat study pneumoniamnist --seeds 3 -p mc_dropout=fusion --reports-dir reports/mc_fusion $(SCHED) $(ARGS)
+	$(BIN)/dcat study breastmnist --seeds 3 -p ood_set=pneumoniamnist.npz $(SCHED) $(ARGS)
+	$(BIN)/dcat study kermany_pneumonia -p image_size=48 $(SCHED) $(ARGS)
+	$(BIN)/dcat study kvasir_seg --seeds 3 -m unet -m unet_dca $(SCHED) $(ARGS)
 	$(BIN)/dcat summary
 
 summary: $(STAMP)

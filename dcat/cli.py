@@ -70,6 +70,14 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--preset", help="a [preset.NAME] section of settings.ini applied on top (e.g. paper)")
     st.add_argument("--quiet", action="store_true", help="no progress bars")
     st.add_argument("--resume", action="store_true", help="continue each seed's interrupted run from its last checkpoint")
+    st.add_argument("--jobs", type=int, default=1, help="runs at once on this machine, each in its own process (cores // N threads each)")
+    st.add_argument("--launcher", choices=("local", "slurm"), default="local", help="local processes, or one Slurm job per run (submitit)")
+    st.add_argument("--status", action="store_true", help="list the plan's runs (finished, running, pending) and exit")
+    st.add_argument("--slurm-partition", help="Slurm partition (default: [launcher.slurm] partition)")
+    st.add_argument("--slurm-time", type=int, metavar="MIN", help="Slurm time limit per run, minutes")
+    st.add_argument("--slurm-mem-gb", type=float, help="Slurm memory per run, GB")
+    st.add_argument("--slurm-cpus", type=int, help="CPUs per Slurm job (also its torch threads)")
+    st.add_argument("--slurm-gpus", type=int, help="GPUs per Slurm job")
     tr = sub.add_parser("train", help="train and evaluate without a report (runs under torchrun for several GPUs)")
     tr.add_argument("dataset", nargs="?", default=None)
     tr.add_argument("-m", "--model", default=None)
@@ -96,15 +104,19 @@ def _study_cli(a: argparse.Namespace) -> int:
     models = a.model or [over.pop("model", None) or load_settings()["model"]]
     if "all" in models: models = list(MODELS["classification"])
     names = a.datasets or [load_settings()["dataset"]]
-    for ds in names:                                   # unknown dataset, preset or bad value: fail before any run
-        for m in models: check_settings(load_settings(ds, overrides={**over, "model": m}, preset=a.preset))
-    for ds in names:
-        for m in models:
-            from dcat.study import run_study, write_summary
-            run_study(ds, m, over, reports_dir=a.reports_dir, progress=not a.quiet, preset=a.preset, resume=a.resume,
-                      echo=lambda s: print(s, flush=True))
-    print(write_summary(a.reports_dir or load_settings(names[0], overrides=over)["reports_dir"]))
-    return 0
+    from dcat.study import plan_status, plan_study, run_plan, slurm_options, write_summary
+    plan = plan_study(names, models, over, a.reports_dir, a.preset)   # bad dataset, preset or value: fails before any run
+    if a.status:
+        for row in plan_status(plan): print(f"{row['state']:15s} {row['run']}  (run {row['hash']})")
+        return 0
+    slurm = slurm_options({"partition": a.slurm_partition, "time_min": a.slurm_time, "mem_gb": a.slurm_mem_gb,
+                           "cpus_per_task": a.slurm_cpus, "gpus_per_node": a.slurm_gpus}) if a.launcher == "slurm" else None
+    out = run_plan(plan, jobs=a.jobs, launcher=a.launcher, resume=a.resume, progress=not a.quiet, slurm=slurm,
+                   echo=lambda s: print(s, file=sys.stderr if a.jobs > 1 or a.launcher == "slurm" else sys.stdout, flush=True))
+    print(write_summary(a.reports_dir or plan[0].cfg["reports_dir"]))
+    failed = [k for k, v in out.items() if v.startswith("failed")]
+    for k in failed: print(f"dcat: error: {k}: {out[k]}", file=sys.stderr)
+    return 1 if failed else 0
 
 def main(argv: Sequence[str] | None = None) -> int:
     "Entry point of the `dcat` command."

@@ -14,8 +14,8 @@ import torch
 
 # %% auto #0
 __all__ = ['ENV_OVERRIDES', 'LIST_KEYS', 'TASKS', 'MODELS', 'SOURCES', 'LOSSES', 'MC_DROPOUT', 'MEDMNIST_SIZES',
-           'SUPPORTED_TASKS', 'PATH_KEYS', 'PRESET_PREFIX', 'RULES', 'TASK_RULES', 'SEG_REQUIRED', 'project_root',
-           'settings_path', 'parse_value', 'is_segmentation', 'medmnist_info', 'parse_medmnist_name',
+           'SUPPORTED_TASKS', 'PATH_KEYS', 'PRESET_PREFIX', 'LAUNCHER_PREFIX', 'RULES', 'TASK_RULES', 'SEG_REQUIRED',
+           'project_root', 'settings_path', 'parse_value', 'is_segmentation', 'medmnist_info', 'parse_medmnist_name',
            'medmnist_settings', 'read_ini', 'datasets', 'presets', 'safe_name', 'size_variant', 'resolve_dataset',
            'load_settings', 'medmnist_datasets', 'seed_everything', 'get_device', 'check_settings', 'config_hash',
            'config_diff', 'plain_file_mode', 'clean_stale_tmp', 'atomic_write', 'atomic_write_text',
@@ -139,10 +139,11 @@ def read_ini(path: str | os.PathLike | None = None) -> configparser.ConfigParser
     return cp
 
 PRESET_PREFIX = "preset."
+LAUNCHER_PREFIX = "launcher."   # [launcher.slurm]: how `dcat study --launcher slurm` submits its jobs (dcat.study)
 
 def datasets(path: str | os.PathLike | None = None) -> list[str]:
     "Names of the dataset sections in the settings file."
-    return [s for s in read_ini(path).sections() if s != "study" and not s.startswith(PRESET_PREFIX)]
+    return [s for s in read_ini(path).sections() if s != "study" and not s.startswith((PRESET_PREFIX, LAUNCHER_PREFIX))]
 
 def presets(path: str | os.PathLike | None = None) -> list[str]:
     "Names of the `[preset.NAME]` sections: bundles of settings applied on top of a dataset's (e.g. `paper`)."

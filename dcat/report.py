@@ -253,13 +253,13 @@ def _arm_rows(arms: dict) -> list[str]:
     return lines
 
 # %% ../nbs/13_report.ipynb #c017d
-def _comparison_rows(arms: dict, reference: str = "dcat") -> tuple[list[str], dict]:
+def _comparison_rows(arms: dict, reference: str = "dcat", n_resamples: int = 2000) -> tuple[list[str], dict]:
     lines = [f"| arm − {reference} | paired bootstrap ΔAUC [95 % CI] | p | DeLong ΔAUC [95 % CI] | p | Δ of seed means [95 % Welch CI] | p | verdict | based on |",
              "|---|---|---|---|---|---|---|---|---|"]
     out = {}
     for name, (runs, _) in arms.items():
         if name == reference: continue
-        c = out[name] = compare_runs(arms[reference][0], runs)
+        c = out[name] = compare_runs(arms[reference][0], runs, n_resamples=n_resamples)
         b, d, s = c["bootstrap"], c["delong"], c["seeds"]
         lines.append(f"| {name} | {_signed(b)} | {_p(b and b['p'])} | {_signed(d)} | {_p(d and d['p'])} | "
                      f"{_signed(s) if s['low'] is not None else '–'} | {_p(s['p'])} | **{c['verdict']}** | {c['basis']} |")
@@ -333,7 +333,7 @@ SUMMARY_INTRO = ("Test-split figures of every arm, in percent, from `reports/<da
     "interval contains zero is reported as *no detectable difference*, which is not the same as *equal*. The paper's "
     "figures are quoted for reference only: it used other data, resolutions, pretraining and budgets.")
 
-def summary_markdown(by_ds: dict, forests: dict | None = None) -> str:
+def summary_markdown(by_ds: dict, forests: dict | None = None, n_resamples: int = 2000) -> str:
     """`reports/summary.md` from `{dataset: {arm: (runs, aggregate)}}` (runs: `(metrics.json record, predictions)` per
     seed); `forests` maps a dataset to its forest plot's path relative to the summary, where one was drawn."""
     forests = forests or {}
@@ -351,7 +351,7 @@ def summary_markdown(by_ds: dict, forests: dict | None = None) -> str:
         lines += ["### Uncertainty", "", "First seed of each arm, 95 % bootstrap intervals over test images; error detection: "
                   "AUROC of the uncertainty for a wrong prediction (0.5 = chance).", ""] + _uncertainty_rows(arms) + [""]
         if "dcat" in arms and len(arms) > 1:
-            rows, cmp = _comparison_rows(arms)
+            rows, cmp = _comparison_rows(arms, n_resamples=n_resamples)
             lines += ["### Every arm against DCAT", ""] + rows + [""]
             for base in SINGLE_BACKBONES:
                 if base in cmp: lines.append(f"- {base} − DCAT: **{cmp[base]['verdict']}** ({cmp[base]['basis']}).")

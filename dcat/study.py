@@ -5,13 +5,14 @@ without a report, and the summary file."""
 
 # %% ../nbs/15_study.ipynb #c002
 from __future__ import annotations
-import json, os, shutil, sys, tempfile, time
+import contextlib, dataclasses, json, os, shutil, sys, tempfile, time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Sequence
 
 import torch
 
-from .config import atomic_write_text, check_settings, get_device, is_segmentation, load_settings, project_root, seed_everything, to_jsonable
+from .config import (atomic_write_text, check_settings, get_device, is_segmentation, load_settings, parse_value,
+                         project_root, read_ini, seed_everything, to_jsonable)
 from .data import load_dataset
 from .loaders import make_loaders, split_validation
 from .model import model_from_settings
@@ -24,10 +25,11 @@ from .runs import (REPORT_KEYS, checkpoint_path, load_runs, provenance, run_file
                        save_predictor, write_aggregate, write_metrics)
 
 # %% auto #0
-__all__ = ['KERNEL_ARGS', 'RUN_SETTINGS', 'StudyError', 'find_template', 'template_path', 'check_template', 'render_html',
-           'scrub_paths', 'strip_figures', 'finish_notebook', 'hold_point', 'recover_report', 'seed_list',
-           'reusable_run', 'clean_leftovers', 'run_seed', 'check_writable', 'run_study', 'fit_from_settings',
-           'train_run', 'write_summary']
+__all__ = ['KERNEL_ARGS', 'RUN_SETTINGS', 'SLURM_KEYS', 'StudyError', 'find_template', 'template_path', 'check_template',
+           'render_html', 'scrub_paths', 'strip_figures', 'finish_notebook', 'hold_point', 'recover_report',
+           'seed_list', 'reusable_run', 'clean_leftovers', 'run_seed', 'check_writable', 'run_study', 'PlannedRun',
+           'plan_study', 'execute_run', 'slurm_options', 'run_plan', 'plan_status', 'fit_from_settings', 'train_run',
+           'write_summary']
 
 # %% ../nbs/15_study.ipynb #c015
 class StudyError(RuntimeError):
@@ -197,28 +199,156 @@ def check_writable(folder: Path) -> None:
         raise PermissionError(f"{folder}: reports directory is not writable ({e.strerror or e})") from None
 
 def run_study(dataset: str, model: str | None = None, overrides: dict | None = None,
-              reports_dir: str | os.PathLike | None = None, progress: bool = True, log_output: bool = False,
-              preset: str | None = None, resume: bool = False, echo: Any = None) -> Path:
+              reports_dir: str | os.PathLike | None = None, progress: bool = True, preset: str | None = None,
+              resume: bool = False, echo: Any = None, jobs: int = 1) -> Path:
     "Run every seed of `dataset`/`model` into `reports/<dataset>/<model>/seed-<k>/`, then the arm's aggregate."
     overrides = dict(overrides or {})                   # an explicit empty value (-p ood_set=) unsets a setting
-    if model: overrides["model"] = model
-    if reports_dir: overrides["reports_dir"] = str(reports_dir)
-    base = check_settings(load_settings(dataset, overrides=overrides, preset=preset))
-    arm = Path(base["reports_dir"]) / base["dataset"] / base["model"]
-    check_writable(arm)
-    find_template("seg_eval.ipynb" if is_segmentation(base) else "train_eval.ipynb")
-    for i, s in enumerate(seed_list(base)):
-        cfg = {**base, "seed": s}
-        dest = arm / f"seed-{s}"
-        t0 = time.time()
-        if not resume and reusable_run(dest, cfg, full=i == 0):
-            if echo: echo(f"{cfg['dataset']}/{cfg['model']}/seed-{s}: reused (same settings and commit)")
-            continue
-        with run_lock(run_file(cfg, ".lock")):
-            run_seed(cfg, dest, full=i == 0, progress=progress, log_output=log_output, resume=resume)
-        if echo: echo(f"{cfg['dataset']}/{cfg['model']}/seed-{s}: report in {dest} ({time.time() - t0:.0f} s)")
-    write_aggregate(arm)
-    return arm
+    model = model or overrides.pop("model", None) or load_settings(dataset, overrides=overrides, preset=preset)["model"]
+    plan = plan_study([dataset], [model], overrides, reports_dir, preset)
+    run_plan(plan, jobs=jobs, resume=resume, progress=progress, echo=echo)
+    return plan[0].dest.parent
+
+# %% ../nbs/15_study.ipynb #plan-code
+@dataclasses.dataclass
+class PlannedRun:
+    "One run of a plan: its settings (`cfg`, seed included), report folder and whether it keeps the full report."
+    cfg: dict
+    dest: Path
+    full: bool
+
+    @property
+    def label(self) -> str: return f"{self.cfg['dataset']}/{self.cfg['model']}/seed-{self.cfg['seed']}"
+
+def plan_study(datasets: Sequence[str], models: Sequence[str], overrides: dict | None = None,
+               reports_dir: str | os.PathLike | None = None, preset: str | None = None) -> list[PlannedRun]:
+    "Every run of `datasets` × `models` × seeds, its settings resolved and checked before anything runs."
+    plan = []
+    for ds in datasets:
+        for m in models:
+            over = {**(overrides or {}), "model": m, **({"reports_dir": str(reports_dir)} if reports_dir else {})}
+            base = check_settings(load_settings(ds, overrides=over, preset=preset))
+            arm = Path(base["reports_dir"]) / base["dataset"] / base["model"]
+            plan += [PlannedRun({**base, "seed": s}, arm / f"seed-{s}", i == 0) for i, s in enumerate(seed_list(base))]
+    return plan
+
+def execute_run(run: PlannedRun, progress: bool = False, resume: bool = False, threads: int | None = None) -> str:
+    "Run one planned run, whichever executor calls it: `'reused'` when its finished report is current, else `'done'`."
+    if threads:
+        os.environ["OMP_NUM_THREADS"] = str(threads)                    # the kernel that trains inherits it
+        torch.set_num_threads(threads)
+    if not resume and reusable_run(run.dest, run.cfg, full=run.full): return "reused"
+    check_writable(run.dest.parent)
+    with run_lock(run_file(run.cfg, ".lock")):
+        run_seed(run.cfg, run.dest, full=run.full, progress=progress, resume=resume)
+    return "done"
+
+# %% ../nbs/15_study.ipynb #plan-exec
+def _pool_run(run: PlannedRun, resume: bool, threads: int) -> tuple[str, str | None, float]:
+    "One run in a worker process: `(status, error or None, seconds)`; an error is reported, not raised."
+    t0 = time.time()
+    try: return execute_run(run, resume=resume, threads=threads), None, time.time() - t0
+    except Exception as e: return "failed", f"{type(e).__name__}: {e}", time.time() - t0
+
+def _run_local(plan: list[PlannedRun], jobs: int, resume: bool, echo: Any) -> dict[str, str]:
+    import concurrent.futures, multiprocessing
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    out, ctx = {}, multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+        futs = {pool.submit(_pool_run, r, resume, threads): r for r in plan}
+        for k, f in enumerate(concurrent.futures.as_completed(futs), 1):
+            status, err, dt = f.result()
+            label = futs[f].label
+            out[label] = f"failed: {err}" if err else status
+            echo(f"[{k}/{len(plan)} finished, {sum(v.startswith('failed') for v in out.values())} failed] {label}: "
+                 f"{out[label]} ({dt:.0f} s, {threads} torch thread{'s' * (threads > 1)})")
+    return out
+
+# %% ../nbs/15_study.ipynb #plan-slurm
+SLURM_KEYS = {"partition": str, "time_min": int, "mem_gb": float, "cpus_per_task": int, "gpus_per_node": int}
+
+def slurm_options(overrides: dict | None = None) -> dict:
+    "The `[launcher.slurm]` section of the settings, typed, with `overrides` (flags) on top; unknown keys are refused."
+    cp = read_ini()
+    sec = dict(cp["launcher.slurm"]) if "launcher.slurm" in cp else {}
+    opts = {**{k: parse_value(k, v) for k, v in sec.items()}, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    bad = sorted(set(opts) - set(SLURM_KEYS))
+    if bad: raise ValueError(f"[launcher.slurm]: unknown key(s) {bad}; known: {', '.join(SLURM_KEYS)}")
+    return {k: SLURM_KEYS[k](v) for k, v in opts.items() if v not in (None, "")}
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    "File descriptor 2 to /dev/null while the block runs: what submitit's `sacct` calls print stays off the terminal."
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try: yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+def _run_slurm(plan: list[PlannedRun], resume: bool, opts: dict, echo: Any) -> dict[str, str]:
+    import logging
+    os.environ.setdefault("SUBMITIT_LOG_LEVEL", "ERROR")     # without an accounting database submitit's sacct fallback
+    import submitit                                          # warns on every poll; its results still come back
+    logging.getLogger("submitit").setLevel(logging.ERROR)
+    folder = Path(plan[0].cfg["checkpoints_dir"]) / ".slurm" / time.strftime("%Y%m%d-%H%M%S")
+    ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
+    ex.update_parameters(name="dcat", timeout_min=opts.get("time_min", 60), cpus_per_task=opts.get("cpus_per_task", 1),
+                         **({"slurm_partition": opts["partition"]} if opts.get("partition") else {}),
+                         **({"mem_gb": opts["mem_gb"]} if opts.get("mem_gb") else {}),
+                         **({"gpus_per_node": opts["gpus_per_node"]} if opts.get("gpus_per_node") else {}))
+    jobs = [(r, ex.submit(_pool_run, r, resume, opts.get("cpus_per_task", 1))) for r in plan]
+    echo(f"submitted {len(jobs)} Slurm jobs ({', '.join(j.job_id for _, j in jobs)}); job files in {folder}")
+    out = {}
+    for k, (r, j) in enumerate(jobs, 1):
+        try:
+            with _quiet_stderr(): status, err, dt = j.result()
+            out[r.label] = f"failed: {err}" if err else status
+        except Exception as e: out[r.label], dt = f"failed: Slurm job {j.job_id}: {type(e).__name__}: {e}", 0.0
+        echo(f"[{k}/{len(jobs)}] {r.label}: {out[r.label]} (Slurm job {j.job_id}, {dt:.0f} s)")
+    return out
+
+# %% ../nbs/15_study.ipynb #plan-run
+def run_plan(plan: list[PlannedRun], jobs: int = 1, launcher: str = "local", resume: bool = False, progress: bool = True,
+             echo: Any = None, slurm: dict | None = None) -> dict[str, str]:
+    "Execute `plan` (in process, `jobs` local processes, or Slurm jobs), then write each arm's aggregate; `{label: status}`."
+    echo = echo or (lambda s: None)
+    if launcher not in ("local", "slurm"): raise ValueError(f"launcher {launcher!r}: expected local or slurm")
+    if jobs < 1: raise ValueError(f"jobs={jobs}: must be at least 1")
+    if launcher == "slurm": out = _run_slurm(plan, resume, slurm or {}, echo)
+    elif jobs > 1: out = _run_local(plan, jobs, resume, echo)
+    else:
+        out = {}
+        for r in plan:
+            t0 = time.time()
+            out[r.label] = execute_run(r, progress=progress, resume=resume)
+            echo(f"{r.label}: " + ("reused (same settings and commit)" if out[r.label] == "reused"
+                                   else f"report in {r.dest} ({time.time() - t0:.0f} s)"))
+    for arm in dict.fromkeys(r.dest.parent for r in plan): write_aggregate(arm)
+    return out
+
+def _same_run(r: PlannedRun) -> bool:
+    "Whether the run's report folder holds a finished run of these settings (whatever commit produced it)."
+    try: rec = json.loads((r.dest / "metrics.json").read_text())
+    except (OSError, ValueError): return False
+    return (rec.get("run") or {}).get("hash") == run_hash(r.cfg)
+
+def plan_status(plan: list[PlannedRun]) -> list[dict]:
+    """Each planned run's state: `finished` (its report is current: a study would reuse it), `finished, stale` (a
+    report of these settings from another or uncommitted code: a study would run it again), `running` (another process
+    holds its lock) or `pending`."""
+    import fcntl
+    rows = []
+    for r in plan:
+        state = "finished" if reusable_run(r.dest, r.cfg, full=r.full) else "finished, stale" if _same_run(r) else "pending"
+        lock = run_file(r.cfg, ".lock")
+        if state == "pending" and lock.is_file():
+            with open(lock, "rb") as f:
+                try: fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError: state = "running"
+        rows.append({"run": r.label, "state": state, "hash": run_hash(r.cfg), "report": str(r.dest)})
+    return rows
 
 # %% ../nbs/15_study.ipynb #study-fit
 def fit_from_settings(net: torch.nn.Module, loaders: dict, bundle: Any, cfg: dict, device: Any,
@@ -260,7 +390,7 @@ def train_run(cfg: dict, resume: bool = False, progress: bool = True, rank: int 
     return out, pred, {"metrics": metrics, "resumed_from": res.resumed_from_epoch}
 
 # %% ../nbs/15_study.ipynb #study-summary
-def write_summary(reports_dir: str | os.PathLike | None = None) -> Path:
+def write_summary(reports_dir: str | os.PathLike | None = None, n_resamples: int = 2000) -> Path:
     "Write `reports/summary.md` and a forest plot per classification dataset: every arm over its seeds, and against DCAT."
     reports = Path(reports_dir or load_settings()["reports_dir"])
     by_ds: dict = {}
@@ -277,4 +407,4 @@ def write_summary(reports_dir: str | os.PathLike | None = None) -> Path:
         close_figure(plot_forest(rows, title=f"{ds}: test AUC per arm (dots: seeds; diamond: mean; bar: 95 % interval)",
                               path=reports / ds / "forest_auc.png"))
         forests[ds] = f"{ds}/forest_auc.png"
-    return atomic_write_text(reports / "summary.md", summary_markdown(by_ds, forests))
+    return atomic_write_text(reports / "summary.md", summary_markdown(by_ds, forests, n_resamples))

@@ -1,5 +1,7 @@
-"""One test per notebook: run the notebook's own tests (cells marked slow, gpu or notest are skipped)."""
-import subprocess
+"""One test per notebook: each notebook's own tests (cells marked slow, gpu or notest are skipped). The notebooks run in
+one `nbdev-test` call with two workers (each notebook in its own kernel), so the two cores share the ~20 of them;
+each notebook's test then reports its own result and, when it failed, that notebook's part of the output."""
+import re, subprocess
 
 import pytest
 
@@ -10,8 +12,19 @@ NOTEBOOKS = sorted(p.name for p in (ROOT / "nbs").glob("*.ipynb"))
 def test_every_module_has_a_notebook():
     assert {"00_config.ipynb", "index.ipynb"} <= set(NOTEBOOKS)
 
+@pytest.fixture(scope="module")
+def nbdev_test():
+    "Run every notebook's tests once: `(return code, output, names of the notebooks that failed)`."
+    r = subprocess.run([tool("nbdev-test"), "--n-workers", "2"], cwd=ROOT,                 # nbs/, as pyproject says
+                       capture_output=True, text=True, timeout=2400)
+    out = r.stdout + r.stderr
+    tail = out.split("nbdev Tests Failed On The Following Notebooks:")[-1] if r.returncode else ""
+    return r.returncode, out, set(re.findall(r"([\w.-]+\.ipynb)", tail))
+
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook(name):
-    r = subprocess.run([tool("nbdev-test"), "--do-print", f"nbs/{name}"], cwd=ROOT, capture_output=True, text=True,
-                       timeout=1200)
-    assert r.returncode == 0, f"{name} failed:\n{r.stdout[-4000:]}\n{r.stderr[-8000:]}"
+def test_notebook(name, nbdev_test):
+    rc, out, failed = nbdev_test
+    assert rc == 0 or failed, f"nbdev-test failed without naming a notebook:\n{out[-8000:]}"
+    if name in failed:
+        at = out.find(f"nbs/{name}:")                                    # "<Error> in <path>/nbs/<name>:" opens its part
+        pytest.fail(f"{name} failed:\n{out[max(0, at - 200):at + 6000] if at >= 0 else out[-8000:]}")
