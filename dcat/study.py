@@ -287,6 +287,7 @@ def _quiet_stderr() -> Iterator[None]:
         os.close(saved)
         os.close(null)
 
+# %% ../nbs/15_study.ipynb #plan-slurm2
 def _run_slurm(plan: list[PlannedRun], resume: bool, opts: dict, echo: Any) -> dict[str, str]:
     import logging
     os.environ.setdefault("SUBMITIT_LOG_LEVEL", "ERROR")     # without an accounting database submitit's sacct fallback
