@@ -5,11 +5,11 @@ MedMNIST-format file read raw."""
 
 # %% ../nbs/01_data.ipynb #c002
 from __future__ import annotations
-import hashlib, io, math, os, re, warnings
+import hashlib, http.client, io, math, os, re, sys, urllib.error, urllib.request, warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, BinaryIO, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -19,14 +19,16 @@ from PIL import Image
 from fastcore.basics import patch
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm import tqdm
 
-from .config import SOURCES, sha256_file
+from .config import SOURCES, atomic_write, medmnist_info, sha256_file
 
 # %% auto #0
-__all__ = ['SPLITS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGE_EXTS', 'GRAY_MODES', 'PATIENT_PATTERNS', 'TensorImages', 'SplitData',
-           'DataBundle', 'make_synthetic', 'resize_uint8', 'load_npz', 'read_image', 'FileImages', 'verify_images',
-           'cache_images', 'CachedImages', 'patient_id', 'stratified_split', 'grouped_stratified_split', 'load_folder',
-           'load_dataset', 'resolve_data_file', 'load_npz_split']
+__all__ = ['SPLITS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGE_EXTS', 'GRAY_MODES', 'PATIENT_PATTERNS', 'MEDMNIST_URL_ENV',
+           'TensorImages', 'SplitData', 'DataBundle', 'make_synthetic', 'resize_uint8', 'load_npz', 'read_image',
+           'FileImages', 'verify_images', 'cache_images', 'CachedImages', 'patient_id', 'stratified_split',
+           'grouped_stratified_split', 'load_folder', 'check_sha256', 'medmnist_file', 'medmnist_url', 'fetch_medmnist',
+           'ensure_data', 'load_dataset', 'resolve_data_file', 'load_npz_split']
 
 # %% ../nbs/01_data.ipynb #c005
 SPLITS = ("train", "val", "test")
@@ -458,6 +460,104 @@ def load_folder(root: str | os.PathLike, image_size: int, classes: Sequence[str]
         sha = hashlib.sha256("".join(sorted(f"{Path(p).relative_to(root).as_posix()}\t{h}\n" for p, h in zip(files, hashes))).encode()).hexdigest()
     return DataBundle(**splits, classes=classes, source=str(root.resolve()), sha256=sha, image_size=image_size, notes=notes)
 
+# %% ../nbs/01_data.ipynb #c032s02
+def check_sha256(path: str | os.PathLike,  # the data file or folder, named in the error
+                 expected: str | None,     # 64 hex digits (the setting `sha256`); None checks nothing
+                 actual: str | None = None # the checksum if already known (a folder's), else the file's sha256
+                ) -> str:                  # the actual checksum
+    "Refuse data whose sha256 is not `expected`: a `ValueError` naming the file and both checksums."
+    actual = actual or sha256_file(path)
+    if expected is None: return actual
+    if not (isinstance(expected, str) and re.fullmatch(r"[0-9a-fA-F]{64}", expected)):
+        raise ValueError(f"setting 'sha256' for {path}: expected 64 hex digits, got {expected!r}")
+    if actual != expected.lower():
+        raise ValueError(f"{path}: sha256 {actual}, but the settings expect {expected.lower()} (setting 'sha256'): not the "
+                         "file they pin; put that copy there (see data/README.md), or remove the setting to train on this one")
+    return actual
+
+# %% ../nbs/01_data.ipynb #c032s05
+MEDMNIST_URL_ENV = "DCAT_MEDMNIST_URL"
+
+def medmnist_file(flag: str,              # a MedMNIST flag, e.g. breastmnist
+                  size: int | None = None # None or 28 for the 28 px file, else 64, 128 or 224
+                 ) -> str:
+    "MedMNIST's file name for `flag` at `size` px: `<flag>.npz` or `<flag>_<size>.npz`."
+    sfx = "" if size in (None, 28) else f"_{int(size)}"
+    if f"url{sfx}" not in medmnist_info(flag): raise ValueError(f"MedMNIST {flag!r}: no {size} px file")
+    return f"{flag}{sfx}.npz"
+
+def medmnist_url(flag: str, size: int | None = None,
+                 base: str | None = None # a base URL or a template with `{name}`; None: $DCAT_MEDMNIST_URL, else INFO's URL
+                ) -> str:
+    "Where `fetch_medmnist` downloads `flag`'s file from."
+    name, base = medmnist_file(flag, size), base or os.environ.get(MEDMNIST_URL_ENV)
+    if not base: return medmnist_info(flag)["url" + name[len(flag):-4]]
+    return base.replace("{name}", name) if "{name}" in base else f"{base.rstrip('/')}/{name}"
+
+# %% ../nbs/01_data.ipynb #c032s08
+class _Unreachable(Exception): "The network side of a download failed; `args[0]` says why."
+
+def _why(e: BaseException) -> str:
+    if isinstance(e, urllib.error.HTTPError): return f"HTTP {e.code} {e.reason}"
+    r = getattr(e, "reason", None) or e
+    return " ".join(str(r).split()) or type(r).__name__
+
+def _download(url: str, f: BinaryIO, desc: str, progress: bool, timeout: float) -> str:
+    "Stream `url` into the open file `f` behind a progress bar; return the MD5 of what came."
+    h = hashlib.md5(usedforsecurity=False)
+    try: resp = urllib.request.urlopen(url, timeout=timeout)
+    except (OSError, http.client.HTTPException, ValueError) as e: raise _Unreachable(_why(e)) from None
+    n = int(resp.headers.get("Content-Length") or 0) or None
+    with resp, tqdm(total=n, unit="B", unit_scale=True, desc=desc, disable=not progress, file=sys.stderr) as bar:
+        while True:
+            try: chunk = resp.read(1 << 16)
+            except (OSError, http.client.HTTPException) as e: raise _Unreachable(_why(e)) from None
+            if not chunk: return h.hexdigest()
+            f.write(chunk); h.update(chunk); bar.update(len(chunk))
+
+# %% ../nbs/01_data.ipynb #c032s09
+def fetch_medmnist(flag: str, size: int | None = None, # the file: `<flag>.npz`, or `<flag>_<size>.npz` for 64/128/224 px
+                   data_dir: str | os.PathLike = "data", # where it goes
+                   md5: str | None = None,  # the MD5 it must have; None: the one in MedMNIST's INFO
+                   url: str | None = None,  # a base URL or `{name}` template; None: $DCAT_MEDMNIST_URL, else INFO's URL
+                   progress: bool = True,   # a tqdm bar on stderr
+                   timeout: float = 60.0    # seconds without an answer before the download gives up
+                  ) -> Path:                # the file, downloaded and checked, or already there (then left as it is)
+    "Download MedMNIST's file for `flag` into `data_dir`; it is moved into place only once its MD5 matches."
+    dest, src = Path(data_dir) / medmnist_file(flag, size), medmnist_url(flag, size, url)
+    if dest.is_file(): return dest
+    want = (md5 or medmnist_info(flag)["MD5" + dest.name[len(flag):-4]]).lower()
+    try:
+        with atomic_write(dest) as f:
+            got = _download(src, f, dest.name, progress, timeout)
+            if got != want: raise ValueError(f"{dest}: downloaded from {src} with MD5 {got}, expected {want}; the file was not "
+                                             "kept (a damaged download or another file): try again, or download it yourself")
+    except _Unreachable as e:
+        raise FileNotFoundError(f"{dest.name}: not in {dest.parent} and could not be downloaded from {src} ({e.args[0]}); "
+                                "download it yourself and put it there, or set DCAT_DATA_DIR to a folder holding it") from None
+    return dest
+
+# %% ../nbs/01_data.ipynb #c033s01
+def ensure_data(settings: dict,        # merged study settings (`location`, `data_dir`, `source`, `medmnist_flag`, `sha256`)
+                progress: bool = True  # a progress bar while a missing MedMNIST file downloads
+               ) -> Path:              # the data file or folder, there and checked
+    "The data the settings name: a missing MedMNIST file fetched into `data_dir`, an `.npz` checked against `sha256`."
+    loc = settings.get("location")
+    if not loc: raise KeyError(f"dataset {settings.get('dataset')!r}: the settings name no 'location'")
+    hint = "see data/README.md for how to obtain it, and set data_dir in settings.ini or $DCAT_DATA_DIR to the folder holding it"
+    path = Path(os.path.expanduser(str(loc)))
+    if not path.is_absolute():
+        data_dir = settings.get("data_dir")
+        if not data_dir: raise FileNotFoundError(f"no data_dir set for {loc!r}: {hint}")
+        if not Path(data_dir).is_dir(): raise FileNotFoundError(f"{data_dir}: data_dir does not exist; {hint}")
+        path = Path(data_dir) / path
+    flag, size = settings.get("medmnist_flag"), settings.get("size_variant")
+    if not path.exists() and settings.get("source") == "npz" and flag and path.parent.is_dir() and path.name == medmnist_file(flag, size):
+        fetch_medmnist(flag, size, path.parent, progress=progress)
+    if not path.exists(): raise FileNotFoundError(f"{path}: dataset {settings.get('dataset')!r} not found; {hint}")
+    if settings.get("source") == "npz": check_sha256(path, settings.get("sha256"))
+    return path
+
 # %% ../nbs/01_data.ipynb #c034
 def load_dataset(settings: dict, progress: bool | None = None) -> DataBundle:
     "Load the dataset described by merged study settings (`source`, `location`, `data_dir`, `image_size`, `classes`, `data_seed`)."
@@ -472,20 +572,13 @@ def load_dataset(settings: dict, progress: bool | None = None) -> DataBundle:
         return b
     if source not in SOURCES["classification"]:
         raise ValueError(f"dataset {settings.get('dataset')!r}: unknown source {source!r}; expected one of {SOURCES['classification']}")
-    loc = settings.get("location")
-    if not loc: raise KeyError(f"dataset {settings.get('dataset')!r}: the settings name no 'location'")
-    hint = "see data/README.md for how to obtain it, and set data_dir in settings.ini or $DCAT_DATA_DIR to the folder holding it"
-    path = Path(os.path.expanduser(str(loc)))
-    if not path.is_absolute():
-        data_dir = settings.get("data_dir")
-        if not data_dir: raise FileNotFoundError(f"no data_dir set for {loc!r}: {hint}")
-        if not Path(data_dir).is_dir(): raise FileNotFoundError(f"{data_dir}: data_dir does not exist; {hint}")
-        path = Path(data_dir) / path
-    if not path.exists(): raise FileNotFoundError(f"{path}: dataset {settings.get('dataset')!r} not found; {hint}")
+    path = ensure_data(settings, progress=progress is not False)   # the template passes False: no bar in a report
     if source == "folder":
-        return load_folder(path, size, classes=classes, seed=seed, val_frac=float(settings.get("val_frac") or 0.1),
-                           test_frac=float(settings.get("test_frac") or 0.2), split_by=settings.get("split_by"),
-                           cache=settings.get("cache") is not False, progress=progress)
+        b = load_folder(path, size, classes=classes, seed=seed, val_frac=float(settings.get("val_frac") or 0.1),
+                        test_frac=float(settings.get("test_frac") or 0.2), split_by=settings.get("split_by"),
+                        cache=settings.get("cache") is not False, progress=progress)
+        if settings.get("sha256") is not None and b.sha256: check_sha256(path, settings["sha256"], b.sha256)
+        return b
     bundle = load_npz(path, size, classes=classes)
     want, got = settings.get("split_sizes"), {s: len(bundle.split(s)) for s in SPLITS}
     if isinstance(want, dict) and any(want.get(s) != got[s] for s in SPLITS):

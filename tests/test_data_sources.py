@@ -1,13 +1,17 @@
 """Data sources as users have them: the Kermany folder split by patient (on generated file names), the real folder
-when it is available, and the budget that scales with the dataset."""
+when it is available, the budget that scales with the dataset, the shipped PneumoniaMNIST file pinned by its
+checksum, and a missing MedMNIST file fetched from a local mirror (nothing leaves the machine)."""
+import functools, hashlib, http.server, shutil, subprocess, threading
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from conftest import real_data_dir
-from dcat.config import load_settings
-from dcat.data import SPLITS, load_dataset, load_folder, patient_id
+import dcat.data
+from conftest import ROOT, real_data_dir
+from dcat.config import load_settings, sha256_file
+from dcat.data import MEDMNIST_URL_ENV, SPLITS, load_dataset, load_folder, patient_id
 from dcat.train import resolve_epochs
 
 def kermany_tree(root, n_patients=(60, 40), test_patients=(10, 8), seed=0):
@@ -70,3 +74,86 @@ def test_resolve_epochs_floor():
     assert resolve_epochs({**cfg, "min_steps": 0}, 546) == 8
     default = load_settings("pneumoniamnist")
     assert resolve_epochs(default, 4708) == default["epochs"] and default["min_steps"] <= 592
+
+SHIPPED_SHA256 = "d0bfa3330f26554c4117328b1117f52bfb3746404b0594c58f37a09b4314d396"
+
+def write_npz(path, n=(12, 4, 6), size=28, seed=0):
+    "A small MedMNIST-format file with random pixels and two classes."
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for s, k in zip(SPLITS, n):
+        arrays[f"{s}_images"] = rng.integers(0, 256, (k, size, size), dtype=np.uint8)
+        arrays[f"{s}_labels"] = (np.arange(k) % 2)[:, None].astype(np.uint8)
+    np.savez(path, **arrays)
+    return path
+
+def test_the_shipped_pneumoniamnist_is_the_pinned_file():
+    "data/pneumoniamnist.npz ships with the project, is the file the settings pin, and is the only data file git tracks."
+    f = ROOT / "data" / "pneumoniamnist.npz"
+    assert f.is_file() and f.stat().st_size == 4_171_018
+    assert sha256_file(f) == SHIPPED_SHA256 == load_settings("pneumoniamnist")["sha256"]
+    b = load_dataset(load_settings("pneumoniamnist", overrides={"data_dir": str(ROOT / "data"), "image_size": 28}))
+    assert b.sha256 == SHIPPED_SHA256 and [len(b.split(s)) for s in SPLITS] == [4708, 524, 624]
+    if shutil.which("git") and (ROOT / ".git").exists():
+        ignored = lambda p: subprocess.run(["git", "check-ignore", "-q", p], cwd=ROOT).returncode == 0
+        assert not ignored("data/pneumoniamnist.npz") and not ignored("data/README.md")
+        assert ignored("data/breastmnist.npz") and ignored("data/pneumoniamnist_64.npz") and ignored("data/chest_xray/x.jpeg")
+
+def test_a_file_that_is_not_the_pinned_one_is_refused(tmp_path):
+    "Another file under the pinned name: a ValueError naming the file, the expected and the actual sha256."
+    bad = write_npz(tmp_path / "pneumoniamnist.npz")
+    cfg = load_settings("pneumoniamnist", overrides={"data_dir": str(tmp_path)})
+    with pytest.raises(ValueError) as e: load_dataset(cfg)
+    for needle in ("pneumoniamnist.npz", SHIPPED_SHA256, sha256_file(bad)): assert needle in str(e.value)
+    with pytest.raises(ValueError, match="64 hex digits"): load_dataset({**cfg, "sha256": "d0bf"})
+
+@pytest.fixture
+def mirror(tmp_path, monkeypatch):
+    "A local HTTP server on 127.0.0.1 serving tmp_path/mirror, and DCAT_MEDMNIST_URL pointing at it."
+    root = tmp_path / "mirror"
+    root.mkdir()
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args): pass
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    url = f"http://127.0.0.1:{srv.server_address[1]}"
+    for k in ("NO_PROXY", "no_proxy"): monkeypatch.setenv(k, "127.0.0.1,localhost")
+    monkeypatch.setenv(MEDMNIST_URL_ENV, url)
+    yield root, url
+    srv.shutdown()
+    srv.server_close()
+
+def with_md5(monkeypatch, flag, md5):
+    "MedMNIST's INFO as dcat.data reads it, with `flag`'s 28 px MD5 replaced (a generated file is not the official one)."
+    real = dcat.data.medmnist_info
+    monkeypatch.setattr(dcat.data, "medmnist_info", lambda f=None: {**real(f), "MD5": md5} if f == flag else real(f))
+
+@pytest.mark.filterwarnings("ignore:breastmnist.npz. split sizes")   # a tiny generated file, not the official sizes
+def test_a_missing_medmnist_file_is_fetched_checked_and_loaded(tmp_path, mirror, monkeypatch):
+    "load_settings + load_dataset with DCAT_MEDMNIST_URL: the file arrives, is checked and loads; a wrong MD5 leaves nothing."
+    served = write_npz(mirror[0] / "breastmnist.npz", seed=1)
+    data = tmp_path / "data"
+    data.mkdir()
+    cfg = load_settings("breastmnist", overrides={"data_dir": str(data), "image_size": 28})
+    with pytest.raises(ValueError) as e: load_dataset(cfg, progress=False)     # INFO's MD5: the official file's
+    assert "breastmnist.npz" in str(e.value) and dcat.data.medmnist_info("breastmnist")["MD5"] in str(e.value)
+    assert list(data.iterdir()) == []                                          # not kept, no temporary file either
+    with_md5(monkeypatch, "breastmnist", hashlib.md5(served.read_bytes()).hexdigest())
+    b = load_dataset(cfg, progress=False)
+    assert (data / "breastmnist.npz").read_bytes() == served.read_bytes() and b.sha256 == sha256_file(served)
+    assert b.classes == ["malignant", "normal, benign"] and [len(b.split(s)) for s in SPLITS] == [12, 4, 6]
+    assert sorted(p.name for p in data.iterdir()) == ["breastmnist.npz"]
+
+def test_a_fetch_that_cannot_happen_is_one_line_naming_the_file(tmp_path, mirror, monkeypatch):
+    "A file the mirror lacks (HTTP 404) and a server that does not answer: one line naming the file and the folder."
+    data = tmp_path / "data"
+    data.mkdir()
+    with pytest.raises(FileNotFoundError) as e:
+        load_dataset(load_settings("breastmnist_64", overrides={"data_dir": str(data)}), progress=False)
+    msg = str(e.value)
+    assert msg.startswith(f"breastmnist_64.npz: not in {data.resolve()}") and "HTTP 404" in msg and "\n" not in msg
+    monkeypatch.setenv(MEDMNIST_URL_ENV, "http://127.0.0.1:1/medmnist")       # port 1: nothing listens
+    with pytest.raises(FileNotFoundError, match=r"breastmnist.npz: not in .* could not be downloaded from http://127.0.0.1:1/medmnist/breastmnist.npz"):
+        load_dataset(load_settings("breastmnist", overrides={"data_dir": str(data)}), progress=False)
+    assert list(data.iterdir()) == []
+
