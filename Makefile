@@ -11,7 +11,7 @@ JOBS     ?= 1
 LAUNCHER ?= local
 SCHED    := --jobs $(JOBS) --launcher $(LAUNCHER)
 
-.PHONY: install study test export clean-nbs readme summary ablation comparison evidence lessons docs
+.PHONY: install study test test-quick export clean-nbs readme summary ablation comparison evidence lessons docs
 
 install: $(STAMP)
 
@@ -45,9 +45,14 @@ evidence: comparison
 summary: $(STAMP)
 	$(BIN)/dcat summary
 
-## the whole test suite: each notebook's tests, the CLI, papermill end to end
+## the whole test suite: each notebook's tests, the CLI, papermill and the executors end to end (before a commit; CI)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## the edit-test loop (a few minutes): import layers, settings, statistics, bad input, data sources
+test-quick: $(STAMP)
+	$(BIN)/python -m pytest tests/test_layers.py tests/test_settings.py tests/test_bad_input.py tests/test_data_sources.py -q $(PYTEST_ARGS)
+	$(BIN)/nbdev-test nbs/08_stats.ipynb
 
 ## developer helpers: export notebooks to dcat/, clean them, regenerate README.md from nbs/index.ipynb
 export: $(STAMP)

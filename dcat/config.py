@@ -14,12 +14,14 @@ import torch
 
 # %% auto #0
 __all__ = ['ENV_OVERRIDES', 'LIST_KEYS', 'TASKS', 'MODELS', 'SOURCES', 'LOSSES', 'MC_DROPOUT', 'MEDMNIST_SIZES',
-           'SUPPORTED_TASKS', 'PATH_KEYS', 'PRESET_PREFIX', 'LAUNCHER_PREFIX', 'RULES', 'TASK_RULES', 'SEG_REQUIRED',
-           'project_root', 'settings_path', 'parse_value', 'is_segmentation', 'medmnist_info', 'parse_medmnist_name',
-           'medmnist_settings', 'read_ini', 'datasets', 'presets', 'safe_name', 'size_variant', 'resolve_dataset',
-           'load_settings', 'medmnist_datasets', 'seed_everything', 'get_device', 'check_settings', 'config_hash',
-           'config_diff', 'plain_file_mode', 'clean_stale_tmp', 'atomic_write', 'atomic_write_text',
-           'atomic_torch_save', 'sha256_file', 'nan_to_none', 'to_jsonable', 'write_json']
+           'SUPPORTED_TASKS', 'PATH_KEYS', 'PRESET_PREFIX', 'LAUNCHER_PREFIX', 'CPU_ISA', 'THREAD_VARS', 'PIN_VARS',
+           'PRECISIONS', 'RULES', 'TASK_RULES', 'SEG_REQUIRED', 'project_root', 'settings_path', 'parse_value',
+           'is_segmentation', 'medmnist_info', 'parse_medmnist_name', 'medmnist_settings', 'read_ini', 'datasets',
+           'presets', 'safe_name', 'size_variant', 'resolve_dataset', 'load_settings', 'medmnist_datasets',
+           'seed_everything', 'get_device', 'compute_env', 'apply_compute_settings', 'compute_environment', 'cpu_name',
+           'compute_record', 'check_settings', 'config_hash', 'config_diff', 'plain_file_mode', 'clean_stale_tmp',
+           'atomic_write', 'atomic_write_text', 'atomic_torch_save', 'sha256_file', 'nan_to_none', 'to_jsonable',
+           'write_json']
 
 # %% ../nbs/00_config.ipynb #c004
 ENV_OVERRIDES = {"data_dir": "DCAT_DATA_DIR", "reports_dir": "DCAT_REPORTS_DIR",
@@ -264,7 +266,60 @@ def get_device(pref: str | None = "auto") -> torch.device:
     if dev.type == "mps" and not torch.backends.mps.is_available(): raise RuntimeError(f"device={pref!r} requested but MPS is not available")
     return dev
 
+# %% ../nbs/00_config.ipynb #cfg-threads
+CPU_ISA: dict[str, dict[str, str]] = {
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+    "avx512": {"ATEN_CPU_CAPABILITY": "avx512", "MKL_CBWR": "AVX512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}}
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+PIN_VARS = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")
+
+def compute_env(cfg: dict,              # merged settings (`torch_threads`, `cpu_isa`)
+                threads: int | None = None, # the thread count to use when the setting is 0 or absent (None: leave it)
+               ) -> dict[str, str]:
+    "The environment variables that make a process compute as the settings ask (empty: torch's defaults)."
+    n = int(cfg.get("torch_threads") or 0) or int(threads or 0)
+    env = {v: str(n) for v in THREAD_VARS} if n > 0 else {}
+    return {**env, **CPU_ISA.get(cfg.get("cpu_isa") or "native", {})}
+
+# %% ../nbs/00_config.ipynb #cfg-threads2
+def apply_compute_settings(cfg: dict,              # merged settings (`torch_threads`, `cpu_isa`)
+                           threads: int | None = None, # used when `torch_threads` is 0 or absent
+                          ) -> int:
+    "Set this process's torch threads and pinned kernels from the settings, before any tensor work; return the threads."
+    for k, v in compute_env(cfg, threads).items(): os.environ[k] = v
+    n = int(cfg.get("torch_threads") or 0) or int(threads or 0)
+    if n > 0 and torch.get_num_threads() != n: torch.set_num_threads(n)
+    return torch.get_num_threads()
+
+@contextlib.contextmanager
+def compute_environment(cfg: dict, threads: int | None = None) -> Iterator[dict]:
+    "Within the block, `os.environ` carries `compute_env(cfg, threads)` (for a child process that trains); restored after."
+    env = compute_env(cfg, threads)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try: yield env
+    finally:
+        for k, v in saved.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+
+# %% ../nbs/00_config.ipynb #cfg-threads3
+def cpu_name() -> str:
+    "The CPU's model name (`/proc/cpuinfo` on Linux, else what `platform` says)."
+    import platform
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"): return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+def compute_record() -> dict:
+    "What decides this process's CPU arithmetic: torch threads, the kernels' instruction set, the CPU and the pinning variables."
+    return {"torch_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpu": cpu_name(), "cores": os.cpu_count(),
+            "pinned": {k: os.environ[k] for k in (*THREAD_VARS, *PIN_VARS) if os.environ.get(k)}}
+
 # %% ../nbs/00_config.ipynb #cfg-rules
+PRECISIONS = ("auto", "fp32", "bf16")   # bf16: autocast on any device (the GPU path, rehearsed on a CPU)
 # key: (kind, low, high, optional); kind int / number / choice (low holds the choices) / bool / text
 RULES: dict[str, tuple] = {
     "image_size": ("int", 16, None, False), "epochs": ("int", 1, None, False), "batch_size": ("int", 1, None, False),
@@ -278,6 +333,8 @@ RULES: dict[str, tuple] = {
     "loss": ("choice", LOSSES, None, True), "split_by": ("choice", ("patient",), None, True),
     "mc_dropout": ("choice", MC_DROPOUT, None, True), "embedding": ("choice", ("umap", "pca", "none"), None, True),
     "compile": ("bool", None, None, True), "epochs_given": ("bool", None, None, True), "ood_set": ("text", None, None, True),
+    "torch_threads": ("int", 0, None, True), "cpu_isa": ("choice", ("native", *CPU_ISA), None, True),
+    "precision": ("choice", PRECISIONS, None, True),
 }
 # what differs for a segmentation run: patience 0 means no early stopping; the sources and models of the task; and
 # only the settings its template reads are required (the classifier's fusion width, loss, ... may be absent)

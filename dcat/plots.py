@@ -115,11 +115,14 @@ def umap_embedding(features: np.ndarray, seed: int = 0, n_neighbors: int = 10, m
     n = len(x)
     if n < 4: raise ValueError(f"features: UMAP needs at least 4 points, got {n}")
     k = max(2, min(n_neighbors, n - 1))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")                                # n_jobs overridden by random_state, etc.
-        reducer = umap.UMAP(n_neighbors=k, min_dist=min_dist, n_components=2, random_state=seed,
-                            init="spectral" if n > 4 * k else "random")
-        return reducer.fit_transform(x)
+    threads = torch.get_num_threads()   # numba's OpenMP layer resets the process's OpenMP threads to every core
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")                            # n_jobs overridden by random_state, etc.
+            reducer = umap.UMAP(n_neighbors=k, min_dist=min_dist, n_components=2, random_state=seed,
+                                init="spectral" if n > 4 * k else "random")
+            return reducer.fit_transform(x)
+    finally: torch.set_num_threads(threads)
 
 def plot_umap(features: np.ndarray, labels: np.ndarray, classes: Sequence[str], seed: int = 0, n_neighbors: int = 10,
               path: str | os.PathLike | None = None, method: str = "umap"):

@@ -13,7 +13,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
-from .config import atomic_torch_save, atomic_write, atomic_write_text, config_hash, get_device, is_segmentation, project_root, to_jsonable
+from .config import (atomic_torch_save, atomic_write, atomic_write_text, compute_record, config_hash, get_device, is_segmentation,
+                     project_root, to_jsonable)
 from .data import read_image
 from .loaders import normalize
 from .model import build_model
@@ -23,9 +24,10 @@ from .uncertainty import conformal_sets, ensemble_report, mc_predict, mutual_inf
 from .shift import ensemble_ood
 
 # %% auto #0
-__all__ = ['PACKAGES', 'TIMING_KEYS', 'RUN_EXCLUDE', 'REPORT_KEYS', 'PREDICTOR_FORMAT', 'provenance', 'run_identity', 'run_hash',
-           'run_record', 'write_metrics', 'checkpoint_path', 'run_file', 'RunLockedError', 'run_lock', 'load_runs',
-           'write_aggregate', 'save_predictions', 'save_predictor', 'load_predictor', 'predict_images']
+__all__ = ['PACKAGES', 'TIMING_KEYS', 'RUN_EXCLUDE', 'REPORT_KEYS', 'COMPUTE_KEYS', 'IDENTITY_DEFAULTS', 'PREDICTOR_FORMAT',
+           'provenance', 'run_identity', 'run_hash', 'run_record', 'write_metrics', 'checkpoint_path', 'run_file',
+           'RunLockedError', 'run_lock', 'load_runs', 'write_aggregate', 'save_predictions', 'save_predictor',
+           'load_predictor', 'predict_images']
 
 # %% ../nbs/14_runs.ipynb #c007
 PACKAGES = ("dcat", "torch", "torchvision", "timm", "numpy", "scikit-learn", "torchmetrics", "grad-cam", "umap-learn",
@@ -38,7 +40,7 @@ def _git(*args: str) -> str | None:
     except Exception: return None
 
 def provenance(device: Any = None) -> dict:
-    "Git commit and dirtiness, package versions, Python, platform, device and a UTC timestamp."
+    "Git commit and dirtiness, package versions, Python, platform, device, threads and a UTC timestamp, of this process."
     def ver(p):
         try: return metadata.version(p)
         except metadata.PackageNotFoundError: return None
@@ -48,7 +50,7 @@ def provenance(device: Any = None) -> dict:
     return {"git_commit": _git("rev-parse", "HEAD"), "git_dirty": None if status is None else bool(status),
             "packages": {p: ver(p) for p in PACKAGES}, "python": platform.python_version(),
             "platform": platform.platform(), "device": str(dev), "device_name": name,
-            "torch_threads": torch.get_num_threads(),
+            "torch_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 # %% ../nbs/14_runs.ipynb #c010
@@ -57,10 +59,17 @@ RUN_EXCLUDE = ("output_dir", "reports_dir", "checkpoints_dir", "data_dir", "seed
 # settings that change only how a report is drawn (interval resamples, the feature-map figure), never the trained
 # weights: they are recorded in metrics.json and checked before a finished run is reused, but do not key checkpoints
 REPORT_KEYS = ("bootstrap_resamples", "embedding")
+# how a run computes, not what it is: torch threads and the pinned kernels change the weights' last bits, not the
+# experiment (a GPU run ignores them); they decide reuse through the training fingerprint (dcat.study) instead.
+# `sha256` is a check on the data file, whose checksum every metrics.json records anyway
+COMPUTE_KEYS = ("torch_threads", "cpu_isa", "sha256")
+# settings added after runs were committed: left out of the identity at these values, so finished runs keep their hash
+IDENTITY_DEFAULTS = {"precision": "auto"}
 
 def run_identity(cfg: dict) -> dict:
-    "The settings that make one training run what it is: all of them except where files live, the seed count and `REPORT_KEYS`."
-    return {k: cfg[k] for k in sorted(cfg) if k not in RUN_EXCLUDE and k not in REPORT_KEYS}
+    "The settings that make one training run what it is: all but where files live, the seed count, `REPORT_KEYS` and `COMPUTE_KEYS`."
+    return {k: cfg[k] for k in sorted(cfg) if k not in (*RUN_EXCLUDE, *REPORT_KEYS, *COMPUTE_KEYS)
+            and not (k in IDENTITY_DEFAULTS and cfg[k] == IDENTITY_DEFAULTS[k])}
 
 def run_hash(cfg: dict) -> str:
     "A short hash of `run_identity(cfg)` (dataset, model and seed included)."
@@ -73,7 +82,8 @@ def run_record(cfg: dict) -> dict:
 
 def _training_record(fit: Any) -> dict:
     "The `training` block of either task's fit result (`dcat.train.FitResult` or `SegFitResult`)."
-    rec = {"history": fit.history, "best_epoch": fit.best_epoch, "train_wall_s": fit.wall_s}
+    rec = {"history": fit.history, "best_epoch": fit.best_epoch, "train_wall_s": fit.wall_s,
+           "trained_by": list(getattr(fit, "trained_by", None) or [])}   # the processes that trained, apart from this one
     if hasattr(fit, "best_val_dice"): rec.update(best_val_dice=fit.best_val_dice, stopped_early=fit.stopped_early)
     else: rec.update(best_val_auc=fit.best_val_auc, resumed_from_epoch=fit.resumed_from_epoch)
     return rec

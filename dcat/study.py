@@ -5,19 +5,20 @@ without a report, and the summary file."""
 
 # %% ../nbs/15_study.ipynb #c002
 from __future__ import annotations
-import contextlib, dataclasses, json, os, shutil, sys, tempfile, time
+import ast, contextlib, dataclasses, functools, hashlib, json, os, shutil, sys, tempfile, textwrap, time
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import torch
 
-from .config import (atomic_write_text, check_settings, get_device, is_segmentation, load_settings, parse_value,
-                         project_root, read_ini, seed_everything, to_jsonable)
-from .data import load_dataset
+from .config import (apply_compute_settings, atomic_write_text, check_settings, compute_environment, compute_record,
+                         config_hash, get_device, is_segmentation, load_settings, parse_value, project_root, read_ini,
+                         seed_everything, to_jsonable)
+from .data import ensure_data, load_dataset
 from .loaders import make_loaders, split_validation
 from .model import model_from_settings
 from .stats import classification_metrics
-from .train import fit, run_budget
+from .train import fit, last_checkpoint_path, load_checkpoint, run_budget
 from .uncertainty import mc_predict, uncertainty_report
 from .plots import close_figure, plot_forest
 from .report import forest_rows, summary_markdown
@@ -25,11 +26,12 @@ from .runs import (REPORT_KEYS, checkpoint_path, load_runs, provenance, run_file
                        save_predictor, write_aggregate, write_metrics)
 
 # %% auto #0
-__all__ = ['KERNEL_ARGS', 'RUN_SETTINGS', 'SLURM_KEYS', 'StudyError', 'find_template', 'template_path', 'check_template',
-           'render_html', 'scrub_paths', 'strip_figures', 'finish_notebook', 'hold_point', 'recover_report',
-           'seed_list', 'reusable_run', 'clean_leftovers', 'run_seed', 'check_writable', 'run_study', 'PlannedRun',
-           'plan_study', 'execute_run', 'slurm_options', 'run_plan', 'plan_status', 'fit_from_settings', 'train_run',
-           'write_summary']
+__all__ = ['KERNEL_ARGS', 'RUN_SETTINGS', 'TRAINING_MODULES', 'FINGERPRINT_PACKAGES', 'SLURM_KEYS', 'StudyError', 'find_template',
+           'template_path', 'check_template', 'render_html', 'scrub_paths', 'strip_figures', 'finish_notebook',
+           'hold_point', 'recover_report', 'seed_list', 'code_digest', 'training_fingerprint', 'training_provenance',
+           'run_state', 'reusable_checkpoint', 'clean_leftovers', 'run_seed', 'check_writable', 'run_study',
+           'PlannedRun', 'plan_study', 'execute_run', 'slurm_options', 'run_plan', 'plan_status', 'fit_from_settings',
+           'train_run', 'write_summary']
 
 # %% ../nbs/15_study.ipynb #c015
 class StudyError(RuntimeError):
@@ -37,7 +39,8 @@ class StudyError(RuntimeError):
 
 def find_template(name: str) -> Path:
     "A papermill template `nbs/studies/<name>`: the project's own if it has one, else the one beside the package."
-    places = [project_root() / "nbs" / "studies" / name, Path(__file__).resolve().parent.parent / "nbs" / "studies" / name]
+    here = globals().get("__file__")          # undefined when this runs inside the notebook
+    places = [project_root() / "nbs" / "studies" / name] + ([Path(here).resolve().parent.parent / "nbs" / "studies" / name] if here else [])
     for p in places:
         if p.is_file(): return p
     raise FileNotFoundError(f"study template {name} not found in {' or '.join(str(p.parent) for p in places)}")
@@ -134,16 +137,80 @@ def seed_list(cfg: dict) -> list[int]:
     "The seeds of a study: `seed`, `seed + 1`, ... (`seeds` of them; 1 when unset)."
     return [int(cfg["seed"]) + i for i in range(int(cfg.get("seeds") or 1))]
 
-def reusable_run(dest: str | os.PathLike, cfg: dict, full: bool) -> bool:
-    "Whether `dest` already holds this seed's finished run for the same settings at the same clean commit."
-    f = Path(dest) / "metrics.json"
-    if not f.is_file() or (full and not (Path(dest) / "report.html").is_file()): return False
-    try: rec = json.loads(f.read_text())
-    except (OSError, ValueError): return False
+# %% ../nbs/15_study.ipynb #reuse-digest
+def code_digest(source: str, # Python source; lines of IPython magics (`%matplotlib inline`) are skipped
+               ) -> str:
+    "sha256 of the source's syntax tree without docstrings: comments, blank lines and docstrings do not change it."
+    tree = ast.parse("\n".join(l for l in textwrap.dedent(source).splitlines() if not l.lstrip().startswith(("%", "!"))))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)): node.body = body[1:] or [ast.Pass()]
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
+
+# %% ../nbs/15_study.ipynb #reuse-fp
+TRAINING_MODULES = ("config", "data", "loaders", "segdata", "backbones", "fusion", "model", "unet", "train")
+FINGERPRINT_PACKAGES = ("torch", "torchvision", "timm", "numpy")
+
+def _template_training_cells(cfg: dict) -> list[str]:
+    "The code cells of the run's template up to and including the one that trains."
+    import nbformat
+    tpl = find_template("seg_eval.ipynb") if is_segmentation(cfg) else template_path()
+    cells = [c.source for c in nbformat.read(tpl, as_version=4).cells if c.cell_type == "code"]
+    last = next((i for i, s in enumerate(cells) if "fit_from_settings(" in s or "fit_seg(" in s), len(cells) - 1)
+    return cells[:last + 1]
+
+@functools.lru_cache(maxsize=8)
+def _code_fingerprint(task: str) -> str:
+    pkg = Path(__file__).resolve().parent if "__file__" in globals() else project_root() / "dcat"
+    parts = {m: code_digest((pkg / f"{m}.py").read_text()) for m in TRAINING_MODULES}
+    study = ast.parse((pkg / "study.py").read_text())
+    parts.update({f.name: code_digest(ast.unparse(f)) for f in study.body
+                  if isinstance(f, ast.FunctionDef) and f.name in ("fit_from_settings", "train_run")})
+    parts["template"] = code_digest("\n".join(_template_training_cells({"task": task})))
+    return config_hash(parts)
+
+# %% ../nbs/15_study.ipynb #reuse-fp2
+def training_fingerprint(cfg: dict, # one run's settings (`torch_threads`, `cpu_isa`, `device`)
+                        ) -> dict:
+    "What decides a run's weights beyond its settings: the code that trains, package versions, threads, kernels, device kind."
+    from importlib import metadata
+    task = "segmentation" if is_segmentation(cfg) else "classification"
+    parts = {"code": _code_fingerprint(task), "packages": {p: metadata.version(p) for p in FINGERPRINT_PACKAGES},
+             "torch_threads": int(cfg.get("torch_threads") or 0), "cpu_isa": cfg.get("cpu_isa") or "native",
+             "device": get_device(cfg.get("device")).type}
+    return {"fingerprint": config_hash(parts)[:12], **parts}
+
+def training_provenance(cfg: dict) -> dict:
+    "Who trains this run: commit, fingerprint, threads, kernels and CPU of this process (kept in the checkpoint with its epochs)."
+    prov = provenance(get_device(cfg.get("device")))
+    return {"git_commit": prov["git_commit"], "git_dirty": prov["git_dirty"], "utc": prov["utc"],
+            "fingerprint": training_fingerprint(cfg)["fingerprint"], **compute_record()}
+
+# %% ../nbs/15_study.ipynb #reuse-state
+def run_state(dest: str | os.PathLike, # the run's report folder
+              cfg: dict,               # the run's settings (seed included)
+              full: bool,              # whether the run keeps the full report (HTML, figures)
+             ) -> str:
+    "`current`, `rerender`, `stale` or `missing`: what a study must do with the run in `dest` (see above)."
+    try: rec = json.loads((Path(dest) / "metrics.json").read_text())
+    except (OSError, ValueError): return "missing"
+    if (rec.get("run") or {}).get("hash") != run_hash(cfg): return "stale"
+    trained = (rec.get("training") or {}).get("trained_by") or []
+    fp = training_fingerprint(cfg)["fingerprint"]
+    if not trained or any(t.get("fingerprint") != fp for t in trained): return "stale"
     prov, here = rec.get("provenance") or {}, provenance("cpu")
     same_report = all((rec.get("params") or {}).get(k) == cfg.get(k) for k in REPORT_KEYS)
-    return ((rec.get("run") or {}).get("hash") == run_hash(cfg) and same_report and prov.get("git_commit") == here["git_commit"]
-            and here["git_commit"] is not None and not prov.get("git_dirty") and not here["git_dirty"])
+    same_commit = (here["git_commit"] is not None and prov.get("git_commit") == here["git_commit"]
+                   and not prov.get("git_dirty") and not here["git_dirty"])
+    has_report = not full or (Path(dest) / "report.html").is_file()
+    return "current" if same_report and same_commit and has_report else "rerender"
+
+def reusable_checkpoint(cfg: dict) -> bool:
+    "Whether the run's last checkpoint is here and finished, so its report can be rendered again without training."
+    last = last_checkpoint_path(checkpoint_path(cfg))
+    try: return last.is_file() and bool(load_checkpoint(last).get("done"))
+    except (OSError, ValueError, RuntimeError): return False
 
 # %% ../nbs/15_study.ipynb #c015d2
 def clean_leftovers(cfg: dict, dest: Path) -> list[Path]:
@@ -173,7 +240,8 @@ def run_seed(cfg: dict, dest: Path, *, full: bool = True, progress: bool = True,
         atomic_write_text(tmp / RUN_SETTINGS, json.dumps(to_jsonable(cfg), indent=1, sort_keys=True))
         params = {"dataset": cfg["dataset"], "model": cfg["model"], "seed": cfg["seed"], "settings_file": RUN_SETTINGS,
                   "full_report": full, "progress": progress, "resume": resume}
-        _execute(tpl, tmp / "report.ipynb", params, False, log_output, label)
+        with compute_environment(cfg):        # the kernel that trains starts with the run's threads and kernels
+            _execute(tpl, tmp / "report.ipynb", params, False, log_output, label)
         if not (tmp / "metrics.json").is_file():
             raise StudyError(f"{label}: the template finished without writing metrics.json")
         (tmp / RUN_SETTINGS).unlink()
@@ -232,15 +300,15 @@ def plan_study(datasets: Sequence[str], models: Sequence[str], overrides: dict |
     return plan
 
 def execute_run(run: PlannedRun, progress: bool = False, resume: bool = False, threads: int | None = None) -> str:
-    "Run one planned run, whichever executor calls it: `'reused'` when its finished report is current, else `'done'`."
-    if threads:
-        os.environ["OMP_NUM_THREADS"] = str(threads)                    # the kernel that trains inherits it
-        torch.set_num_threads(threads)
-    if not resume and reusable_run(run.dest, run.cfg, full=run.full): return "reused"
+    """Run one planned run, whichever executor calls it; `threads` are the cores it was given (used when the setting
+    `torch_threads` is 0). `'reused'` (current, or no checkpoint to render it again from), `'rerendered'` or `'done'`."""
+    cfg = {**run.cfg, "torch_threads": int(run.cfg.get("torch_threads") or 0) or int(threads or os.cpu_count() or 1)}
+    state = "stale" if resume else run_state(run.dest, cfg, full=run.full)
+    if state == "current" or (state == "rerender" and not reusable_checkpoint(cfg)): return "reused"
     check_writable(run.dest.parent)
-    with run_lock(run_file(run.cfg, ".lock")):
-        run_seed(run.cfg, run.dest, full=run.full, progress=progress, resume=resume)
-    return "done"
+    with run_lock(run_file(cfg, ".lock")):
+        run_seed(cfg, run.dest, full=run.full, progress=progress, resume=resume or state == "rerender")
+    return "rerendered" if state == "rerender" else "done"
 
 # %% ../nbs/15_study.ipynb #plan-exec
 def _pool_run(run: PlannedRun, resume: bool, threads: int) -> tuple[str, str | None, float]:
@@ -251,13 +319,13 @@ def _pool_run(run: PlannedRun, resume: bool, threads: int) -> tuple[str, str | N
 
 def _run_local(plan: list[PlannedRun], jobs: int, resume: bool, echo: Any) -> dict[str, str]:
     import concurrent.futures, multiprocessing
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    cores = max(1, (os.cpu_count() or 1) // jobs)                      # what `torch_threads = 0` means here
     out, ctx = {}, multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-        futs = {pool.submit(_pool_run, r, resume, threads): r for r in plan}
+        futs = {pool.submit(_pool_run, r, resume, cores): r for r in plan}
         for k, f in enumerate(concurrent.futures.as_completed(futs), 1):
             status, err, dt = f.result()
-            label = futs[f].label
+            label, threads = futs[f].label, int(futs[f].cfg.get("torch_threads") or 0) or cores
             out[label] = f"failed: {err}" if err else status
             echo(f"[{k}/{len(plan)} finished, {sum(v.startswith('failed') for v in out.values())} failed] {label}: "
                  f"{out[label]} ({dt:.0f} s, {threads} torch thread{'s' * (threads > 1)})")
@@ -299,7 +367,7 @@ def _run_slurm(plan: list[PlannedRun], resume: bool, opts: dict, echo: Any) -> d
                          **({"slurm_partition": opts["partition"]} if opts.get("partition") else {}),
                          **({"mem_gb": opts["mem_gb"]} if opts.get("mem_gb") else {}),
                          **({"gpus_per_node": opts["gpus_per_node"]} if opts.get("gpus_per_node") else {}))
-    jobs = [(r, ex.submit(_pool_run, r, resume, opts.get("cpus_per_task", 1))) for r in plan]
+    jobs = [(r, ex.submit(_pool_run, r, resume, opts.get("cpus_per_task", 1))) for r in plan]   # cores of each job
     echo(f"submitted {len(jobs)} Slurm jobs ({', '.join(j.job_id for _, j in jobs)}); job files in {folder}")
     out = {}
     for k, (r, j) in enumerate(jobs, 1):
@@ -317,6 +385,8 @@ def run_plan(plan: list[PlannedRun], jobs: int = 1, launcher: str = "local", res
     echo = echo or (lambda s: None)
     if launcher not in ("local", "slurm"): raise ValueError(f"launcher {launcher!r}: expected local or slurm")
     if jobs < 1: raise ValueError(f"jobs={jobs}: must be at least 1")
+    for cfg in {r.cfg["dataset"]: r.cfg for r in plan}.values():       # once per dataset, before any run: a missing
+        if not is_segmentation(cfg) and cfg.get("source") != "synthetic": ensure_data(cfg, progress)   # file is fetched
     if launcher == "slurm": out = _run_slurm(plan, resume, slurm or {}, echo)
     elif jobs > 1: out = _run_local(plan, jobs, resume, echo)
     else:
@@ -324,25 +394,23 @@ def run_plan(plan: list[PlannedRun], jobs: int = 1, launcher: str = "local", res
         for r in plan:
             t0 = time.time()
             out[r.label] = execute_run(r, progress=progress, resume=resume)
-            echo(f"{r.label}: " + ("reused (same settings and commit)" if out[r.label] == "reused"
-                                   else f"report in {r.dest} ({time.time() - t0:.0f} s)"))
+            echo(f"{r.label}: " + {"reused": "reused (same settings and training code)",
+                                   "rerendered": f"report rendered again, not retrained ({time.time() - t0:.0f} s)"}
+                 .get(out[r.label], f"report in {r.dest} ({time.time() - t0:.0f} s)"))
     for arm in dict.fromkeys(r.dest.parent for r in plan): write_aggregate(arm)
     return out
 
-def _same_run(r: PlannedRun) -> bool:
-    "Whether the run's report folder holds a finished run of these settings (whatever commit produced it)."
-    try: rec = json.loads((r.dest / "metrics.json").read_text())
-    except (OSError, ValueError): return False
-    return (rec.get("run") or {}).get("hash") == run_hash(r.cfg)
-
 def plan_status(plan: list[PlannedRun]) -> list[dict]:
-    """Each planned run's state: `finished` (its report is current: a study would reuse it), `finished, stale` (a
-    report of these settings from another or uncommitted code: a study would run it again), `running` (another process
-    holds its lock) or `pending`."""
+    """Each planned run's state: `finished` (current: a study would reuse it), `finished, re-render` (same training,
+    rendered by other code: a study would render it again from its checkpoint, or keep it without one), `finished,
+    stale` (trained by other code or settings: a study would train it again), `running` (another process holds its
+    lock) or `pending`."""
     import fcntl
-    rows = []
+    rows, words = [], {"current": "finished", "rerender": "finished, re-render", "stale": "finished, stale", "missing": "pending"}
     for r in plan:
-        state = "finished" if reusable_run(r.dest, r.cfg, full=r.full) else "finished, stale" if _same_run(r) else "pending"
+        cfg = {**r.cfg, "torch_threads": int(r.cfg.get("torch_threads") or 0) or os.cpu_count() or 1}
+        state = words[run_state(r.dest, cfg, full=r.full)]
+        if state == "finished, stale" and not (r.dest / "metrics.json").is_file(): state = "pending"
         lock = run_file(r.cfg, ".lock")
         if state == "pending" and lock.is_file():
             with open(lock, "rb") as f:
@@ -356,16 +424,18 @@ def fit_from_settings(net: torch.nn.Module, loaders: dict, bundle: Any, cfg: dic
                       resume: bool = False, progress: Any = True) -> Any:
     "`dcat.train.fit` with the settings' budget (`run_budget`); `resume=True` continues this run's checkpoint if there is one."
     b = run_budget(cfg, len(loaders["train"].dataset))
+    amp = {"auto": "auto", "fp32": False, "bf16": True}[cfg.get("precision") or "auto"]
     return fit(net, loaders, epochs=b["epochs"], lr=cfg["lr"], weight_decay=cfg["weight_decay"],
                warmup_epochs=cfg["warmup_epochs"], loss=cfg["loss"], class_weights=bundle.class_weights(),
                patience=b["patience"], checkpoint_path=checkpoint_path(cfg), device=device, seed=cfg["seed"],
                resume="auto" if resume else False, compile=bool(cfg.get("compile")), progress=progress,
-               run_config=run_identity(cfg))
+               run_config=run_identity(cfg), amp=amp, provenance=training_provenance(cfg))
 
 # %% ../nbs/15_study.ipynb #c025b
 def train_run(cfg: dict, resume: bool = False, progress: bool = True, rank: int = 0) -> tuple[Path, Path, dict] | None:
     "Train and evaluate one run without a report (`dcat train`): metrics and predictor beside the checkpoint; None off rank 0."
     t0 = time.time()
+    apply_compute_settings(cfg)
     seed_everything(cfg["seed"])
     dev = get_device(cfg["device"])
     bundle = load_dataset(cfg)

@@ -48,13 +48,13 @@ def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 def evaluate_logits(model: nn.Module, loader: torch.utils.data.DataLoader, device: str | torch.device = "cpu",
                     amp: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    "Logits `(N, C)` float32 and labels `(N,)` int64 of `loader`, computed in eval mode (bf16 autocast if `amp` on CUDA)."
+    "Logits `(N, C)` float32 and labels `(N,)` int64 of `loader`, computed in eval mode (bf16 autocast on any device if `amp`)."
     device = torch.device(device)
     was_training = model.training
     model.eval()
     logits, labels = [], []
     try:
-        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(amp)):
             for x, y in loader:
                 logits.append(model(_to_device(x, device)).float().cpu())
                 labels.append(torch.as_tensor(y).reshape(-1))
@@ -148,6 +148,7 @@ class FitResult:
     stopped_early: bool = False
     monitor: str = "val_auc"
     last_checkpoint_path: str | None = None
+    trained_by: list[dict] = dataclasses.field(default_factory=list)   # one record per process that trained epochs
 
 @dataclasses.dataclass
 class FitConfig:
@@ -167,6 +168,7 @@ class FitConfig:
     max_steps: int | None = None
     run_config: dict | None = None
     compile: bool = False
+    provenance: dict | None = None   # who trains (commit, code fingerprint, threads, CPU): kept with the epochs it trains
 
 # %% ../nbs/09_train.ipynb #c025p1
 def _kept(last_path: Path | None, epoch: int) -> str:
@@ -237,6 +239,7 @@ class _FitState:
     resumed_from: int | None = None
     best_state: dict | None = None            # the best weights, if this call saw the best epoch
     last_auc: float = float("nan")            # for the progress bar
+    trained_by: list = dataclasses.field(default_factory=list)   # `FitConfig.provenance` of each call that trained epochs
 
 # %% ../nbs/09_train.ipynb #c025s11
 def _prepare_training(model: nn.Module, train_dl: Any, run: _FitRun, *, lr: float, weight_decay: float, warm: int,
@@ -277,6 +280,7 @@ def _resume_from_last(st: _FitState, run: _FitRun, resume: bool | str, model: nn
         st.step, st.start, st.monitor, st.stopped, st.done = (ck["global_step"], ck["epoch"], ck["monitor"],
                                                               ck["stopped_early"], ck["done"])
         set_rng_state(ck["rng"], gens)
+        st.trained_by = list(ck.get("trained_by") or [])
         st.resumed_from = st.start
 
 # %% ../nbs/09_train.ipynb #c025s17
@@ -292,7 +296,7 @@ def _train_epoch(st: _FitState, run: _FitRun, net: nn.Module, model: nn.Module, 
                file=run.progress if hasattr(run.progress, "write") else None)
     for i, (x, y) in enumerate(bar):
         x, y = _to_device(x, device), torch.as_tensor(y).to(device).reshape(-1).long()
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=run.use_amp): logits = net(x)
+        with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.use_amp): logits = net(x)
         loss_t = F.cross_entropy(logits.float(), y, weight=run.weight)
         lv = loss_t.item()
         if run.world > 1:  # every rank must see a non-finite loss on any rank, or the others would hang
@@ -366,7 +370,7 @@ def _save_last(st: _FitState, run: _FitRun, model: nn.Module, opt: torch.optim.O
                        "best_score": st.best_score, "best_epoch": st.best_epoch, "bad_epochs": st.bad, "monitor": st.monitor,
                        "history": st.history, "stopped_early": st.stopped, "done": st.done, "rng": rng_state(gens),
                        "config": json.dumps(run.config, default=str), "config_hash": run.chash,
-                       "torch": str(torch.__version__)}, run.last_path)
+                       "torch": str(torch.__version__), "trained_by": st.trained_by}, run.last_path)
 
 # %% ../nbs/09_train.ipynb #c025s28
 def _restore_best(st: _FitState, run: _FitRun, model: nn.Module) -> None:
@@ -413,7 +417,7 @@ def _setup_run(model, loaders, fc: FitConfig, device, rank, world) -> tuple:
     if fc.loss == "weighted_ce": weight = torch.as_tensor(np.asarray(fc.class_weights, dtype=np.float32)).to(device)
     config, chash = _run_config(model, train_dl, fc, weight, spe=spe, world=world)
     best_path = Path(fc.checkpoint_path) if fc.checkpoint_path is not None else None
-    run = _FitRun(device=device, epochs=epochs, spe=spe, total=total, use_amp=device.type == "cuda" and fc.amp in ("auto", True),
+    run = _FitRun(device=device, epochs=epochs, spe=spe, total=total, use_amp=fc.amp is True or (fc.amp == "auto" and device.type == "cuda"),
                   weight=weight, rank=rank, world=world, progress=progress, patience=fc.patience, best_path=best_path,
                   last_path=last_checkpoint_path(best_path) if best_path is not None else None, config=config, chash=chash)
     return train_dl, val_dl, run, warm
@@ -431,9 +435,11 @@ def _fit(model, loaders, fc: FitConfig, *, device, rank, world) -> FitResult:
         dist.barrier()  # everyone has read the last checkpoint before rank 0 may replace it
 
     st.last_auc = st.history[-1]["val_auc"] if st.history else float("nan")
+    if not st.done and st.start < fc.epochs: st.trained_by.append({**(fc.provenance or {}), "first_epoch": st.start + 1})
     for epoch in range(st.start + 1, fc.epochs + 1):
         if st.done: break
         loss_sum, n, lr_used, t_ep, bar = _train_epoch(st, run, net, model, train_dl, opt, sched, epoch)
+        st.trained_by[-1]["last_epoch"] = epoch
         val_loss = _validate_epoch(st, run, model, val_dl, epoch, bar)
         st.history.append(dict(epoch=epoch, train_loss=loss_sum / max(n, 1), val_loss=val_loss, val_auc=st.last_auc,
                                lr=lr_used, seconds=time.perf_counter() - t_ep))
@@ -448,7 +454,7 @@ def _fit(model, loaders, fc: FitConfig, *, device, rank, world) -> FitResult:
     return FitResult(history=st.history, best_epoch=st.best_epoch, best_val_auc=best_auc,
                      checkpoint_path=None if run.best_path is None else str(run.best_path), wall_s=time.perf_counter() - t0,
                      resumed_from_epoch=st.resumed_from, stopped_early=st.stopped, monitor=st.monitor or "val_auc",
-                     last_checkpoint_path=None if run.last_path is None else str(run.last_path))
+                     last_checkpoint_path=None if run.last_path is None else str(run.last_path), trained_by=st.trained_by)
 
 # %% ../nbs/09_train.ipynb #c039b
 def steps_per_epoch(n_train: int, batch_size: int) -> int:
@@ -515,6 +521,7 @@ class SegFitResult:
     wall_s: float
     stopped_early: bool = False
     monitor: str = "val_dice"
+    trained_by: list[dict] = dataclasses.field(default_factory=list)   # who trained (`provenance`), as `FitResult`'s
 
 # %% ../nbs/09_train.ipynb #c042
 def _seg_train_epoch(model, train_dl, loss_fn, opt, sched, device, epoch: int, epochs: int, progress: bool) -> tuple:
@@ -546,7 +553,8 @@ def _seg_restore(model: nn.Module, best_path: Path | None, best_epoch: int, best
 # %% ../nbs/09_train.ipynb #c042b
 def fit_seg(model: nn.Module, loaders: dict, *, epochs: int, lr: float = 1e-3, weight_decay: float = 1e-4,
             warmup_epochs: float = 1, patience: int | None = None, checkpoint_path: str | os.PathLike | None = None,
-            device: str | torch.device = "cpu", seed: int = 0, progress: bool = False, run_config: dict | None = None) -> SegFitResult:
+            device: str | torch.device = "cpu", seed: int = 0, progress: bool = False, run_config: dict | None = None,
+            provenance: dict | None = None) -> SegFitResult:
     "Train on `loaders['train']` with Dice + BCE, validate Dice on `loaders['val']` each epoch; the best epoch's weights are restored."
     t0 = time.perf_counter()
     for k in ("train", "val"):
@@ -582,4 +590,5 @@ def fit_seg(model: nn.Module, loaders: dict, *, epochs: int, lr: float = 1e-3, w
             break
     _seg_restore(model, best_path, best_epoch, best_state)
     return SegFitResult(history=history, best_epoch=best_epoch, best_val_dice=best, wall_s=time.perf_counter() - t0,
-                        checkpoint_path=None if best_path is None else str(best_path), stopped_early=stopped)
+                        checkpoint_path=None if best_path is None else str(best_path), stopped_early=stopped,
+                        trained_by=[{**(provenance or {}), "first_epoch": 1, "last_epoch": len(history)}])

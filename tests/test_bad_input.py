@@ -117,9 +117,10 @@ def test_unwritable_reports_dir(tmp_path):
     r = dcat("study", "synthetic", "-p", "epochs=1", reports=tmp_path / "afile" / "reports")
     assert r.returncode == 1 and "afile" in r.stderr and "Traceback" not in r.stderr, r.stderr
 
-def test_missing_data_dir_in_papermill_run(tmp_path):
-    "The data cell of the template fails: the error names the cell and the missing folder; no report is left."
+def test_missing_data_dir_found_before_any_run(tmp_path):
+    "The data is checked once per dataset before any run starts: one line naming the missing folder; no report is left."
     r = dcat("study", "pneumoniamnist", "--quiet", "-p", "epochs=1", reports=tmp_path / "reports",
              env={"DCAT_DATA_DIR": str(tmp_path / "missing")})
-    assert r.returncode == 1 and "cell" in r.stderr and "missing" in r.stderr, r.stderr[-3000:]
+    assert r.returncode == 1 and str(tmp_path / "missing") in r.stderr and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert "cell" not in r.stderr, "found by the papermill run, after a kernel started: " + r.stderr[-3000:]
     assert not any(p.is_file() for p in (tmp_path / "reports").rglob("*")), "partial output left behind"

@@ -45,6 +45,6 @@ def test_seeds_and_identical_reruns(tmp_path):
                            capture_output=True, text=True).stdout.strip()
     if not dirty:                                        # a clean commit (CI): the same command reuses both seeds
         r = dcat(tmp_path, "r1", "--seeds", "2")
-        assert r.stdout.count("reused (same settings and commit)") == 2, r.stdout
+        assert r.stdout.count("reused (same settings and training code)") == 2, r.stdout
         again = json.loads((full / "metrics.json").read_text()); again["params"].pop("seeds")
         assert again == one

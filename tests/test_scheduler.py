@@ -1,7 +1,8 @@
 """The run scheduler: one plan, three executors. The same two-run plan (one arm, two seeds of a tiny synthetic study)
-in process, with `--jobs 2` (two processes, one torch thread each) and as two jobs of a real one-node Slurm cluster
-(`tools/slurm_local.sh`, through submitit) gives the same metrics, the same reports and the same aggregate;
-`--status` lists the plan's runs; a failing run is named and the others finish."""
+in process, with `--jobs 2` (two processes) and as two jobs of a real one-node Slurm cluster (`tools/slurm_local.sh`,
+through submitit) gives the same metrics, the same reports and the same aggregate, with no thread variable in the
+environment: the `torch_threads` setting alone decides how many threads train, and every executor applies it in the
+process that trains; `--status` lists the plan's runs; a failing run is named and the others finish."""
 import json, os, subprocess
 
 from conftest import ROOT, tool
@@ -11,15 +12,17 @@ from dcat.runs import TIMING_KEYS
 ARGS = ["study", "synthetic", "--quiet", "--seeds", "2", "-p", "epochs=1", "-p", "mc_samples=2",
         "-p", "backbone_a=efficientnet_b0", "-p", "backbone_b=resnet18", "-p", "fusion_dim=16", "-p", "image_size=16",
         "-p", "batch_size=32", "-p", "ood_set=", "-p", "bootstrap_resamples=50", "-p", "embedding=none"]
-DROP = set(TIMING_KEYS) | {"torch_threads", "wall_s"}
+DROP = set(TIMING_KEYS) | {"wall_s"}
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 def strip(o):
     if isinstance(o, dict): return {k: strip(v) for k, v in o.items() if k not in DROP}
     if isinstance(o, list): return [strip(v) for v in o]
     return o
 
-def dcat(tmp_path, reports, *extra, threads="1", check=True):
-    env = {**os.environ, "DCAT_CHECKPOINTS_DIR": str(tmp_path / f"ckpt-{reports}"), "OMP_NUM_THREADS": threads}
+def dcat(tmp_path, reports, *extra, check=True):
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARS}       # the setting decides, not the environment
+    env["DCAT_CHECKPOINTS_DIR"] = str(tmp_path / f"ckpt-{reports}")
     r = subprocess.run([tool("dcat"), *ARGS, "--reports-dir", str(tmp_path / reports), *extra], cwd=ROOT,
                        capture_output=True, text=True, timeout=900, env=env)
     if check: assert r.returncode == 0, r.stderr[-4000:]
@@ -31,8 +34,8 @@ def metrics(tmp_path, reports):
     return runs, strip(json.loads((arm / "aggregate.json").read_text()))
 
 def test_three_executors_same_metrics(tmp_path, slurm_cluster):
-    dcat(tmp_path, "seq")                                                  # in process, one torch thread
-    r = dcat(tmp_path, "jobs", "--jobs", "2")                              # two processes, 2 cores // 2 = 1 thread each
+    dcat(tmp_path, "seq")                                                  # in process, torch_threads = 1 (the default)
+    r = dcat(tmp_path, "jobs", "--jobs", "2")                              # two processes, one thread each
     assert "[2/2 finished, 0 failed]" in r.stderr and "1 torch thread" in r.stderr, r.stderr
     r = dcat(tmp_path, "slurm", "--launcher", "slurm", "--slurm-partition", slurm_cluster.partition, "--slurm-cpus", "1",
              "--slurm-time", "20")
@@ -40,6 +43,9 @@ def test_three_executors_same_metrics(tmp_path, slurm_cluster):
     seq = metrics(tmp_path, "seq")
     for other in ("jobs", "slurm"):
         assert metrics(tmp_path, other) == seq, f"{other} differs from the in-process run"
+    for run in seq[0]:                                                   # trained and rendered with the setting's 1 thread
+        assert [t["torch_threads"] for t in run["training"]["trained_by"]] == [1], run["training"]["trained_by"]
+        assert run["provenance"]["torch_threads"] == 1 and run["params"]["torch_threads"] == 1
     for reports in ("seq", "jobs", "slurm"):
         assert (tmp_path / reports / "synthetic/dcat/seed-0/report.html").is_file()
         assert (tmp_path / reports / "summary.md").is_file()

@@ -1,0 +1,62 @@
+"""A finished run stays finished: reuse is keyed on what decides the weights (the run's settings, the data and the
+training fingerprint: the code that trains, package versions, threads, kernels), not on the git commit. In a copy of
+the project with its own git history: a tiny run finishes; a commit that changes only prose (a lesson's words, a
+docstring and a comment in the fit loop's module) re-renders the report from the checkpoint and never retrains; a
+commit that changes the fit loop's code makes the run stale."""
+import json, os, shutil, subprocess
+
+from conftest import ROOT, tool
+
+ARGS = ["study", "synthetic", "--quiet", "-p", "epochs=1", "-p", "mc_samples=2", "-p", "backbone_a=efficientnet_b0",
+        "-p", "backbone_b=resnet18", "-p", "fusion_dim=16", "-p", "image_size=16", "-p", "batch_size=32",
+        "-p", "ood_set=", "-p", "bootstrap_resamples=50", "-p", "embedding=none"]
+
+def git(proj, *args):
+    subprocess.run(["git", *args], cwd=proj, check=True, capture_output=True, text=True)
+
+def commit(proj, message):
+    git(proj, "add", "-A")
+    git(proj, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", message)
+
+def edit(path, old, new):
+    text = path.read_text()
+    assert text.count(old) == 1, f"{path}: {old!r} found {text.count(old)} times"
+    path.write_text(text.replace(old, new))
+
+def test_prose_commit_rerenders_code_commit_retrains(tmp_path):
+    proj = tmp_path / "proj"
+    for d in ("dcat", "nbs/studies"): shutil.copytree(ROOT / d, proj / d, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "settings.ini", proj / "settings.ini")
+    (proj / "nbs" / "lesson.md").write_text("What a lesson says.\n")
+    git(proj, "init", "-q")
+    commit(proj, "the project")
+    env = {**os.environ, "PYTHONPATH": str(proj), "DCAT_CHECKPOINTS_DIR": str(tmp_path / "ckpt")}
+    for k in ("DCAT_SETTINGS", "DCAT_REPORTS_DIR"): env.pop(k, None)
+    def dcat(*extra):
+        r = subprocess.run([tool("dcat"), *ARGS, "--reports-dir", str(tmp_path / "reports"), *extra], cwd=proj,
+                           capture_output=True, text=True, timeout=900, env=env)
+        assert r.returncode == 0, r.stderr[-4000:]
+        return r.stdout + r.stderr
+    run = tmp_path / "reports/synthetic/dcat/seed-0"
+
+    assert "report in" in dcat()                                          # trained
+    first = json.loads((run / "metrics.json").read_text())
+    trained = first["training"]["trained_by"]
+    assert len(trained) == 1 and trained[0]["git_commit"] == first["provenance"]["git_commit"]
+
+    edit(proj / "nbs" / "lesson.md", "What a lesson says.", "What a lesson says, in other words.")
+    edit(proj / "dcat" / "train.py", '"A per-step `LambdaLR` following `warmup_cosine`."',
+         '"A per-step `LambdaLR` that follows `warmup_cosine` (reworded)."  # and a comment')
+    commit(proj, "prose only")
+    assert "finished, re-render" in dcat("--status")
+    out = dcat()
+    assert "rendered again, not retrained" in out, out
+    again = json.loads((run / "metrics.json").read_text())
+    assert again["training"]["trained_by"] == trained                     # the same training, not a new one
+    assert again["provenance"]["git_commit"] != first["provenance"]["git_commit"]   # rendered by the new commit
+    assert again["metrics"] == first["metrics"] and again["training"]["history"] == first["training"]["history"]
+    assert "reused" in dcat()                                             # current now: nothing to do
+
+    edit(proj / "dcat" / "train.py", "loss_sum += lv * len(y)", "loss_sum += len(y) * lv")   # the fit loop's code
+    commit(proj, "the fit loop changes")
+    assert dcat("--status").startswith("finished, stale")
