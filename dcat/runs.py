@@ -64,7 +64,7 @@ REPORT_KEYS = ("bootstrap_resamples", "embedding")
 # `sha256` is a check on the data file, whose checksum every metrics.json records anyway
 COMPUTE_KEYS = ("torch_threads", "cpu_isa", "sha256")
 # settings added after runs were committed: left out of the identity at these values, so finished runs keep their hash
-IDENTITY_DEFAULTS = {"precision": "auto"}
+IDENTITY_DEFAULTS = {"precision": "auto", "fused_adamw": False}
 
 def run_identity(cfg: dict) -> dict:
     "The settings that make one training run what it is: all but where files live, the seed count, `REPORT_KEYS` and `COMPUTE_KEYS`."

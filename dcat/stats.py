@@ -11,6 +11,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
+import sklearn
 from sklearn import metrics as skm
 from sklearn.preprocessing import label_binarize
 
@@ -154,7 +155,9 @@ def _bootstrap(statistic: Callable[..., float], arrays: list[np.ndarray], strata
     def stat(*idx):                                        # a stratum of one row is in every resample as it is
         i = np.concatenate([*idx, fixed]).astype(np.int64)
         return statistic(*(a[i] for a in arrays))
-    with warnings.catch_warnings():
+    # scikit-learn checks its arguments on every call (a few ms each, 2,000 resamples a statistic): the rows were
+    # checked once by `statistic(*arrays)` before resampling, so the resamples skip it (the same numbers, ~20 % faster)
+    with warnings.catch_warnings(), sklearn.config_context(skip_parameter_validation=True, assume_finite=True):
         warnings.simplefilter("ignore", category=sps.DegenerateDataWarning)
         return sps.bootstrap(tuple(groups), stat, n_resamples=n_resamples, confidence_level=confidence_level,
                              method=method, paired=False, vectorized=False, rng=np.random.default_rng(seed))

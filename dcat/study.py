@@ -318,17 +318,23 @@ def _pool_run(run: PlannedRun, resume: bool, threads: int) -> tuple[str, str | N
     except Exception as e: return "failed", f"{type(e).__name__}: {e}", time.time() - t0
 
 def _run_local(plan: list[PlannedRun], jobs: int, resume: bool, echo: Any) -> dict[str, str]:
+    "The runs in `jobs` processes; each arm's aggregate is written there too, as soon as the arm's last run ends."
     import concurrent.futures, multiprocessing
     cores = max(1, (os.cpu_count() or 1) // jobs)                      # what `torch_threads = 0` means here
     out, ctx = {}, multiprocessing.get_context("spawn")
+    left = {arm: sum(r.dest.parent == arm for r in plan) for arm in dict.fromkeys(r.dest.parent for r in plan)}
     with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-        futs = {pool.submit(_pool_run, r, resume, cores): r for r in plan}
+        futs, aggs = {pool.submit(_pool_run, r, resume, cores): r for r in plan}, []
         for k, f in enumerate(concurrent.futures.as_completed(futs), 1):
             status, err, dt = f.result()
-            label, threads = futs[f].label, int(futs[f].cfg.get("torch_threads") or 0) or cores
+            r = futs[f]
+            label, threads = r.label, int(r.cfg.get("torch_threads") or 0) or cores
             out[label] = f"failed: {err}" if err else status
             echo(f"[{k}/{len(plan)} finished, {sum(v.startswith('failed') for v in out.values())} failed] {label}: "
                  f"{out[label]} ({dt:.0f} s, {threads} torch thread{'s' * (threads > 1)})")
+            left[r.dest.parent] -= 1
+            if not left[r.dest.parent]: aggs.append(pool.submit(write_aggregate, r.dest.parent))
+        for a in aggs: a.result()
     return out
 
 # %% ../nbs/15_study.ipynb #plan-slurm
@@ -397,7 +403,8 @@ def run_plan(plan: list[PlannedRun], jobs: int = 1, launcher: str = "local", res
             echo(f"{r.label}: " + {"reused": "reused (same settings and training code)",
                                    "rerendered": f"report rendered again, not retrained ({time.time() - t0:.0f} s)"}
                  .get(out[r.label], f"report in {r.dest} ({time.time() - t0:.0f} s)"))
-    for arm in dict.fromkeys(r.dest.parent for r in plan): write_aggregate(arm)
+    if launcher == "slurm" or jobs == 1:                            # (the local pool wrote them as each arm ended)
+        for arm in dict.fromkeys(r.dest.parent for r in plan): write_aggregate(arm)
     return out
 
 def plan_status(plan: list[PlannedRun]) -> list[dict]:
@@ -429,7 +436,7 @@ def fit_from_settings(net: torch.nn.Module, loaders: dict, bundle: Any, cfg: dic
                warmup_epochs=cfg["warmup_epochs"], loss=cfg["loss"], class_weights=bundle.class_weights(),
                patience=b["patience"], checkpoint_path=checkpoint_path(cfg), device=device, seed=cfg["seed"],
                resume="auto" if resume else False, compile=bool(cfg.get("compile")), progress=progress,
-               run_config=run_identity(cfg), amp=amp, provenance=training_provenance(cfg))
+               run_config=run_identity(cfg), amp=amp, provenance=training_provenance(cfg), fused=bool(cfg.get("fused_adamw")))
 
 # %% ../nbs/15_study.ipynb #c025b
 def train_run(cfg: dict, resume: bool = False, progress: bool = True, rank: int = 0) -> tuple[Path, Path, dict] | None:

@@ -169,6 +169,7 @@ class FitConfig:
     run_config: dict | None = None
     compile: bool = False
     provenance: dict | None = None   # who trains (commit, code fingerprint, threads, CPU): kept with the epochs it trains
+    fused: bool = False              # AdamW's fused kernel: 3x faster steps (bench/roofline.py), other last bits
 
 # %% ../nbs/09_train.ipynb #c025p1
 def _kept(last_path: Path | None, epoch: int) -> str:
@@ -198,7 +199,7 @@ def _run_config(model: nn.Module, train_dl: Any, fc: FitConfig, weight: torch.Te
     "The run's description (`fit.*`, `model.*`, `data.*`, `run.*`) and its `config_hash`."
     config = {"fit": dict(epochs=fc.epochs, lr=fc.lr, weight_decay=fc.weight_decay, warmup_epochs=fc.warmup_epochs, loss=fc.loss,
                           class_weights=None if weight is None else [round(float(w), 8) for w in weight.tolist()],
-                          patience=fc.patience, seed=fc.seed, max_steps=fc.max_steps),
+                          patience=fc.patience, seed=fc.seed, max_steps=fc.max_steps, **({"fused": True} if fc.fused else {})),
               "model": dict(cls=type(model).__name__, n_params=sum(p.numel() for p in model.parameters())),
               "data": dict(n_train=len(getattr(train_dl, "dataset", [])), steps_per_epoch=spe,
                            batch_size=getattr(train_dl, "batch_size", None), world_size=world),
@@ -243,14 +244,14 @@ class _FitState:
 
 # %% ../nbs/09_train.ipynb #c025s11
 def _prepare_training(model: nn.Module, train_dl: Any, run: _FitRun, *, lr: float, weight_decay: float, warm: int,
-                      seed: int, compile: bool = False) -> tuple:
+                      seed: int, compile: bool = False, fused: bool = False) -> tuple:
     "Seed everything, move `model` to the device; return `(optimizer, scheduler, net to train, loader generators)`."
     seed_everything(seed)
     gens = loader_generators(train_dl)
     for g in gens: g.manual_seed(seed)
     model.to(run.device)
     if run.device.type in CHANNELS_LAST_DEVICES: model.to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, **({"fused": True} if fused else {}))
     sched = make_scheduler(opt, warm, run.total)
     net = model
     if run.world > 1:
@@ -427,7 +428,7 @@ def _fit(model, loaders, fc: FitConfig, *, device, rank, world) -> FitResult:
     t0 = time.perf_counter()
     train_dl, val_dl, run, warm = _setup_run(model, loaders, fc, device, rank, world)
     opt, sched, net, gens = _prepare_training(model, train_dl, run, lr=fc.lr, weight_decay=fc.weight_decay, warm=warm,
-                                              seed=fc.seed, compile=fc.compile)
+                                              seed=fc.seed, compile=fc.compile, fused=fc.fused)
     st = _FitState()
     _resume_from_last(st, run, fc.resume, model, opt, sched, gens)
     if world > 1:
