@@ -41,6 +41,8 @@ def test_three_executors_same_metrics(tmp_path, slurm_cluster):
              "--slurm-time", "20")
     assert "submitted 2 Slurm jobs" in r.stderr and "sacct" not in r.stderr and "accounting" not in r.stderr, r.stderr
     seq = metrics(tmp_path, "seq")
+    for way in ("seq", "jobs", "slurm"):                                 # shown with pytest -s
+        print(way, [repr(r["metrics"]["auc"]) for r in metrics(tmp_path, way)[0]])
     for other in ("jobs", "slurm"):
         assert metrics(tmp_path, other) == seq, f"{other} differs from the in-process run"
     for run in seq[0]:                                                   # trained and rendered with the setting's 1 thread
