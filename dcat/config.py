@@ -335,6 +335,7 @@ RULES: dict[str, tuple] = {
     "compile": ("bool", None, None, True), "epochs_given": ("bool", None, None, True), "ood_set": ("text", None, None, True),
     "torch_threads": ("int", 0, None, True), "cpu_isa": ("choice", ("native", *CPU_ISA), None, True),
     "precision": ("choice", PRECISIONS, None, True), "fused_adamw": ("bool", None, None, True),
+    "sha256": ("text", None, None, True),   # the data file's checksum, checked before training (dcat.data.check_sha256)
 }
 # what differs for a segmentation run: patience 0 means no early stopping; the sources and models of the task; and
 # only the settings its template reads are required (the classifier's fusion width, loss, ... may be absent)

@@ -472,7 +472,7 @@ def check_sha256(path: str | os.PathLike,  # the data file or folder, named in t
         raise ValueError(f"setting 'sha256' for {path}: expected 64 hex digits, got {expected!r}")
     if actual != expected.lower():
         raise ValueError(f"{path}: sha256 {actual}, but the settings expect {expected.lower()} (setting 'sha256'): not the "
-                         "file they pin; put that copy there (see data/README.md), or remove the setting to train on this one")
+                         "file they pin; put that copy there (see data/README.md), or pass -p sha256= to train on this one")
     return actual
 
 # %% ../nbs/01_data.ipynb #c032s05
