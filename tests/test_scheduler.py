@@ -55,7 +55,10 @@ def test_three_executors_same_metrics(tmp_path, slurm_cluster):
     assert len(st) == 2 and all(line.startswith("finished") for line in st), st
 
 def test_a_failing_run_is_named_and_the_others_finish(tmp_path):
-    r = dcat(tmp_path, "bad", "--jobs", "2", "-p", "location=nothere.npz", "-p", "source=npz", check=False)
+    r = dcat(tmp_path, "missing", "--jobs", "2", "-p", "location=nothere.npz", "-p", "source=npz", check=False)
+    assert r.returncode == 1 and "nothere.npz" in r.stderr and "seed-" not in r.stderr, r.stderr[-3000:]  # before any run
+    (tmp_path / "broken.npz").write_bytes(b"not a zip file")          # there, so each run starts and fails in its kernel
+    r = dcat(tmp_path, "bad", "--jobs", "2", "-p", f"location={tmp_path / 'broken.npz'}", "-p", "source=npz", check=False)
     assert r.returncode == 1 and r.stderr.count("dcat: error: synthetic/dcat/seed-") == 2, r.stderr[-3000:]
     r = dcat(tmp_path, "badlauncher", "--jobs", "0", check=False)
     assert r.returncode == 1 and "jobs=0" in r.stderr, r.stderr
