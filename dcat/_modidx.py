@@ -51,6 +51,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'dcat.config.project_root': ('config.html#project_root', 'dcat/config.py'),
                              'dcat.config.read_ini': ('config.html#read_ini', 'dcat/config.py'),
                              'dcat.config.resolve_dataset': ('config.html#resolve_dataset', 'dcat/config.py'),
+                             'dcat.config.run_threads': ('config.html#run_threads', 'dcat/config.py'),
                              'dcat.config.safe_name': ('config.html#safe_name', 'dcat/config.py'),
                              'dcat.config.seed_everything': ('config.html#seed_everything', 'dcat/config.py'),
                              'dcat.config.settings_path': ('config.html#settings_path', 'dcat/config.py'),

@@ -18,10 +18,10 @@ __all__ = ['ENV_OVERRIDES', 'LIST_KEYS', 'TASKS', 'MODELS', 'SOURCES', 'LOSSES',
            'PRECISIONS', 'RULES', 'TASK_RULES', 'SEG_REQUIRED', 'project_root', 'settings_path', 'parse_value',
            'is_segmentation', 'medmnist_info', 'parse_medmnist_name', 'medmnist_settings', 'read_ini', 'datasets',
            'presets', 'safe_name', 'size_variant', 'resolve_dataset', 'load_settings', 'medmnist_datasets',
-           'seed_everything', 'get_device', 'compute_env', 'apply_compute_settings', 'compute_environment', 'cpu_name',
-           'compute_record', 'check_settings', 'config_hash', 'config_diff', 'plain_file_mode', 'clean_stale_tmp',
-           'atomic_write', 'atomic_write_text', 'atomic_torch_save', 'sha256_file', 'nan_to_none', 'to_jsonable',
-           'write_json']
+           'seed_everything', 'get_device', 'run_threads', 'compute_env', 'apply_compute_settings',
+           'compute_environment', 'cpu_name', 'compute_record', 'check_settings', 'config_hash', 'config_diff',
+           'plain_file_mode', 'clean_stale_tmp', 'atomic_write', 'atomic_write_text', 'atomic_torch_save',
+           'sha256_file', 'nan_to_none', 'to_jsonable', 'write_json']
 
 # %% ../nbs/00_config.ipynb #c004
 ENV_OVERRIDES = {"data_dir": "DCAT_DATA_DIR", "reports_dir": "DCAT_REPORTS_DIR",
@@ -273,11 +273,17 @@ CPU_ISA: dict[str, dict[str, str]] = {
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 PIN_VARS = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")
 
+def run_threads(cfg: dict,              # merged settings (`torch_threads`)
+                cores: int | None = None, # the cores the run was given, used when the setting is 0 or absent
+               ) -> int:
+    "The torch threads a run trains with: the setting, else `cores`; 0 means torch's default."
+    return int(cfg.get("torch_threads") or 0) or int(cores or 0)
+
 def compute_env(cfg: dict,              # merged settings (`torch_threads`, `cpu_isa`)
                 threads: int | None = None, # the thread count to use when the setting is 0 or absent (None: leave it)
                ) -> dict[str, str]:
     "The environment variables that make a process compute as the settings ask (empty: torch's defaults)."
-    n = int(cfg.get("torch_threads") or 0) or int(threads or 0)
+    n = run_threads(cfg, threads)
     env = {v: str(n) for v in THREAD_VARS} if n > 0 else {}
     return {**env, **CPU_ISA.get(cfg.get("cpu_isa") or "native", {})}
 
@@ -287,7 +293,7 @@ def apply_compute_settings(cfg: dict,              # merged settings (`torch_thr
                           ) -> int:
     "Set this process's torch threads and pinned kernels from the settings, before any tensor work; return the threads."
     for k, v in compute_env(cfg, threads).items(): os.environ[k] = v
-    n = int(cfg.get("torch_threads") or 0) or int(threads or 0)
+    n = run_threads(cfg, threads)
     if n > 0 and torch.get_num_threads() != n: torch.set_num_threads(n)
     return torch.get_num_threads()
 

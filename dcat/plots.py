@@ -124,6 +124,7 @@ def umap_embedding(features: np.ndarray, seed: int = 0, n_neighbors: int = 10, m
             return reducer.fit_transform(x)
     finally: torch.set_num_threads(threads)
 
+# %% ../nbs/12_plots.ipynb #c022b
 def plot_umap(features: np.ndarray, labels: np.ndarray, classes: Sequence[str], seed: int = 0, n_neighbors: int = 10,
               path: str | os.PathLike | None = None, method: str = "umap"):
     """Scatter of the 2-D UMAP embedding of `features`, coloured by class; a note instead when N < 4.

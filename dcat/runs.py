@@ -75,6 +75,7 @@ def run_hash(cfg: dict) -> str:
     "A short hash of `run_identity(cfg)` (dataset, model and seed included)."
     return config_hash(run_identity(cfg))[:10]
 
+# %% ../nbs/14_runs.ipynb #c010b
 def run_record(cfg: dict) -> dict:
     "The `params` (every setting but where files live: no machine paths) and `run` (hash, seed) blocks of a `metrics.json`."
     return {"params": {k: v for k, v in cfg.items() if k not in RUN_EXCLUDE or k == "seeds"},

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .config import atomic_torch_save, sha256_file
 from .config import SOURCES
-from .data import IMAGE_EXTS, SPLITS, read_image
+from .data import IMAGE_EXTS, SPLITS, ensure_data, read_image
 from .loaders import normalize, seeded_loaders
 
 # %% auto #0
@@ -199,15 +199,7 @@ def load_segdata(settings: dict) -> SegBundle:
     name, source = settings.get("dataset"), settings.get("source")
     if source not in SOURCES["segmentation"]:
         raise ValueError(f"dataset {name!r}: source {source!r} is not a segmentation source {SOURCES['segmentation']}")
-    loc = settings.get("location")
-    if not loc: raise KeyError(f"dataset {name!r}: the settings name no 'location'")
-    hint = "see data/README.md for how to obtain it, and set data_dir in settings.ini or $DCAT_DATA_DIR to the folder holding it"
-    path = Path(os.path.expanduser(str(loc)))
-    if not path.is_absolute():
-        data_dir = settings.get("data_dir")
-        if not data_dir or not Path(data_dir).is_dir(): raise FileNotFoundError(f"{data_dir}: data_dir does not exist; {hint}")
-        path = Path(data_dir) / path
-    if not path.exists(): raise FileNotFoundError(f"{path}: dataset {name!r} not found; {hint}")
+    path = ensure_data(settings)                             # the folder, there (the same check as classification's)
     val, test = float(settings.get("val_frac") or 0.1), float(settings.get("test_frac") or 0.1)
     cache = settings.get("cache_dir") or (Path(settings["checkpoints_dir"]) / "cache" if settings.get("checkpoints_dir") else None)
     split_seed = settings.get("split_seed")

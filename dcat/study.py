@@ -13,7 +13,7 @@ import torch
 
 from .config import (apply_compute_settings, atomic_write_text, check_settings, compute_environment, compute_record,
                          config_hash, get_device, is_segmentation, load_settings, parse_value, project_root, read_ini,
-                         seed_everything, to_jsonable)
+                         run_threads, seed_everything, to_jsonable)
 from .data import ensure_data, load_dataset
 from .loaders import make_loaders, split_validation
 from .model import model_from_settings
@@ -26,12 +26,12 @@ from .runs import (REPORT_KEYS, checkpoint_path, load_runs, provenance, run_file
                        save_predictor, write_aggregate, write_metrics)
 
 # %% auto #0
-__all__ = ['KERNEL_ARGS', 'RUN_SETTINGS', 'TRAINING_MODULES', 'FINGERPRINT_PACKAGES', 'SLURM_KEYS', 'StudyError', 'find_template',
-           'template_path', 'check_template', 'render_html', 'scrub_paths', 'strip_figures', 'finish_notebook',
-           'hold_point', 'recover_report', 'seed_list', 'code_digest', 'training_fingerprint', 'training_provenance',
-           'run_state', 'reusable_checkpoint', 'clean_leftovers', 'run_seed', 'check_writable', 'run_study',
-           'PlannedRun', 'plan_study', 'execute_run', 'slurm_options', 'run_plan', 'plan_status', 'fit_from_settings',
-           'train_run', 'write_summary']
+__all__ = ['KERNEL_ARGS', 'RUN_SETTINGS', 'FIGURES_ELSEWHERE', 'TRAINING_MODULES', 'FINGERPRINT_PACKAGES', 'SLURM_KEYS',
+           'StudyError', 'find_template', 'template_path', 'check_template', 'render_html', 'scrub_paths',
+           'strip_figures', 'finish_notebook', 'hold_point', 'recover_report', 'seed_list', 'code_digest',
+           'training_fingerprint', 'training_provenance', 'run_state', 'reusable_checkpoint', 'clean_leftovers',
+           'run_seed', 'check_writable', 'run_study', 'PlannedRun', 'plan_study', 'execute_run', 'slurm_options',
+           'run_plan', 'plan_status', 'fit_from_settings', 'train_run', 'write_summary']
 
 # %% ../nbs/15_study.ipynb #c015
 class StudyError(RuntimeError):
@@ -58,11 +58,11 @@ def check_template(path: str | os.PathLike) -> list[str]:
         raise ValueError(f"{path}: the first code cell must carry the 'parameters' tag (papermill would ignore -p)")
     return list(papermill.inspect_notebook(str(path)))
 
-def render_html(nb_path: str | os.PathLike, html_path: str | os.PathLike) -> Path:
-    "Render an executed notebook to a code-free HTML report (atomically)."
+def render_html(nb: Any, html_path: str | os.PathLike) -> Path:
+    "Render an executed notebook (a path, or an nbformat node) to a code-free HTML report (atomically)."
     from nbconvert import HTMLExporter
     exp = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    body, _ = exp.from_filename(str(nb_path))
+    body, _ = exp.from_filename(str(nb)) if isinstance(nb, (str, os.PathLike)) else exp.from_notebook_node(nb)
     return atomic_write_text(html_path, body)
 
 # %% ../nbs/15_study.ipynb #c015c
@@ -103,11 +103,17 @@ def strip_figures(nb, note: str) -> None:
                 o["data"] = {"text/plain": note}
 
 # %% ../nbs/15_study.ipynb #c015cp1
-def finish_notebook(nb_path: str | os.PathLike, template: str | os.PathLike, figure_note: str | None = None) -> None:
-    "One read-modify-write of an executed report: machine paths scrubbed, figures replaced by `figure_note` if given (atomically)."
+FIGURES_ELSEWHERE = "(figure: in report.html, and as a PNG in figures/ beside this notebook)"
+
+def finish_notebook(nb_path: str | os.PathLike, template: str | os.PathLike, figure_note: str | None = None,
+                    html_path: str | os.PathLike | None = None) -> None:
+    """One read-modify-write of an executed report: machine paths scrubbed, the HTML report rendered if `html_path`
+    is given, then figures replaced by `figure_note` if given (atomically): each figure is stored once in the HTML and
+    once as a PNG, not a third time in the notebook."""
     import nbformat
     nb = nbformat.read(str(nb_path), as_version=4)
     scrub_paths(nb, template)
+    if html_path is not None: render_html(nb, html_path)
     if figure_note: strip_figures(nb, figure_note)
     atomic_write_text(nb_path, nbformat.writes(nb))
 
@@ -177,7 +183,7 @@ def training_fingerprint(cfg: dict, # one run's settings (`torch_threads`, `cpu_
     from importlib import metadata
     task = "segmentation" if is_segmentation(cfg) else "classification"
     parts = {"code": _code_fingerprint(task), "packages": {p: metadata.version(p) for p in FINGERPRINT_PACKAGES},
-             "torch_threads": int(cfg.get("torch_threads") or 0), "cpu_isa": cfg.get("cpu_isa") or "native",
+             "torch_threads": run_threads(cfg), "cpu_isa": cfg.get("cpu_isa") or "native",
              "device": get_device(cfg.get("device")).type}
     return {"fingerprint": config_hash(parts)[:12], **parts}
 
@@ -245,11 +251,12 @@ def run_seed(cfg: dict, dest: Path, *, full: bool = True, progress: bool = True,
         if not (tmp / "metrics.json").is_file():
             raise StudyError(f"{label}: the template finished without writing metrics.json")
         (tmp / RUN_SETTINGS).unlink()
-        finish_notebook(tmp / "report.ipynb", tpl, None if full else "(figure kept only in the first seed's report)")
         if progress: print(f"{label}: rendering the report", file=sys.stderr, flush=True)
         hold_point("html")
-        if full: render_html(tmp / "report.ipynb", tmp / "report.html")
-        else: shutil.rmtree(tmp / "figures", ignore_errors=True)
+        lean_note = "(figure kept only in the first seed's report)"
+        finish_notebook(tmp / "report.ipynb", tpl, FIGURES_ELSEWHERE if full else lean_note,
+                        html_path=tmp / "report.html" if full else None)
+        if not full: shutil.rmtree(tmp / "figures", ignore_errors=True)
         _swap_into_place(tmp, dest)
     finally:
         if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
@@ -302,7 +309,7 @@ def plan_study(datasets: Sequence[str], models: Sequence[str], overrides: dict |
 def execute_run(run: PlannedRun, progress: bool = False, resume: bool = False, threads: int | None = None) -> str:
     """Run one planned run, whichever executor calls it; `threads` are the cores it was given (used when the setting
     `torch_threads` is 0). `'reused'` (current, or no checkpoint to render it again from), `'rerendered'` or `'done'`."""
-    cfg = {**run.cfg, "torch_threads": int(run.cfg.get("torch_threads") or 0) or int(threads or os.cpu_count() or 1)}
+    cfg = {**run.cfg, "torch_threads": run_threads(run.cfg, threads or os.cpu_count())}
     state = "stale" if resume else run_state(run.dest, cfg, full=run.full)
     if state == "current" or (state == "rerender" and not reusable_checkpoint(cfg)): return "reused"
     check_writable(run.dest.parent)
@@ -328,7 +335,7 @@ def _run_local(plan: list[PlannedRun], jobs: int, resume: bool, echo: Any) -> di
         for k, f in enumerate(concurrent.futures.as_completed(futs), 1):
             status, err, dt = f.result()
             r = futs[f]
-            label, threads = r.label, int(r.cfg.get("torch_threads") or 0) or cores
+            label, threads = r.label, run_threads(r.cfg, cores)
             out[label] = f"failed: {err}" if err else status
             echo(f"[{k}/{len(plan)} finished, {sum(v.startswith('failed') for v in out.values())} failed] {label}: "
                  f"{out[label]} ({dt:.0f} s, {threads} torch thread{'s' * (threads > 1)})")
@@ -392,7 +399,7 @@ def run_plan(plan: list[PlannedRun], jobs: int = 1, launcher: str = "local", res
     if launcher not in ("local", "slurm"): raise ValueError(f"launcher {launcher!r}: expected local or slurm")
     if jobs < 1: raise ValueError(f"jobs={jobs}: must be at least 1")
     for cfg in {r.cfg["dataset"]: r.cfg for r in plan}.values():       # once per dataset, before any run: a missing
-        if not is_segmentation(cfg) and cfg.get("source") != "synthetic": ensure_data(cfg, progress)   # file is fetched
+        if cfg.get("source") != "synthetic": ensure_data(cfg, progress)                              # file is fetched
     if launcher == "slurm": out = _run_slurm(plan, resume, slurm or {}, echo)
     elif jobs > 1: out = _run_local(plan, jobs, resume, echo)
     else:
@@ -407,6 +414,7 @@ def run_plan(plan: list[PlannedRun], jobs: int = 1, launcher: str = "local", res
         for arm in dict.fromkeys(r.dest.parent for r in plan): write_aggregate(arm)
     return out
 
+# %% ../nbs/15_study.ipynb #plan-status
 def plan_status(plan: list[PlannedRun]) -> list[dict]:
     """Each planned run's state: `finished` (current: a study would reuse it), `finished, re-render` (same training,
     rendered by other code: a study would render it again from its checkpoint, or keep it without one), `finished,
@@ -415,7 +423,7 @@ def plan_status(plan: list[PlannedRun]) -> list[dict]:
     import fcntl
     rows, words = [], {"current": "finished", "rerender": "finished, re-render", "stale": "finished, stale", "missing": "pending"}
     for r in plan:
-        cfg = {**r.cfg, "torch_threads": int(r.cfg.get("torch_threads") or 0) or os.cpu_count() or 1}
+        cfg = {**r.cfg, "torch_threads": run_threads(r.cfg, os.cpu_count())}
         state = words[run_state(r.dest, cfg, full=r.full)]
         if state == "finished, stale" and not (r.dest / "metrics.json").is_file(): state = "pending"
         lock = run_file(r.cfg, ".lock")

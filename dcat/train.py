@@ -150,6 +150,7 @@ class FitResult:
     last_checkpoint_path: str | None = None
     trained_by: list[dict] = dataclasses.field(default_factory=list)   # one record per process that trained epochs
 
+# %% ../nbs/09_train.ipynb #c025b
 @dataclasses.dataclass
 class FitConfig:
     "Everything `fit` is asked to do, in one place: `fit(model, loaders, **fields)` builds it once and the loop reads it."
@@ -558,8 +559,7 @@ def fit_seg(model: nn.Module, loaders: dict, *, epochs: int, lr: float = 1e-3, w
             provenance: dict | None = None) -> SegFitResult:
     "Train on `loaders['train']` with Dice + BCE, validate Dice on `loaders['val']` each epoch; the best epoch's weights are restored."
     t0 = time.perf_counter()
-    for k in ("train", "val"):
-        if k not in loaders: raise KeyError(f"loaders: missing {k!r} (have {sorted(loaders)})")
+    if missing := [k for k in ("train", "val") if k not in loaders]: raise KeyError(f"loaders: missing {missing[0]!r} (have {sorted(loaders)})")
     if epochs < 1: raise ValueError(f"epochs={epochs}: must be at least 1")
     train_dl, spe = loaders["train"], len(loaders["train"])
     if spe == 0: raise ValueError("loaders['train'] yields no batches")
@@ -586,9 +586,8 @@ def fit_seg(model: nn.Module, loaders: dict, *, epochs: int, lr: float = 1e-3, w
                 atomic_torch_save({"model": best_state, "epoch": epoch, "val_dice": best, "model_config": getattr(model, "config", {}),
                                    "run": json.dumps(run_config or {}, default=str, sort_keys=True)}, best_path)
         else: bad += 1
-        if patience and bad >= patience and epoch < epochs:
-            stopped = True
-            break
+        stopped = bool(patience) and bad >= patience and epoch < epochs
+        if stopped: break
     _seg_restore(model, best_path, best_epoch, best_state)
     return SegFitResult(history=history, best_epoch=best_epoch, best_val_dice=best, wall_s=time.perf_counter() - t0,
                         checkpoint_path=None if best_path is None else str(best_path), stopped_early=stopped,
