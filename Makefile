@@ -73,7 +73,9 @@ lessons: $(STAMP)
 	done
 	$(BIN)/nbdev-clean
 
-## the lesson pages, rendered from the executed notebooks into _docs/ (git-ignored; open _docs/index.html)
+## the lesson pages, rendered from the executed notebooks into _docs/ (git-ignored; open _docs/index.html). --strict: a
+## warning (a navigation entry without its notebook) fails the build; not -q, which hides the warnings from --strict
+## too (mkdocs 1.6). tests/test_docs.py runs the same build
 docs: $(STAMP)
 	$(BIN)/python -c 'import mkdocs_jupyter, material' 2>/dev/null || $(BIN)/python -m pip install -q -e '.[docs]'
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build -q -f mkdocs.yml
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -f mkdocs.yml

@@ -4,7 +4,7 @@
 
 # %% ../nbs/16_cli.ipynb #cli-imports
 from __future__ import annotations
-import argparse, contextlib, json, os, sys
+import argparse, json, sys
 from typing import Sequence
 
 from .config import MODELS, RULES, check_settings, datasets, load_settings, medmnist_datasets, parse_value, read_ini
@@ -41,20 +41,16 @@ def _predict_cli(a: argparse.Namespace) -> int:
 
 # %% ../nbs/16_cli.ipynb #cli-train
 def train_cli(a: argparse.Namespace) -> int:
-    "`dcat train`: train and evaluate without a report; works under `torchrun` (metrics and files on rank 0)."
+    "`dcat train`: train and evaluate without a report, either task; works under `torchrun` (metrics and files on rank 0)."
     over = parse_params(a.param)
     if a.model: over["model"] = a.model
     cfg = check_settings(load_settings(a.dataset, overrides=over, preset=a.preset))
-    rank = int(os.environ.get("RANK", "0"))
-    from dcat.report import metrics_table
-    from dcat.runs import run_file, run_lock
     from dcat.study import train_run
-    lock = run_lock(run_file(cfg, ".lock")) if rank == 0 else contextlib.nullcontext()
-    with lock: done = train_run(cfg, a.resume, rank == 0 and not a.quiet, rank)
+    done = train_run(cfg, a.resume, not a.quiet)
     if done is None: return 0
-    out, pred, info = done
-    print(metrics_table(info["metrics"]).to_string())
-    print(f"metrics: {out}\npredictor: {pred}" + (f"\n(resumed from epoch {info['resumed_from']})" if info["resumed_from"] else ""))
+    print(done.table.to_string())
+    print(f"metrics: {done.metrics_path}" + (f"\npredictor: {done.predictor_path}" if done.predictor_path else "")
+          + (f"\n(resumed from epoch {done.resumed_from})" if done.resumed_from else ""))
     return 0
 
 # %% ../nbs/16_cli.ipynb #c025c

@@ -119,14 +119,19 @@ def stratified_subset(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     return np.sort(keep)
 
 # %% ../nbs/02_loaders.ipynb #c037s12
-def make_loaders(bundle: DataBundle, batch_size: int, seed: int = 0, max_train: int = 0, num_workers: int = 0,
-                 augment: bool | Augment = True) -> dict[str, DataLoader]:
-    "Train (seeded shuffle, augmentation, optional stratified `max_train` subset), val and test loaders."
+def make_loaders(bundle: Any, batch_size: int, seed: int = 0, max_train: int = 0, num_workers: int = 0,
+                 augment: bool | Any = True) -> dict[str, DataLoader]:
+    """Train (seeded shuffle, augmentation, optional `max_train` subset), val and test loaders of either task's bundle:
+    a `DataBundle` here; a bundle that knows its own datasets (`bundle.loader_parts`, e.g. `dcat.segdata.SegBundle`)
+    supplies them, and the loaders are built the same way."""
     if batch_size < 1: raise ValueError(f"batch_size={batch_size} must be at least 1")
-    aug = (Augment() if augment is True else augment) or None
-    idx = stratified_subset(bundle.train.labels, max_train, seed) if max_train and max_train > 0 else None
-    evals = {s: LoaderDataset(bundle.split(s)) for s in ("val", "test")}
-    return seeded_loaders(LoaderDataset(bundle.train, idx), evals, batch_size, seed, num_workers, Collate(aug), Collate(None))
+    if hasattr(bundle, "loader_parts"): train, evals, collates = bundle.loader_parts(seed, max_train, augment)
+    else:
+        aug = (Augment() if augment is True else augment) or None
+        idx = stratified_subset(bundle.train.labels, max_train, seed) if max_train and max_train > 0 else None
+        train, evals = LoaderDataset(bundle.train, idx), {s: LoaderDataset(bundle.split(s)) for s in ("val", "test")}
+        collates = (Collate(aug), Collate(None))
+    return seeded_loaders(train, evals, batch_size, seed, num_workers, *collates)
 
 def seeded_loaders(train: Dataset, evals: dict[str, Dataset], batch_size: int, seed: int, num_workers: int,
                    train_collate: Any, eval_collate: Any) -> dict[str, DataLoader]:

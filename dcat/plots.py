@@ -11,20 +11,17 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from sklearn import metrics as skm
-from sklearn.preprocessing import label_binarize
 
 from .config import atomic_write
 from .loaders import denormalize, to_display
 from .shift import CORRUPTIONS, corrupt
-from .stats import calibration_bins, check_labels_probs, expected_calibration_error, risk_coverage, seed_mean_ci
-from .uncertainty import uncertainty_scores
+from .stats import Curve
 
 # %% auto #0
-__all__ = ['save_figure', 'close_figure', 'image_grid', 'plot_roc_pr', 'plot_confusion', 'plot_entropy_hist', 'umap_embedding',
-           'plot_umap', 'reliability_diagram', 'show_images', 'show_pairs', 'plot_gradcam', 'plot_attention',
-           'uncertain_gallery', 'plot_ood_histograms', 'show_corruptions', 'plot_overlays', 'plot_seg_history',
-           'plot_risk_coverage', 'plot_corruptions', 'plot_forest', 'plot_entropy_vs_dice', 'plot_history']
+__all__ = ['close_figure', 'plot_roc_pr', 'plot_confusion', 'plot_entropy_hist', 'plot_umap', 'reliability_diagram',
+           'plot_gradcam', 'plot_attention', 'uncertain_gallery', 'plot_ood_histograms', 'plot_overlays',
+           'plot_seg_history', 'plot_risk_coverage', 'plot_corruptions', 'plot_forest', 'plot_entropy_vs_dice',
+           'plot_history']
 
 # %% ../nbs/12_plots.ipynb #plots-save
 def save_figure(fig: Any, path: str | os.PathLike | None, dpi: int = 150) -> Any:
@@ -32,11 +29,6 @@ def save_figure(fig: Any, path: str | os.PathLike | None, dpi: int = 150) -> Any
     if path is not None:
         with atomic_write(path, "wb") as f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight")
     return fig
-
-def close_figure(fig: Any) -> None:
-    "Release a figure a script does not show (a notebook shows and closes its own)."
-    import matplotlib.pyplot as plt
-    plt.close(fig)
 
 def image_grid(n: int, ncols: int, width: float = 2.2, height: float = 2.4) -> tuple:
     "A figure with `n` image axes in rows of `ncols` (axes off); returns `(fig, axes)` with `axes` flat."
@@ -47,24 +39,26 @@ def image_grid(n: int, ncols: int, width: float = 2.2, height: float = 2.4) -> t
     for ax in axes.ravel(): ax.axis("off")
     return fig, axes.ravel()
 
-# %% ../nbs/12_plots.ipynb #c017
-def plot_roc_pr(labels: np.ndarray, probs: np.ndarray, classes: Sequence[str] | None = None,
-                path: str | os.PathLike | None = None):
-    "ROC (left) and precision–recall (right) curves: the positive class for 2 classes, one per class otherwise."
+# %% ../nbs/12_plots.ipynb #plots-close
+def close_figure(fig: Any) -> None:
+    "Release a figure a script does not show (a notebook shows and closes its own)."
     import matplotlib.pyplot as plt
-    labels, probs = check_labels_probs(labels, probs, classes)
-    classes = list(classes) if classes is not None else [str(i) for i in range(probs.shape[1])]
-    C = probs.shape[1]
-    onehot = label_binarize(labels, classes=list(range(C))) if C > 2 else np.eye(2, dtype=int)[labels]
+    plt.close(fig)
+
+# %% ../nbs/12_plots.ipynb #c017
+def plot_roc_pr(roc: dict[str, Curve],                   # ROC curve per class (`dcat.stats.roc_curves`)
+                pr: dict[str, Curve],                    # precision–recall curve per class (`dcat.stats.pr_curves`)
+                path: str | os.PathLike | None = None,   # where to save the PNG (None: nowhere)
+               ):
+    "ROC (left) and precision–recall (right) curves, each labelled with its area; with one curve, its chance level."
+    import matplotlib.pyplot as plt
+    if not (isinstance(roc, dict) and isinstance(pr, dict)):
+        raise TypeError("plot_roc_pr draws curves: pass dcat.stats.roc_curves(labels, probs) and pr_curves(labels, probs)")
     fig, (ax_roc, ax_pr) = plt.subplots(1, 2, figsize=(10, 4.2))
-    for c in ([1] if C == 2 else range(C)):
-        y, s = onehot[:, c], probs[:, c]
-        if not 0 < y.sum() < len(y): continue                          # no curve for a class absent from labels
-        fpr, tpr, _ = skm.roc_curve(y, s)
-        pr, rc, _ = skm.precision_recall_curve(y, s)
-        ax_roc.plot(fpr, tpr, label=f"{classes[c]} (AUC {skm.auc(fpr, tpr):.3f})")
-        ax_pr.step(rc, pr, where="post", label=f"{classes[c]} (AP {skm.average_precision_score(y, s):.3f})")
-        if C == 2: ax_pr.axhline(y.mean(), color="grey", ls="--", lw=1, label=f"chance ({y.mean():.2f})")
+    for name, c in roc.items(): ax_roc.plot(c.x, c.y, label=f"{name} (AUC {c.area:.3f})")
+    for name, c in pr.items(): ax_pr.step(c.x, c.y, where="post", label=f"{name} (AP {c.area:.3f})")
+    if len(pr) == 1 and (c := next(iter(pr.values()))).chance is not None:   # two classes: the positive rate
+        ax_pr.axhline(c.chance, color="grey", ls="--", lw=1, label=f"chance ({c.chance:.2f})")
     ax_roc.plot([0, 1], [0, 1], "k--", lw=1)
     ax_roc.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC", xlim=(0, 1), ylim=(0, 1.01))
     ax_pr.set(xlabel="recall", ylabel="precision", title="Precision–recall", xlim=(0, 1), ylim=(0, 1.01))
@@ -72,19 +66,21 @@ def plot_roc_pr(labels: np.ndarray, probs: np.ndarray, classes: Sequence[str] | 
     fig.tight_layout()
     return save_figure(fig, path)
 
-def plot_confusion(labels: np.ndarray, preds: np.ndarray, classes: Sequence[str], normalise: bool = False,
-                   path: str | os.PathLike | None = None):
-    "Confusion-matrix heatmap (rows: true class, columns: predicted), counts or row-normalised."
+def plot_confusion(cm: np.ndarray,                         # (C, C), rows true, columns predicted (`dcat.stats.confusion`)
+                   classes: Sequence[str],                 # the C class names
+                   path: str | os.PathLike | None = None,  # where to save the PNG (None: nowhere)
+                  ):
+    "Confusion-matrix heatmap (rows: true class, columns: predicted): counts, or row-normalised shares if `cm` is float."
     import matplotlib.pyplot as plt, seaborn as sns
-    labels, preds = np.asarray(labels).ravel(), np.asarray(preds).ravel()
-    if len(labels) != len(preds): raise ValueError(f"labels ({len(labels)}) and preds ({len(preds)}) differ in length")
-    cm = skm.confusion_matrix(labels, preds, labels=list(range(len(classes))))
-    data = cm / np.maximum(cm.sum(1, keepdims=True), 1) if normalise else cm
+    cm = np.asarray(cm)
+    if cm.shape != (len(classes), len(classes)):
+        raise ValueError(f"confusion matrix of shape {cm.shape} for {len(classes)} classes {list(classes)}")
+    shares = np.issubdtype(cm.dtype, np.floating)
     size = 1.6 + 0.9 * len(classes)
     fig, ax = plt.subplots(figsize=(size + 1, size))
-    sns.heatmap(data, annot=True, fmt=".2f" if normalise else "d", cmap="Blues", cbar=True, square=True,
+    sns.heatmap(cm, annot=True, fmt=".2f" if shares else "d", cmap="Blues", cbar=True, square=True,
                 xticklabels=classes, yticklabels=classes, ax=ax)
-    ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix" + (" (row-normalised)" if normalise else ""))
+    ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix" + (" (row-normalised)" if shares else ""))
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -151,13 +147,16 @@ def plot_umap(features: np.ndarray, labels: np.ndarray, classes: Sequence[str], 
     return save_figure(fig, path)
 
 # %% ../nbs/12_plots.ipynb #c020x1
-def reliability_diagram(labels: np.ndarray, probs: np.ndarray, n_bins: int = 15, path: str | os.PathLike | None = None,
-                        title: str | None = None):
+def reliability_diagram(bins: pd.DataFrame,                    # `dcat.stats.calibration_bins`: n_bins rows, then [1, 1]
+                        ece: float | None = None,              # for the title (`dcat.stats.expected_calibration_error`)
+                        path: str | os.PathLike | None = None, # where to save the PNG (None: nowhere)
+                        title: str | None = None,              # instead of "Reliability (ECE = ...)"
+                       ):
     "Reliability diagram (accuracy vs confidence per bin; over- and under-confident gaps hatched apart; bin counts below); returns the Figure."
     import matplotlib.pyplot as plt
-    b = calibration_bins(labels, probs, n_bins).iloc[:n_bins].copy()
-    b.loc[b.index[-1], "count"] += calibration_bins(labels, probs, n_bins)["count"].iloc[-1]  # fold [1,1] in for display
-    ece = expected_calibration_error(labels, probs, n_bins)
+    b = bins.iloc[:-1].copy()
+    b.loc[b.index[-1], "count"] += bins["count"].iloc[-1]      # fold [1,1] in for display
+    n_bins = len(b)
     fig, (ax, axc) = plt.subplots(2, 1, figsize=(4.5, 5.2), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     w = 1 / n_bins
     centers = b["lo"] + w / 2
@@ -172,7 +171,7 @@ def reliability_diagram(labels: np.ndarray, probs: np.ndarray, n_bins: int = 15,
                    edgecolor=color, hatch=hatch, label=label)
     ax.plot([0, 1], [0, 1], "k--", lw=1)
     ax.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
-    ax.set_title(title or f"Reliability (ECE = {ece:.3f})")
+    ax.set_title(title or ("Reliability" if ece is None else f"Reliability (ECE = {ece:.3f})"))
     ax.legend(loc="upper left", fontsize=7)
     axc.bar(centers, b["count"], width=w, edgecolor="k", color="grey")
     axc.set(xlabel="confidence", ylabel="count")
@@ -352,17 +351,14 @@ def plot_seg_history(history: Sequence[dict], path: str | os.PathLike | None = N
     return save_figure(fig, path)
 
 # %% ../nbs/12_plots.ipynb #plots-rc
-def plot_risk_coverage(labels: np.ndarray, probs: np.ndarray, path: str | os.PathLike | None = None):
-    "Risk–coverage curves of the three rankings (and the oracle); returns the Figure."
+def plot_risk_coverage(curves: dict[str, Curve],                # per ranking (`dcat.stats.risk_coverage_curves`)
+                       path: str | os.PathLike | None = None,   # where to save the PNG (None: nowhere)
+                      ):
+    "Risk–coverage curves, each labelled with its AURC (the oracle's dotted); returns the Figure."
     import matplotlib.pyplot as plt
-    p = np.asarray(probs, dtype=np.float64)
-    p = p[None] if p.ndim == 2 else p
-    mean = p.mean(0)
-    scores = {**uncertainty_scores(p), "oracle": (mean.argmax(1) != np.asarray(labels)).astype(float)}
     fig, ax = plt.subplots(figsize=(5, 3.8))
-    for name, s in scores.items():
-        cov, risk = risk_coverage(labels, mean, s)
-        ax.plot(cov, risk, ls=":" if name == "oracle" else "-", label=f"{name} (AURC {risk.mean():.3f})")
+    for name, c in curves.items():
+        ax.plot(c.x, c.y, ls=":" if name == "oracle" else "-", label=f"{name} (AURC {c.area:.3f})")
     ax.set(xlabel="coverage", ylabel="risk (error rate)", xlim=(0, 1), ylim=(0, None), title="Risk–coverage")
     ax.legend()
     fig.tight_layout()
@@ -393,15 +389,14 @@ def plot_corruptions(df: pd.DataFrame, path: str | os.PathLike | None = None):
 def plot_forest(rows: Sequence[dict], metric: str = "AUC", reference: str | None = "dcat",
                 marked: Sequence[str] = ("effnet_only", "resnet_only"), title: str | None = None,
                 path: Any = None, scale: float = 100.0):
-    "Forest plot of rows `{'arm', 'values': per-seed values, 'ci': (low, high) or None}`; returns the figure."
+    """Forest plot of rows `{'arm', 'values': per-seed values, 'ci': (low, high) or None}` (`dcat.report.forest_rows`);
+    the interval of a row with one value is drawn dashed (it is over test images, not seeds). Returns the figure."""
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(rows) + 1.4))
     for i, r in enumerate(rows):
         v = scale * np.asarray(r["values"], dtype=np.float64)
         yy = len(rows) - 1 - i
-        ci = seed_mean_ci(r["values"])
-        single = ci is None
-        if single: ci = r.get("ci")
+        ci, single = r.get("ci"), len(r["values"]) < 2
         if ci is not None:
             ax.plot([scale * ci[0], scale * ci[1]], [yy, yy], color="0.35", lw=2, ls="--" if single else "-")
         ax.plot(v, np.full(len(v), yy) + np.linspace(-0.12, 0.12, len(v)), "o", ms=4, color="tab:blue", alpha=0.7)

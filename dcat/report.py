@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .config import parse_value, read_ini
-from .stats import METRIC_LABELS, compare_arms, compare_runs, format_ci, verdict
+from .stats import METRIC_LABELS, compare_arms, compare_runs, format_ci, seed_mean_ci, verdict
 
 # %% auto #0
 __all__ = ['METRIC_COLUMNS', 'SINGLE_BACKBONES', 'SUMMARY_INTRO', 'metrics_table', 'history_table', 'uncertainty_tables',
@@ -265,13 +265,16 @@ def _comparison_rows(arms: dict, reference: str = "dcat", n_resamples: int = 200
                      f"{_signed(s) if s['low'] is not None else '–'} | {_p(s['p'])} | **{c['verdict']}** | {c['basis']} |")
     return lines, out
 
-def forest_rows(arms: dict) -> list[dict]:
-    "The rows `dcat.plots.plot_forest` draws for one dataset's arms: per arm its seeds' test AUCs and the first seed's interval."
+def forest_rows(arms: dict,  # {arm: (runs, aggregate)}, runs: `(metrics.json record, predictions)` per seed
+               ) -> list[dict]:
+    """The rows `dcat.plots.plot_forest` draws for one dataset's arms: per arm its seeds' test AUCs and an interval,
+    Student's t interval of their mean (`dcat.stats.seed_mean_ci`), or with one seed its bootstrap interval over test images."""
     rows = []
     for name, (runs, agg) in arms.items():
         vals = [r["metrics"]["auc"] for r, _ in runs if r["metrics"].get("auc") is not None]
         iv = (runs[0][0].get("intervals") or {}).get("auc")
-        if vals: rows.append({"arm": name, "values": vals, "ci": (iv["low"], iv["high"]) if iv else None})
+        ci = seed_mean_ci(vals) if len(vals) > 1 else (iv["low"], iv["high"]) if iv else None
+        if vals: rows.append({"arm": name, "values": vals, "ci": ci})
     return rows
 
 # %% ../nbs/13_report.ipynb #c017g

@@ -82,10 +82,11 @@ def run_record(cfg: dict) -> dict:
             "run": {"hash": run_hash(cfg), "seed": cfg.get("seed")}}   # `dcat study --seeds N` reuses finished seeds by it
 
 def _training_record(fit: Any) -> dict:
-    "The `training` block of either task's fit result (`dcat.train.FitResult` or `SegFitResult`)."
+    "The `training` block of a `dcat.train.FitResult`, either task (its best validation AUC, or Dice)."
     rec = {"history": fit.history, "best_epoch": fit.best_epoch, "train_wall_s": fit.wall_s,
            "trained_by": list(getattr(fit, "trained_by", None) or [])}   # the processes that trained, apart from this one
-    if hasattr(fit, "best_val_dice"): rec.update(best_val_dice=fit.best_val_dice, stopped_early=fit.stopped_early)
+    if getattr(fit, "task", None) == "segmentation":
+        rec.update(best_val_dice=fit.best_val_dice, stopped_early=fit.stopped_early, resumed_from_epoch=fit.resumed_from_epoch)
     else: rec.update(best_val_auc=fit.best_val_auc, resumed_from_epoch=fit.resumed_from_epoch)
     return rec
 

@@ -15,17 +15,17 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from fastcore.basics import patch
 from torch.utils.data import DataLoader, Dataset
 
 from .config import atomic_torch_save, sha256_file
 from .config import SOURCES
 from .data import IMAGE_EXTS, SPLITS, ensure_data, read_image
-from .loaders import normalize, seeded_loaders
+from .loaders import make_loaders, normalize
 
 # %% auto #0
 __all__ = ['CACHE_VERSION', 'write_seg_folder', 'pair_files', 'read_mask', 'read_pair', 'seg_split', 'SegSplit', 'SegBundle',
-           'folder_checksum', 'load_segfolder', 'load_segdata', 'SegAugment', 'SegLoaderDataset', 'SegCollate',
-           'make_seg_loaders']
+           'folder_checksum', 'load_segfolder', 'load_segdata', 'SegAugment', 'SegLoaderDataset', 'SegCollate']
 
 # %% ../nbs/03_segdata.ipynb #c005
 def write_seg_folder(root: str | os.PathLike, n: int = 16, size: tuple[int, int] = (48, 40), seed: int = 0,
@@ -254,12 +254,12 @@ class SegCollate:
         return normalize(x), m
 
 # %% ../nbs/03_segdata.ipynb #c036
-def make_seg_loaders(bundle: SegBundle, batch_size: int, seed: int = 0, max_train: int = 0, num_workers: int = 0,
-                     augment: bool | SegAugment = True) -> dict[str, DataLoader]:
-    "Train (seeded shuffle, joint augmentation, optional first-`max_train` seeded subset), val and test loaders."
-    if batch_size < 1: raise ValueError(f"batch_size={batch_size} must be at least 1")
+@patch
+def loader_parts(self: SegBundle, seed: int = 0, max_train: int = 0, augment: bool | SegAugment = True) -> tuple:
+    """What `dcat.loaders.make_loaders` needs from a segmentation bundle: the training dataset (optionally a seeded
+    subset of `max_train` images), the val and test datasets, and the training and evaluation collates."""
     aug = (SegAugment() if augment is True else augment) or None
-    n = len(bundle.train)
+    n = len(self.train)
     idx = np.sort(np.random.default_rng(seed).permutation(n)[:max_train]) if max_train and 0 < max_train < n else None
-    evals = {s: SegLoaderDataset(bundle.get(s)) for s in ("val", "test")}
-    return seeded_loaders(SegLoaderDataset(bundle.train, idx), evals, batch_size, seed, num_workers, SegCollate(aug), SegCollate(None))
+    evals = {s: SegLoaderDataset(self.get(s)) for s in ("val", "test")}
+    return SegLoaderDataset(self.train, idx), evals, (SegCollate(aug), SegCollate(None))

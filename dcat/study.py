@@ -9,6 +9,7 @@ import ast, contextlib, dataclasses, functools, hashlib, json, os, shutil, sys, 
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+import pandas as pd
 import torch
 
 from .config import (apply_compute_settings, atomic_write_text, check_settings, compute_environment, compute_record,
@@ -17,11 +18,13 @@ from .config import (apply_compute_settings, atomic_write_text, check_settings, 
 from .data import ensure_data, load_dataset
 from .loaders import make_loaders, split_validation
 from .model import model_from_settings
-from .stats import classification_metrics
-from .train import fit, last_checkpoint_path, load_checkpoint, run_budget
-from .uncertainty import mc_predict, uncertainty_report
+from .segdata import load_segdata
+from .unet import build_seg_model
+from .stats import classification_metrics, format_ci
+from .train import FitConfig, fit, last_checkpoint_path, load_checkpoint, run_budget
+from .uncertainty import mc_predict, seg_uncertainty_report, segmentation_metrics, uncertainty_report
 from .plots import close_figure, plot_forest
-from .report import forest_rows, summary_markdown
+from .report import forest_rows, metrics_table, summary_markdown
 from .runs import (REPORT_KEYS, checkpoint_path, load_runs, provenance, run_file, run_hash, run_identity, run_lock,
                        save_predictor, write_aggregate, write_metrics)
 
@@ -31,7 +34,8 @@ __all__ = ['KERNEL_ARGS', 'RUN_SETTINGS', 'FIGURES_ELSEWHERE', 'TRAINING_MODULES
            'strip_figures', 'finish_notebook', 'hold_point', 'recover_report', 'seed_list', 'code_digest',
            'training_fingerprint', 'training_provenance', 'run_state', 'reusable_checkpoint', 'clean_leftovers',
            'run_seed', 'check_writable', 'run_study', 'PlannedRun', 'plan_study', 'execute_run', 'slurm_options',
-           'run_plan', 'plan_status', 'fit_from_settings', 'train_run', 'write_summary']
+           'run_plan', 'plan_status', 'settings_task', 'model_for', 'fit_from_settings', 'TrainedRun', 'train_run',
+           'write_summary']
 
 # %% ../nbs/15_study.ipynb #c015
 class StudyError(RuntimeError):
@@ -163,7 +167,7 @@ def _template_training_cells(cfg: dict) -> list[str]:
     import nbformat
     tpl = find_template("seg_eval.ipynb") if is_segmentation(cfg) else template_path()
     cells = [c.source for c in nbformat.read(tpl, as_version=4).cells if c.cell_type == "code"]
-    last = next((i for i, s in enumerate(cells) if "fit_from_settings(" in s or "fit_seg(" in s), len(cells) - 1)
+    last = next((i for i, s in enumerate(cells) if "fit_from_settings(" in s), len(cells) - 1)
     return cells[:last + 1]
 
 @functools.lru_cache(maxsize=8)
@@ -172,7 +176,7 @@ def _code_fingerprint(task: str) -> str:
     parts = {m: code_digest((pkg / f"{m}.py").read_text()) for m in TRAINING_MODULES}
     study = ast.parse((pkg / "study.py").read_text())
     parts.update({f.name: code_digest(ast.unparse(f)) for f in study.body
-                  if isinstance(f, ast.FunctionDef) and f.name in ("fit_from_settings", "train_run")})
+                  if isinstance(f, ast.FunctionDef) and f.name in ("settings_task", "model_for", "fit_from_settings", "_train_run")})
     parts["template"] = code_digest("\n".join(_template_training_cells({"task": task})))
     return config_hash(parts)
 
@@ -435,45 +439,79 @@ def plan_status(plan: list[PlannedRun]) -> list[dict]:
     return rows
 
 # %% ../nbs/15_study.ipynb #study-fit
+def settings_task(cfg: dict) -> str:
+    "The task of merged settings: `segmentation` or `classification` (`dcat.train.get_task` gives its protocol)."
+    return "segmentation" if is_segmentation(cfg) else "classification"
+
+def model_for(cfg: dict, bundle: Any) -> torch.nn.Module:
+    "The model the settings name, for their task (a U-Net for segmentation, a `dcat.model` arm for classification)."
+    if settings_task(cfg) == "segmentation": return build_seg_model(cfg["model"], dropout=cfg["dropout"], heads=cfg["fusion_heads"])
+    return model_from_settings(cfg, bundle.num_classes)
+
 def fit_from_settings(net: torch.nn.Module, loaders: dict, bundle: Any, cfg: dict, device: Any,
                       resume: bool = False, progress: Any = True) -> Any:
-    "`dcat.train.fit` with the settings' budget (`run_budget`); `resume=True` continues this run's checkpoint if there is one."
+    "`dcat.train.fit` with the settings' budget (`run_budget`), for their task; `resume=True` continues this run's checkpoint if there is one."
+    seg = settings_task(cfg) == "segmentation"
     b = run_budget(cfg, len(loaders["train"].dataset))
     amp = {"auto": "auto", "fp32": False, "bf16": True}[cfg.get("precision") or "auto"]
-    return fit(net, loaders, epochs=b["epochs"], lr=cfg["lr"], weight_decay=cfg["weight_decay"],
-               warmup_epochs=cfg["warmup_epochs"], loss=cfg["loss"], class_weights=bundle.class_weights(),
-               patience=b["patience"], checkpoint_path=checkpoint_path(cfg), device=device, seed=cfg["seed"],
-               resume="auto" if resume else False, compile=bool(cfg.get("compile")), progress=progress,
-               run_config=run_identity(cfg), amp=amp, provenance=training_provenance(cfg), fused=bool(cfg.get("fused_adamw")))
+    fc = FitConfig(epochs=b["epochs"], lr=cfg["lr"], weight_decay=cfg["weight_decay"], warmup_epochs=cfg["warmup_epochs"],
+                   loss=None if seg else cfg["loss"], class_weights=None if seg else bundle.class_weights(),
+                   patience=b["patience"], checkpoint_path=checkpoint_path(cfg), device=device, seed=cfg["seed"],
+                   resume="auto" if resume else False, compile=bool(cfg.get("compile")), progress=progress,
+                   run_config=run_identity(cfg), amp=amp, provenance=training_provenance(cfg), fused=bool(cfg.get("fused_adamw")))
+    return fit(net, loaders, settings_task(cfg), fc)
 
 # %% ../nbs/15_study.ipynb #c025b
-def train_run(cfg: dict, resume: bool = False, progress: bool = True, rank: int = 0) -> tuple[Path, Path, dict] | None:
-    "Train and evaluate one run without a report (`dcat train`): metrics and predictor beside the checkpoint; None off rank 0."
-    t0 = time.time()
+@dataclasses.dataclass
+class TrainedRun:
+    "What `train_run` wrote and measured: `metrics.json`, the predictor (classification), the metrics and a table of them."
+    metrics_path: Path
+    predictor_path: Path | None
+    metrics: dict
+    table: Any
+    resumed_from: int | None = None
+
+def _evaluate(net: torch.nn.Module, loaders: dict, bundle: Any, cfg: dict) -> tuple[dict, dict, Any]:
+    "MC-dropout evaluation on the test split, the task's way: `(metrics, uncertainty, table)`."
+    dev, T, seed = next(net.parameters()).device, cfg["mc_samples"], cfg["seed"]
+    mc_test = mc_predict(net, loaders["test"], T=T, seed=seed, device=dev)
+    if settings_task(cfg) == "segmentation":
+        metrics, per = segmentation_metrics(mc_test, int(cfg.get("bootstrap_resamples") or 2000))
+        table = pd.DataFrame({k: {"mean [95 % CI]": format_ci(metrics[k])} for k in ("dice", "iou", "dice_deterministic", "iou_deterministic")}).T
+        return metrics, seg_uncertainty_report(mc_test, per["dice"]), table
+    mc_val = mc_predict(net, loaders["cal"], T=T, seed=seed, device=dev)
+    metrics = classification_metrics(mc_test.labels, mc_test.mean_probs, bundle.classes)
+    return metrics, uncertainty_report(mc_test, mc_val, bundle.classes), metrics_table(metrics)
+
+def _train_run(cfg: dict, resume: bool, progress: bool, rank: int) -> TrainedRun | None:
+    t0, seg = time.time(), settings_task(cfg) == "segmentation"
     apply_compute_settings(cfg)
     seed_everything(cfg["seed"])
-    dev = get_device(cfg["device"])
-    bundle = load_dataset(cfg)
-    loaders = make_loaders(bundle, cfg["batch_size"], seed=cfg["seed"], max_train=cfg["max_train"] or 0,
-                           num_workers=cfg["num_workers"] or 0)
-    loaders = split_validation(bundle, loaders, cfg.get("calibration_frac") or 0, cfg.get("data_seed") or 0)
-    net = model_from_settings(cfg, bundle.num_classes)
-    res = fit_from_settings(net, loaders, bundle, cfg, dev, resume=resume, progress=progress)
+    bundle = load_segdata(cfg) if seg else load_dataset(cfg)
+    loaders = make_loaders(bundle, cfg["batch_size"], seed=cfg["seed"], max_train=cfg["max_train"] or 0, num_workers=cfg["num_workers"] or 0)
+    if not seg: loaders = split_validation(bundle, loaders, cfg.get("calibration_frac") or 0, cfg.get("data_seed") or 0)
+    net = model_for(cfg, bundle)
+    res = fit_from_settings(net, loaders, bundle, cfg, get_device(cfg["device"]), resume=resume, progress=progress)
     if rank != 0: return None
-    dev = next(net.parameters()).device
-    mc_val = mc_predict(net, loaders["cal"], T=cfg["mc_samples"], seed=cfg["seed"], device=dev)
-    mc_test = mc_predict(net, loaders["test"], T=cfg["mc_samples"], seed=cfg["seed"], device=dev)
-    metrics = classification_metrics(mc_test.labels, mc_test.mean_probs, bundle.classes)
-    unc = uncertainty_report(mc_test, mc_val, bundle.classes)
-    qhats = {k: v["qhat"] for k, v in (unc.get("conformal") or {}).get("lac", {}).items()}
-    pred = save_predictor(run_file(cfg, ".predictor.pt"), net, classes=bundle.classes, image_size=cfg["image_size"],
-                          mc_samples=cfg["mc_samples"], conformal=qhats, seed=cfg["seed"])
+    metrics, unc, table = _evaluate(net, loaders, bundle, cfg)
+    pred = None
+    if not seg:
+        qhats = {k: v["qhat"] for k, v in (unc.get("conformal") or {}).get("lac", {}).items()}
+        pred = save_predictor(run_file(cfg, ".predictor.pt"), net, classes=bundle.classes, image_size=cfg["image_size"],
+                              mc_samples=cfg["mc_samples"], conformal=qhats, seed=cfg["seed"])
     out = run_file(cfg, ".metrics.json")
-    write_metrics(out, cfg=cfg, metrics=metrics, uncertainty=unc, fit=res, device=dev, wall_s=time.time() - t0,
-                  data={"n_train": len(loaders["train"].dataset), "classes": bundle.classes, "sha256": bundle.sha256},
+    write_metrics(out, cfg=cfg, metrics=metrics, uncertainty=unc, fit=res, device=next(net.parameters()).device, wall_s=time.time() - t0,
+                  data={"n_train": len(loaders["train"].dataset), "sha256": bundle.sha256, **({} if seg else {"classes": bundle.classes})},
                   model={"name": cfg["model"], "config": net.config, "checkpoint": checkpoint_path(cfg).name,
-                         "predictor": pred.name})
-    return out, pred, {"metrics": metrics, "resumed_from": res.resumed_from_epoch}
+                         **({"predictor": pred.name} if pred else {})})
+    return TrainedRun(out, pred, metrics, table, res.resumed_from_epoch)
+
+def train_run(cfg: dict, resume: bool = False, progress: bool = True) -> TrainedRun | None:
+    """Train and evaluate one run without a report (`dcat train`), either task: rank 0 (`$RANK`, as `torchrun` sets it)
+    holds the run's lock and writes; the other ranks train and return None."""
+    rank = int(os.environ.get("RANK", "0"))
+    with run_lock(run_file(cfg, ".lock")) if rank == 0 else contextlib.nullcontext():
+        return _train_run(cfg, resume, progress and rank == 0, rank)
 
 # %% ../nbs/15_study.ipynb #study-summary
 def write_summary(reports_dir: str | os.PathLike | None = None, n_resamples: int = 2000) -> Path:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from fastcore.basics import patch
 from tqdm import tqdm
 
 from .config import LOSSES, atomic_torch_save, config_diff, config_hash, get_device, seed_everything
@@ -20,10 +21,10 @@ from .loaders import shard_loader
 from .stats import auc, dice_iou
 
 # %% auto #0
-__all__ = ['CHANNELS_LAST_DEVICES', 'warmup_cosine', 'make_scheduler', 'evaluate_logits', 'CheckpointError', 'load_checkpoint',
-           'last_checkpoint_path', 'loader_generators', 'rng_state', 'set_rng_state', 'NonFiniteLossError', 'FitResult',
-           'FitConfig', 'fit', 'steps_per_epoch', 'resolve_epochs', 'run_budget', 'seg_loss', 'evaluate_seg',
-           'SegFitResult', 'fit_seg']
+__all__ = ['CHANNELS_LAST_DEVICES', 'TASK_PROTOCOLS', 'warmup_cosine', 'make_scheduler', 'evaluate_logits', 'CheckpointError',
+           'load_checkpoint', 'last_checkpoint_path', 'loader_generators', 'rng_state', 'set_rng_state',
+           'NonFiniteLossError', 'FitResult', 'FitConfig', 'Task', 'Classification', 'Segmentation', 'get_task',
+           'EarlyStopping', 'ModelCheckpoint', 'fit', 'steps_per_epoch', 'resolve_epochs', 'run_budget']
 
 # %% ../nbs/09_train.ipynb #c005
 def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
@@ -48,19 +49,21 @@ def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 def evaluate_logits(model: nn.Module, loader: torch.utils.data.DataLoader, device: str | torch.device = "cpu",
                     amp: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    "Logits `(N, C)` float32 and labels `(N,)` int64 of `loader`, computed in eval mode (bf16 autocast on any device if `amp`)."
+    """Logits float32 and targets of `loader`, computed in eval mode (bf16 autocast on any device if `amp`): class
+    logits `(N, C)` and integer labels `(N,)` (flattened), or mask logits `(N, 1, H, W)` and masks as they come."""
     device = torch.device(device)
     was_training = model.training
     model.eval()
-    logits, labels = [], []
+    logits, targets = [], []
     try:
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(amp)):
             for x, y in loader:
                 logits.append(model(_to_device(x, device)).float().cpu())
-                labels.append(torch.as_tensor(y).reshape(-1))
+                y = torch.as_tensor(y)
+                targets.append(y if y.is_floating_point() else y.reshape(-1).long())
     finally: model.train(was_training)
     if not logits: raise ValueError("evaluate_logits: the loader yielded no batches")
-    return torch.cat(logits).numpy(), torch.cat(labels).long().numpy()
+    return torch.cat(logits).numpy(), torch.cat(targets).numpy()
 
 # %% ../nbs/09_train.ipynb #c013
 class CheckpointError(ValueError):
@@ -118,16 +121,16 @@ def set_rng_state(state: dict, generators: list[torch.Generator] = ()) -> None:
     for g, s in zip(generators, state["generators"]): g.set_state(s)
 
 # %% ../nbs/09_train.ipynb #c022
-def _gather_ordered(logits: np.ndarray, labels: np.ndarray, world: int) -> tuple[np.ndarray, np.ndarray]:
-    "All ranks' unpadded validation shards, interleaved back into the loader's order."
+def _gather_ordered(logits: np.ndarray, targets: np.ndarray, world: int) -> tuple[np.ndarray, np.ndarray]:
+    "All ranks' unpadded validation shards, interleaved back into the loader's order (labels or masks alike)."
     import torch.distributed as dist
     parts = [None] * world
-    dist.all_gather_object(parts, (logits, labels))
+    dist.all_gather_object(parts, (logits, targets))
     n = sum(len(p[1]) for p in parts)
-    lg = np.empty((n, logits.shape[1]), dtype=logits.dtype)
-    lb = np.empty(n, dtype=labels.dtype)
-    for r, (a, b) in enumerate(parts): lg[r::world], lb[r::world] = a, b
-    return lg, lb
+    lg = np.empty((n, *logits.shape[1:]), dtype=logits.dtype)
+    tg = np.empty((n, *targets.shape[1:]), dtype=targets.dtype)
+    for r, (a, b) in enumerate(parts): lg[r::world], tg[r::world] = a, b
+    return lg, tg
 
 # %% ../nbs/09_train.ipynb #c025
 class NonFiniteLossError(FloatingPointError):
@@ -136,12 +139,13 @@ class NonFiniteLossError(FloatingPointError):
         super().__init__(msg)
         self.epoch, self.step = epoch, step
 
+def _str(p: Path | None) -> str | None: return None if p is None else str(p)
+
 @dataclasses.dataclass
 class FitResult:
     "What `fit` returns. Epochs are numbered from 1; `resumed_from_epoch` is the last finished epoch of the checkpoint resumed from."
     history: list[dict]
     best_epoch: int
-    best_val_auc: float
     checkpoint_path: str | None
     wall_s: float
     resumed_from_epoch: int | None = None
@@ -149,16 +153,24 @@ class FitResult:
     monitor: str = "val_auc"
     last_checkpoint_path: str | None = None
     trained_by: list[dict] = dataclasses.field(default_factory=list)   # one record per process that trained epochs
+    task: str = "classification"
+    def best(self, metric: str) -> float:
+        "The best epoch's validation `metric` (e.g. `val_auc`, `val_dice`); NaN when no epoch has it."
+        return float(self.history[self.best_epoch - 1].get(metric, math.nan)) if self.best_epoch else math.nan
+    @property
+    def best_val_auc(self) -> float: return self.best("val_auc")
+    @property
+    def best_val_dice(self) -> float: return self.best("val_dice")
 
 # %% ../nbs/09_train.ipynb #c025b
 @dataclasses.dataclass
 class FitConfig:
-    "Everything `fit` is asked to do, in one place: `fit(model, loaders, **fields)` builds it once and the loop reads it."
+    "Everything `fit` is asked to do, in one place: `fit(model, loaders, task, config)` (or its fields as keywords) reads it."
     epochs: int
     lr: float
     weight_decay: float = 0.05
     warmup_epochs: float = 1
-    loss: str = "ce"
+    loss: str | None = None          # None: the task's own (cross-entropy; Dice + BCE)
     class_weights: Any = None
     patience: int | None = 3
     checkpoint_path: str | os.PathLike | None = None
@@ -171,6 +183,79 @@ class FitConfig:
     compile: bool = False
     provenance: dict | None = None   # who trains (commit, code fingerprint, threads, CPU): kept with the epochs it trains
     fused: bool = False              # AdamW's fused kernel: 3x faster steps (bench/roofline.py), other last bits
+    device: str | torch.device = "cpu"
+
+# %% ../nbs/09_train.ipynb #task-base
+class Task:
+    """What one kind of study asks of the shared loop: how a batch's targets arrive, the loss, the validation metrics
+    and the one that picks the best epoch, and how logits become probabilities. Everything else is shared."""
+    name: str = "task"
+    monitor: str = "val_loss"                 # the validation metric that picks the best epoch
+    mode: str = "min"                         # whether larger (max) or smaller (min) values of it are better
+    default_loss: str | None = None
+    def check(self, fc: Any) -> None:
+        "Raise on a `FitConfig` this task cannot train with, naming the value."
+    def target(self, y: Any, device: torch.device) -> torch.Tensor: return torch.as_tensor(y).to(device)
+    def loss(self, logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+    def val_metrics(self, logits: np.ndarray, targets: np.ndarray, weight: torch.Tensor | None = None) -> dict:
+        "The validation block of one epoch's history (`val_loss` first, then the task's metrics)."
+        raise NotImplementedError
+    def choose_monitor(self, targets: np.ndarray) -> tuple[str, str]:
+        "The metric to monitor and its mode, decided once on the first validation's targets."
+        return self.monitor, self.mode
+    def probs(self, logits: torch.Tensor) -> torch.Tensor:
+        "Probabilities from logits: what MC-dropout samples are averaged over."
+        raise NotImplementedError
+    def __repr__(self) -> str: return f"{type(self).__name__}(monitor={self.monitor!r}, mode={self.mode!r})"
+
+# %% ../nbs/09_train.ipynb #task-impl
+class Classification(Task):
+    "Class logits `(B, C)` against integer labels: cross-entropy (optionally class-weighted), ROC-AUC, softmax."
+    name, monitor, mode, default_loss = "classification", "val_auc", "max", "ce"
+    def check(self, fc: Any) -> None:
+        if fc.loss not in LOSSES: raise ValueError(f"loss={fc.loss!r}: unknown loss; choose one of {', '.join(LOSSES)}")
+        if fc.loss == "weighted_ce" and fc.class_weights is None:
+            raise ValueError("loss='weighted_ce' needs class_weights (e.g. bundle.class_weights())")
+    def target(self, y: Any, device: torch.device) -> torch.Tensor: return torch.as_tensor(y).to(device).reshape(-1).long()
+    def loss(self, logits, target, weight=None): return F.cross_entropy(logits.float(), target, weight=weight)
+    def val_metrics(self, logits: np.ndarray, targets: np.ndarray, weight: torch.Tensor | None = None) -> dict:
+        lt = torch.from_numpy(logits)
+        loss = F.cross_entropy(lt, torch.from_numpy(targets), weight=None if weight is None else weight.cpu()).item()
+        return {"val_loss": loss, "val_auc": auc(targets, torch.softmax(lt.double(), 1).numpy())}
+    def choose_monitor(self, targets: np.ndarray) -> tuple[str, str]:
+        if len(np.unique(targets)) >= 2: return "val_auc", "max"
+        warnings.warn(f"validation labels hold a single class ({np.unique(targets).tolist()}): ROC-AUC is undefined "
+                      "(reported as NaN); the best epoch and early stopping use the validation loss instead")
+        return "val_loss", "min"
+    def probs(self, logits: torch.Tensor) -> torch.Tensor: return torch.softmax(logits, -1)
+
+class Segmentation(Task):
+    "One foreground logit per pixel `(B, 1, H, W)` against binary masks: MONAI's Dice + BCE, Dice and IoU, sigmoid."
+    name, monitor, mode, default_loss = "segmentation", "val_dice", "max", "dice_ce"
+    threshold: float = 0.5
+    def check(self, fc: Any) -> None:
+        if fc.loss != "dice_ce": raise ValueError(f"loss={fc.loss!r}: segmentation trains with 'dice_ce' (Dice + BCE)")
+        if fc.class_weights is not None: raise ValueError("class_weights: segmentation has no class-weighted loss")
+    def target(self, y: Any, device: torch.device) -> torch.Tensor: return torch.as_tensor(y).to(device).float()
+    def loss(self, logits, target, weight=None):
+        if not hasattr(self, "_dice_ce"):
+            from monai.losses import DiceCELoss
+            self._dice_ce = DiceCELoss(sigmoid=True)
+        return self._dice_ce(logits.float(), target)
+    def val_metrics(self, logits: np.ndarray, targets: np.ndarray, weight: torch.Tensor | None = None) -> dict:
+        lt, mt = torch.from_numpy(logits), torch.from_numpy(targets).float()
+        d, j = dice_iou(torch.sigmoid(lt) >= self.threshold, mt)
+        return {"val_loss": float(self.loss(lt, mt)), "val_dice": float(d.mean()), "val_iou": float(j.mean())}
+    def probs(self, logits: torch.Tensor) -> torch.Tensor: return torch.sigmoid(logits)
+
+TASK_PROTOCOLS = {"classification": Classification(), "segmentation": Segmentation()}
+
+def get_task(task: str | Task = "classification") -> Task:
+    "The `Task` called `task` (`classification` or `segmentation`); a `Task` is returned as it is."
+    if isinstance(task, Task): return task
+    if task not in TASK_PROTOCOLS: raise ValueError(f"task={task!r}: unknown task; choose one of {', '.join(TASK_PROTOCOLS)}")
+    return TASK_PROTOCOLS[task]
 
 # %% ../nbs/09_train.ipynb #c025p1
 def _kept(last_path: Path | None, epoch: int) -> str:
@@ -182,281 +267,317 @@ def _state_dict_cpu(model: nn.Module) -> dict:
     return {k: v.detach().to("cpu", memory_format=torch.contiguous_format).clone() for k, v in model.state_dict().items()}
 
 # %% ../nbs/09_train.ipynb #c025s02
-def _check_fit_args(loaders: dict, fc: FitConfig) -> None:
+def _check_fit_args(loaders: dict, task: Task, fc: FitConfig) -> None:
     "Raise on arguments `fit` cannot run with, naming the value."
-    epochs, loss, class_weights, amp, resume = fc.epochs, fc.loss, fc.class_weights, fc.amp, fc.resume
-    if loss not in LOSSES: raise ValueError(f"loss={loss!r}: unknown loss; choose one of {', '.join(LOSSES)}")
-    if loss == "weighted_ce" and class_weights is None:
-        raise ValueError("loss='weighted_ce' needs class_weights (e.g. bundle.class_weights())")
-    if amp not in ("auto", True, False): raise ValueError(f"amp={amp!r}: expected 'auto', True or False")
-    if resume not in ("auto", True, False): raise ValueError(f"resume={resume!r}: expected 'auto', True or False")
+    task.check(fc)
+    if fc.amp not in ("auto", True, False): raise ValueError(f"amp={fc.amp!r}: expected 'auto', True or False")
+    if fc.resume not in ("auto", True, False): raise ValueError(f"resume={fc.resume!r}: expected 'auto', True or False")
     for k in ("train", "val"):
         if k not in loaders: raise KeyError(f"loaders: missing {k!r} (have {sorted(loaders)})")
-    if epochs < 1: raise ValueError(f"epochs={epochs}: must be at least 1")
-
-# %% ../nbs/09_train.ipynb #c025s05
-def _run_config(model: nn.Module, train_dl: Any, fc: FitConfig, weight: torch.Tensor | None, spe: int,
-                world: int) -> tuple[dict, str]:
-    "The run's description (`fit.*`, `model.*`, `data.*`, `run.*`) and its `config_hash`."
-    config = {"fit": dict(epochs=fc.epochs, lr=fc.lr, weight_decay=fc.weight_decay, warmup_epochs=fc.warmup_epochs, loss=fc.loss,
-                          class_weights=None if weight is None else [round(float(w), 8) for w in weight.tolist()],
-                          patience=fc.patience, seed=fc.seed, max_steps=fc.max_steps, **({"fused": True} if fc.fused else {})),
-              "model": dict(cls=type(model).__name__, n_params=sum(p.numel() for p in model.parameters())),
-              "data": dict(n_train=len(getattr(train_dl, "dataset", [])), steps_per_epoch=spe,
-                           batch_size=getattr(train_dl, "batch_size", None), world_size=world),
-              "run": fc.run_config or {}}
-    return config, config_hash(config)
+    if fc.epochs < 1: raise ValueError(f"epochs={fc.epochs}: must be at least 1")
 
 # %% ../nbs/09_train.ipynb #c025s08
 @dataclasses.dataclass
 class _FitRun:
-    "What stays fixed during one `fit` call."
+    "What stays fixed during one `fit` call (one process's view: its shard of the loaders)."
+    task: Task
     device: torch.device
+    train_dl: Any
+    val_dl: Any
     epochs: int
     spe: int                                  # optimiser steps per epoch (this rank's shard)
     total: int                                # optimiser steps in the whole run (after `max_steps`)
+    warm: int                                 # warmup steps
     use_amp: bool = False
     weight: torch.Tensor | None = None        # class weights of the loss, on `device`
     rank: int = 0
     world: int = 1
     progress: Any = False                     # bool or a file object for the bar
-    patience: int | None = None
-    best_path: Path | None = None
-    last_path: Path | None = None
-    config: dict = dataclasses.field(default_factory=dict)
-    chash: str = ""
 
 @dataclasses.dataclass
 class _FitState:
-    "What changes from epoch to epoch (and what the last checkpoint saves); the defaults are a fresh run."
+    "What changes from epoch to epoch (the last checkpoint saves it); the defaults are a fresh run."
     history: list = dataclasses.field(default_factory=list)
-    best_score: float = -math.inf
-    best_epoch: int = 0
-    bad: int = 0                              # epochs since the last improvement
     step: int = 0                             # global optimiser step
     start: int = 0                            # last finished epoch
-    monitor: str | None = None                # "val_auc" or "val_loss", chosen after the first validation
+    monitor_set: bool = False                 # whether the first validation has chosen the monitored metric
     stopped: bool = False
     done: bool = False
     resumed_from: int | None = None
-    best_state: dict | None = None            # the best weights, if this call saw the best epoch
-    last_auc: float = float("nan")            # for the progress bar
     trained_by: list = dataclasses.field(default_factory=list)   # `FitConfig.provenance` of each call that trained epochs
 
+# %% ../nbs/09_train.ipynb #c025s08b
+def _setup_run(model: nn.Module, loaders: dict, task: Task, fc: FitConfig, rank_world: tuple) -> tuple[_FitRun, dict]:
+    "Check the arguments, shard the loaders (DDP), count the steps and describe the run: `(run, config)`."
+    _check_fit_args(loaders, task, fc)
+    (rank, world), device = rank_world, fc.device
+    train_dl, val_dl = loaders["train"], loaders["val"]
+    if world > 1: train_dl, val_dl = shard_loader(train_dl, rank, world, pad=True), shard_loader(val_dl, rank, world, pad=False)
+    spe = len(train_dl)
+    if spe == 0: raise ValueError("loaders['train'] yields no batches")
+    total = fc.epochs * spe if fc.max_steps is None else max(1, min(fc.epochs * spe, int(fc.max_steps)))
+    device = get_device(device) if isinstance(device, str) else torch.device(device)
+    weight = None
+    if fc.loss == "weighted_ce": weight = torch.as_tensor(np.asarray(fc.class_weights, dtype=np.float32)).to(device)
+    run = _FitRun(task=task, device=device, train_dl=train_dl, val_dl=val_dl, epochs=fc.epochs, spe=spe, total=total,
+                  warm=min(int(round(fc.warmup_epochs * spe)), total), weight=weight, rank=rank, world=world,
+                  use_amp=fc.amp is True or (fc.amp == "auto" and device.type == "cuda"), progress=fc.progress if rank == 0 else False)
+    return run, _run_config(model, run, fc)
+
+# %% ../nbs/09_train.ipynb #c025s05
+def _run_config(model: nn.Module, run: _FitRun, fc: FitConfig) -> dict:
+    "The run's description (`fit.*`, `model.*`, `data.*`, `run.*`): its `config_hash` keys the checkpoints."
+    w = run.weight
+    fit_ = dict(epochs=fc.epochs, lr=fc.lr, weight_decay=fc.weight_decay, warmup_epochs=fc.warmup_epochs, loss=fc.loss,
+                class_weights=None if w is None else [round(float(v), 8) for v in w.tolist()], patience=fc.patience,
+                seed=fc.seed, max_steps=fc.max_steps, **({"fused": True} if fc.fused else {}),
+                **({"task": run.task.name} if run.task.name != "classification" else {}))
+    return {"fit": fit_, "model": dict(cls=type(model).__name__, n_params=sum(p.numel() for p in model.parameters())),
+            "data": dict(n_train=len(getattr(run.train_dl, "dataset", [])), steps_per_epoch=run.spe,
+                         batch_size=getattr(run.train_dl, "batch_size", None), world_size=run.world),
+            "run": fc.run_config or {}}
+
+# %% ../nbs/09_train.ipynb #es-code
+@dataclasses.dataclass
+class EarlyStopping:
+    """The best epoch of one monitored metric (`mode` max or min: strictly better counts), and whether `patience`
+    epochs have passed without one (None or 0: never)."""
+    monitor: str = "val_auc"
+    mode: str = "max"
+    patience: int | None = None
+    best: float | None = None                 # the best value so far (None: no epoch yet)
+    best_epoch: int = 0
+    bad: int = 0                              # epochs since the last improvement
+    def update(self, metrics: dict, epoch: int) -> bool:
+        "Record epoch `epoch`'s `metrics`; True when its monitored value is the best so far."
+        v = metrics[self.monitor]
+        better = not math.isnan(v) and (self.best is None or (v > self.best if self.mode == "max" else v < self.best))
+        if better: self.best, self.best_epoch, self.bad = v, epoch, 0
+        else: self.bad += 1
+        return better
+    @property
+    def exhausted(self) -> bool: return self.patience is not None and self.patience > 0 and self.bad >= self.patience
+    def state_dict(self) -> dict: return dataclasses.asdict(self)
+    def load_state_dict(self, state: dict) -> None:
+        for k, v in state.items(): setattr(self, k, v)
+
+# %% ../nbs/09_train.ipynb #ck-code
+class ModelCheckpoint:
+    """The run's two files, written atomically by rank 0 and tied to the run by its config hash: the best epoch's
+    weights at `path`, and after every epoch the resumable last state at `x.last.pt` (`last_checkpoint_path`)."""
+    def __init__(self, path: str | os.PathLike | None, config: dict, rank: int = 0):
+        self.path = Path(path) if path is not None else None
+        self.last_path = last_checkpoint_path(self.path) if self.path is not None else None
+        self.config, self.chash, self.rank = config, config_hash(config), rank
+        self.best_epoch, self.best_state = 0, None
+    def _stamp(self) -> dict: return {"config": json.dumps(self.config, default=str), "config_hash": self.chash, "torch": str(torch.__version__)}
+    def save_best(self, model: nn.Module, epoch: int, metrics: dict, monitor: str) -> None:
+        "Keep `model`'s weights as the best (in memory; on disk with a `path`), with the epoch and its metrics."
+        self.best_epoch, self.best_state = epoch, _state_dict_cpu(model)
+        if self.path is not None and self.rank == 0:
+            atomic_torch_save({"kind": "best", "model": self.best_state, "epoch": epoch, **metrics, "monitor": monitor,
+                               **self._stamp()}, self.path)
+    def save_last(self, state: dict) -> None:
+        "Write the resumable `state` (weights, optimiser, loop state, random generators) to the last checkpoint."
+        if self.last_path is not None and self.rank == 0: atomic_torch_save({"kind": "last", **state, **self._stamp()}, self.last_path)
+    def load_last(self, resume: bool | str) -> dict | None:
+        "The last checkpoint to resume (None: start afresh); another run's checkpoint is refused, naming the keys that differ."
+        last = self.last_path
+        if resume is True and last is None: raise ValueError("resume=True needs a checkpoint_path")
+        if resume is False or last is None or not last.exists():
+            if resume is True: raise FileNotFoundError(f"{last}: resume=True but there is no last checkpoint to resume")
+            return None
+        ck = load_checkpoint(last)
+        if ck.get("config_hash") != self.chash:
+            diff = config_diff(json.loads(ck.get("config", "{}")), self.config)
+            raise ValueError(f"{last}: refusing to resume: this checkpoint belongs to a different run; differing keys:\n  "
+                             + "\n  ".join(diff) + "\nUse resume=False (start over, overwriting it) or another checkpoint_path.")
+        return ck
+    def restore_best(self, model: nn.Module) -> None:
+        "Load the best epoch's weights into `model` (from memory, or from `path` after a resume: it must hold that epoch)."
+        if self.best_state is None and self.path is not None and self.path.exists():
+            bk = load_checkpoint(self.path)
+            if bk.get("config_hash") != self.chash or bk.get("epoch") != self.best_epoch:
+                raise ValueError(f"{self.path}: best checkpoint (epoch {bk.get('epoch')}) does not match the run's best epoch {self.best_epoch}")
+            self.best_state = bk["model"]
+        if self.best_state is not None: model.load_state_dict(self.best_state)
+    def state_dict(self) -> dict: return {"best_epoch": self.best_epoch}
+    def load_state_dict(self, state: dict) -> None: self.best_epoch, self.best_state = state["best_epoch"], None
+
 # %% ../nbs/09_train.ipynb #c025s11
-def _prepare_training(model: nn.Module, train_dl: Any, run: _FitRun, *, lr: float, weight_decay: float, warm: int,
-                      seed: int, compile: bool = False, fused: bool = False) -> tuple:
+def _prepare_training(model: nn.Module, run: _FitRun, fc: FitConfig) -> tuple:
     "Seed everything, move `model` to the device; return `(optimizer, scheduler, net to train, loader generators)`."
-    seed_everything(seed)
-    gens = loader_generators(train_dl)
-    for g in gens: g.manual_seed(seed)
+    seed_everything(fc.seed)
+    gens = loader_generators(run.train_dl)
+    for g in gens: g.manual_seed(fc.seed)
     model.to(run.device)
     if run.device.type in CHANNELS_LAST_DEVICES: model.to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, **({"fused": True} if fused else {}))
-    sched = make_scheduler(opt, warm, run.total)
+    opt = torch.optim.AdamW(model.parameters(), lr=fc.lr, weight_decay=fc.weight_decay, **({"fused": True} if fc.fused else {}))
+    sched = make_scheduler(opt, run.warm, run.total)
     net = model
     if run.world > 1:
         from torch.nn.parallel import DistributedDataParallel
         net = DistributedDataParallel(model, device_ids=[run.device.index] if run.device.type == "cuda" else None)
-    if compile: net = torch.compile(net)  # optional; on a 2-core CPU it measured 1.06x over channels_last eager (bench/)
+    if fc.compile: net = torch.compile(net)  # optional; on a 2-core CPU it measured 1.06x over channels_last eager (bench/)
     return opt, sched, net, gens
 
-# %% ../nbs/09_train.ipynb #c025s14
-def _resume_from_last(st: _FitState, run: _FitRun, resume: bool | str, model: nn.Module, opt: torch.optim.Optimizer,
-                      sched: Any, gens: list[torch.Generator]) -> None:
-    "Load `run.last_path` into `model`, `opt`, `sched`, `st` and the RNGs if resuming; refuse another run's checkpoint."
-    last_path, ck = run.last_path, None
-    if resume is True and last_path is None: raise ValueError("resume=True needs a checkpoint_path")
-    if resume is not False and last_path is not None and last_path.exists():
-        ck = load_checkpoint(last_path)
-        if ck.get("config_hash") != run.chash:
-            diff = config_diff(json.loads(ck.get("config", "{}")), run.config)
-            raise ValueError(f"{last_path}: refusing to resume: this checkpoint belongs to a different run; differing keys:\n  "
-                             + "\n  ".join(diff) + "\nUse resume=False (start over, overwriting it) or another checkpoint_path.")
-    elif resume is True: raise FileNotFoundError(f"{last_path}: resume=True but there is no last checkpoint to resume")
-    if ck is not None:
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        st.history, st.best_score, st.best_epoch, st.bad = ck["history"], ck["best_score"], ck["best_epoch"], ck["bad_epochs"]
-        st.step, st.start, st.monitor, st.stopped, st.done = (ck["global_step"], ck["epoch"], ck["monitor"],
-                                                              ck["stopped_early"], ck["done"])
-        set_rng_state(ck["rng"], gens)
-        st.trained_by = list(ck.get("trained_by") or [])
-        st.resumed_from = st.start
+# %% ../nbs/09_train.ipynb #loop-code
+class _Loop:
+    "One process's view of one `fit` call: the run, the model and what trains it, early stopping, checkpoints, state."
+    def __init__(self, model: nn.Module, run: _FitRun, fc: FitConfig, config: dict):
+        self.model, self.run, self.fc, self.st = model, run, fc, _FitState()
+        self.early = EarlyStopping(run.task.monitor, run.task.mode, fc.patience)
+        self.ckpt = ModelCheckpoint(fc.checkpoint_path, config, run.rank)
+        self.opt, self.sched, self.net, self.gens = _prepare_training(model, run, fc)
+
+    def resume(self) -> None:
+        "Put back the last checkpoint's weights, optimiser, schedule, loop state and random generators, if resuming."
+        ck = self.ckpt.load_last(self.fc.resume)
+        if ck is None: return
+        self.model.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.sched.load_state_dict(ck["scheduler"])
+        self.early.load_state_dict(ck["early_stopping"])
+        self.ckpt.load_state_dict(ck["checkpoint"])
+        st = self.st
+        st.history, st.step, st.start, st.stopped, st.done = ck["history"], ck["global_step"], ck["epoch"], ck["stopped_early"], ck["done"]
+        st.monitor_set, st.trained_by, st.resumed_from = bool(st.history), list(ck.get("trained_by") or []), ck["epoch"]
+        set_rng_state(ck["rng"], self.gens)
+
+    def save_last(self, epoch: int) -> None:
+        "Write everything a rerun needs to continue after epoch `epoch`."
+        st = self.st
+        self.ckpt.save_last({"model": _state_dict_cpu(self.model), "optimizer": self.opt.state_dict(),
+                             "scheduler": self.sched.state_dict(), "epoch": epoch, "global_step": st.step,
+                             "early_stopping": self.early.state_dict(), "checkpoint": self.ckpt.state_dict(),
+                             "history": st.history, "stopped_early": st.stopped, "done": st.done,
+                             "rng": rng_state(self.gens), "trained_by": st.trained_by})
+
+# %% ../nbs/09_train.ipynb #c025s17a
+def _finite_everywhere(lv: float, run: _FitRun) -> float:
+    "The step's loss, or NaN when it is not finite on any rank (every rank must stop together, or the others would hang)."
+    if run.world <= 1: return lv
+    import torch.distributed as dist
+    t = torch.tensor([0.0 if math.isfinite(lv) else 1.0], device=run.device)
+    dist.all_reduce(t)
+    return float("nan") if t.item() > 0 else lv
+
+def _sync_epoch(model: nn.Module, run: _FitRun, loss_sum: float, n: int) -> tuple[float, int]:
+    "Under DDP: rank 0's BatchNorm statistics everywhere, and the epoch's summed loss and image count over all ranks."
+    if run.world <= 1: return loss_sum, n
+    import torch.distributed as dist
+    for b in model.buffers(): dist.broadcast(b, 0)
+    t = torch.tensor([loss_sum, float(n)], dtype=torch.float64, device=run.device)
+    dist.all_reduce(t)
+    return t[0].item(), int(t[1].item())
 
 # %% ../nbs/09_train.ipynb #c025s17
-def _train_epoch(st: _FitState, run: _FitRun, net: nn.Module, model: nn.Module, train_dl: Any, opt: torch.optim.Optimizer,
-                 sched: Any, epoch: int) -> tuple:
-    "Train one epoch; return `(loss sum, n images, lr of the last step, start time, open progress bar)`."
-    if run.world > 1: import torch.distributed as dist
-    device = run.device
+@patch
+def train_epoch(self: _Loop, epoch: int) -> tuple[dict, Any]:
+    "Train one epoch: `({'train_loss', 'lr'} of the epoch, the open progress bar)`; a non-finite loss stops the run first."
+    run, st, net, opt, task = self.run, self.st, self.net, self.opt, self.run.task
     net.train()
-    t_ep = time.perf_counter()
     loss_sum, n, lr_used = 0.0, 0, opt.param_groups[0]["lr"]
-    bar = tqdm(train_dl, desc=f"epoch {epoch}/{run.epochs}", disable=not run.progress, leave=True,
+    last = st.history[-1][self.early.monitor] if st.history else float("nan")
+    bar = tqdm(run.train_dl, desc=f"epoch {epoch}/{run.epochs}", disable=not run.progress, leave=True,
                file=run.progress if hasattr(run.progress, "write") else None)
     for i, (x, y) in enumerate(bar):
-        x, y = _to_device(x, device), torch.as_tensor(y).to(device).reshape(-1).long()
+        x, y = _to_device(x, run.device), task.target(y, run.device)
         with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.use_amp): logits = net(x)
-        loss_t = F.cross_entropy(logits.float(), y, weight=run.weight)
-        lv = loss_t.item()
-        if run.world > 1:  # every rank must see a non-finite loss on any rank, or the others would hang
-            t = torch.tensor([0.0 if math.isfinite(lv) else 1.0], device=device)
-            dist.all_reduce(t)
-            if t.item() > 0 and math.isfinite(lv): lv = float("nan")
+        loss_t = task.loss(logits, y, run.weight)
+        lv = _finite_everywhere(loss_t.item(), run)
         if not math.isfinite(lv):
             bar.close()
             raise NonFiniteLossError(f"non-finite training loss ({lv}) at epoch {epoch}, global step {st.step + 1} "
-                                     f"(batch {i + 1}/{run.spe}); stopped. {_kept(run.last_path, epoch)}", epoch, st.step + 1)
+                                     f"(batch {i + 1}/{run.spe}); stopped. {_kept(self.ckpt.last_path, epoch)}", epoch, st.step + 1)
         opt.zero_grad(set_to_none=True)
         loss_t.backward()
         lr_used = opt.param_groups[0]["lr"]
         opt.step()
-        sched.step()
+        self.sched.step()
         st.step += 1
-        loss_sum += lv * len(y)
-        n += len(y)
-        bar.set_postfix(loss=f"{loss_sum / n:.4f}", val_auc=f"{st.last_auc:.4f}")
+        loss_sum, n = loss_sum + lv * len(y), n + len(y)
+        bar.set_postfix(**{"loss": f"{loss_sum / n:.4f}", self.early.monitor: f"{last:.4f}"})
         if st.step >= run.total: break
-    if run.world > 1:
-        for b in model.buffers(): dist.broadcast(b, 0)  # rank 0's BatchNorm statistics everywhere
-        t = torch.tensor([loss_sum, float(n)], dtype=torch.float64, device=device)
-        dist.all_reduce(t)
-        loss_sum, n = t[0].item(), int(t[1].item())
-    return loss_sum, n, lr_used, t_ep, bar
+    loss_sum, n = _sync_epoch(self.model, run, loss_sum, n)
+    return {"train_loss": loss_sum / max(n, 1), "lr": lr_used}, bar
 
 # %% ../nbs/09_train.ipynb #c025s20
-def _validate_epoch(st: _FitState, run: _FitRun, model: nn.Module, val_dl: Any, epoch: int, bar: Any) -> float:
-    "Validation loss of this epoch; sets `st.last_auc` and, after the first epoch, `st.monitor`."
-    logits, labels = evaluate_logits(model, val_dl, run.device, amp=run.use_amp)
-    if run.world > 1: logits, labels = _gather_ordered(logits, labels, run.world)
+@patch
+def validate(self: _Loop, epoch: int) -> dict:
+    """The epoch's validation metrics (`Task.val_metrics` on every rank's shard, gathered in the loader's order); the
+    first validation fixes the monitored metric (`Task.choose_monitor`)."""
+    run, st = self.run, self.st
+    logits, targets = evaluate_logits(self.model, run.val_dl, run.device, amp=run.use_amp)
+    if run.world > 1: logits, targets = _gather_ordered(logits, targets, run.world)
     if not np.isfinite(logits).all():
-        bar.close()
         raise NonFiniteLossError(f"non-finite validation logits after epoch {epoch} (global step {st.step}); stopped. "
-                                 f"{_kept(run.last_path, epoch)}", epoch, st.step)
-    lt = torch.from_numpy(logits)
-    weight = run.weight
-    val_loss = F.cross_entropy(lt, torch.from_numpy(labels), weight=None if weight is None else weight.cpu()).item()
-    st.last_auc = auc(labels, torch.softmax(lt.double(), 1).numpy())
-    if st.monitor is None:
-        st.monitor = "val_auc" if len(np.unique(labels)) >= 2 else "val_loss"
-        if st.monitor == "val_loss" and run.rank == 0:
-            warnings.warn(f"validation labels hold a single class ({np.unique(labels).tolist()}): ROC-AUC is undefined "
-                          "(reported as NaN); the best epoch and early stopping use the validation loss instead")
-    return val_loss
+                                 f"{_kept(self.ckpt.last_path, epoch)}", epoch, st.step)
+    if not st.monitor_set:
+        with warnings.catch_warnings():
+            if run.rank != 0: warnings.simplefilter("ignore")
+            self.early.monitor, self.early.mode = run.task.choose_monitor(targets)
+        st.monitor_set = True
+    return run.task.val_metrics(logits, targets, run.weight)
 
-# %% ../nbs/09_train.ipynb #c025s23
-def _keep_best(st: _FitState, run: _FitRun, model: nn.Module, epoch: int, val_loss: float) -> None:
-    "Update the best epoch (saving the best checkpoint on rank 0), the patience counter and the stop flags."
-    score = st.last_auc if st.monitor == "val_auc" else -val_loss
-    if score > st.best_score:
-        st.best_score, st.best_epoch, st.bad = score, epoch, 0
-        st.best_state = _state_dict_cpu(model)
-        if run.best_path is not None and run.rank == 0:
-            atomic_torch_save({"kind": "best", "model": st.best_state, "epoch": epoch, "val_auc": st.last_auc,
-                               "val_loss": val_loss, "monitor": st.monitor, "config": json.dumps(run.config, default=str),
-                               "config_hash": run.chash, "torch": str(torch.__version__)}, run.best_path)
-    else: st.bad += 1
-    patience = run.patience
-    st.stopped = patience is not None and patience > 0 and st.bad >= patience and epoch < run.epochs and st.step < run.total
+@patch
+def end_epoch(self: _Loop, row: dict) -> None:
+    "Append the epoch's `row` to the history, keep the best weights, decide whether to stop, write the last checkpoint."
+    st, run, epoch = self.st, self.run, row["epoch"]
+    st.history.append(row)
+    if self.early.update(row, epoch):
+        self.ckpt.save_best(self.model, epoch, {k: v for k, v in row.items() if k.startswith("val_")}, self.early.monitor)
+    st.stopped = self.early.exhausted and epoch < run.epochs and st.step < run.total
     st.done = st.stopped or epoch == run.epochs or st.step >= run.total
-
-# %% ../nbs/09_train.ipynb #c025s25
-def _save_last(st: _FitState, run: _FitRun, model: nn.Module, opt: torch.optim.Optimizer, sched: Any,
-               gens: list[torch.Generator], epoch: int) -> None:
-    "Write the resumable last checkpoint (rank 0 only, if there is a `checkpoint_path`)."
-    if run.last_path is None or run.rank != 0: return
-    atomic_torch_save({"kind": "last", "model": _state_dict_cpu(model), "optimizer": opt.state_dict(),
-                       "scheduler": sched.state_dict(), "epoch": epoch, "global_step": st.step,
-                       "best_score": st.best_score, "best_epoch": st.best_epoch, "bad_epochs": st.bad, "monitor": st.monitor,
-                       "history": st.history, "stopped_early": st.stopped, "done": st.done, "rng": rng_state(gens),
-                       "config": json.dumps(run.config, default=str), "config_hash": run.chash,
-                       "torch": str(torch.__version__), "trained_by": st.trained_by}, run.last_path)
-
-# %% ../nbs/09_train.ipynb #c025s28
-def _restore_best(st: _FitState, run: _FitRun, model: nn.Module) -> None:
-    "Load the best epoch's weights into `model` (from memory, or from the best checkpoint after a resume)."
-    best_path = run.best_path
-    if st.best_state is None and best_path is not None and best_path.exists():
-        bk = load_checkpoint(best_path)
-        if bk.get("config_hash") != run.chash or bk.get("epoch") != st.best_epoch:
-            raise ValueError(f"{best_path}: best checkpoint (epoch {bk.get('epoch')}) does not match the run's best epoch {st.best_epoch}")
-        st.best_state = bk["model"]
-    if st.best_state is not None: model.load_state_dict(st.best_state)
+    self.save_last(epoch)
 
 # %% ../nbs/09_train.ipynb #c026
-def fit(model: nn.Module, loaders: dict, *, device: str | torch.device = "cpu", **kw: Any) -> FitResult:
-    """Train `model` on `loaders['train']`, validate on `loaders['val']` each epoch; best weights restored, checkpoints
-    resumable. The keyword arguments are the fields of `FitConfig` (`epochs` and `lr` required)."""
-    fc = FitConfig(**kw)
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1: return _fit(model, loaders, fc, device=device, rank=0, world=1)
+def fit(model: nn.Module, loaders: dict, task: str | Task = "classification", config: FitConfig | None = None,
+        **kw: Any) -> FitResult:
+    """Train `model` on `loaders['train']`, validate on `loaders['val']` each epoch, for either `task`; the best weights
+    are restored and the checkpoints resume. Settings: a `FitConfig`, or its fields as keywords (`epochs`, `lr` required)."""
+    if config is not None and kw: raise TypeError(f"fit: give a FitConfig or its fields, not both (got {sorted(kw)})")
+    task, fc = get_task(task), config if config is not None else FitConfig(**kw)
+    if fc.loss is None: fc = dataclasses.replace(fc, loss=task.default_loss)   # None: the task's own loss
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1: return _fit(model, loaders, task, fc, (0, 1))
     import torch.distributed as dist
-    device = get_device(device) if isinstance(device, str) else torch.device(device)
+    device = get_device(fc.device) if isinstance(fc.device, str) else torch.device(fc.device)
     if device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
     created = not dist.is_initialized()
     if created: dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    try: return _fit(model, loaders, fc, device=device, rank=dist.get_rank(), world=dist.get_world_size())
+    try: return _fit(model, loaders, task, dataclasses.replace(fc, device=device), (dist.get_rank(), dist.get_world_size()))
     finally:
         if created: dist.destroy_process_group()
 
-# %% ../nbs/09_train.ipynb #c026s02
-def _setup_run(model, loaders, fc: FitConfig, device, rank, world) -> tuple:
-    "Check the arguments, shard the loaders, and describe the run: `(train_dl, val_dl, run, warmup steps)`."
-    _check_fit_args(loaders, fc)
-    epochs, progress, max_steps = fc.epochs, fc.progress, fc.max_steps
-    train_dl, val_dl = loaders["train"], loaders["val"]
-    if world > 1: train_dl, val_dl = shard_loader(train_dl, rank, world, pad=True), shard_loader(val_dl, rank, world, pad=False)
-    if rank != 0: progress = False
-    spe = len(train_dl)
-    if spe == 0: raise ValueError("loaders['train'] yields no batches")
-    total = epochs * spe if max_steps is None else max(1, min(epochs * spe, int(max_steps)))
-    warm = min(int(round(fc.warmup_epochs * spe)), total)
-    device = get_device(device) if isinstance(device, str) else torch.device(device)
-    weight = None
-    if fc.loss == "weighted_ce": weight = torch.as_tensor(np.asarray(fc.class_weights, dtype=np.float32)).to(device)
-    config, chash = _run_config(model, train_dl, fc, weight, spe=spe, world=world)
-    best_path = Path(fc.checkpoint_path) if fc.checkpoint_path is not None else None
-    run = _FitRun(device=device, epochs=epochs, spe=spe, total=total, use_amp=fc.amp is True or (fc.amp == "auto" and device.type == "cuda"),
-                  weight=weight, rank=rank, world=world, progress=progress, patience=fc.patience, best_path=best_path,
-                  last_path=last_checkpoint_path(best_path) if best_path is not None else None, config=config, chash=chash)
-    return train_dl, val_dl, run, warm
-
 # %% ../nbs/09_train.ipynb #c026s02p1
-def _fit(model, loaders, fc: FitConfig, *, device, rank, world) -> FitResult:
+def _fit(model: nn.Module, loaders: dict, task: Task, fc: FitConfig, rank_world: tuple) -> FitResult:
     t0 = time.perf_counter()
-    train_dl, val_dl, run, warm = _setup_run(model, loaders, fc, device, rank, world)
-    opt, sched, net, gens = _prepare_training(model, train_dl, run, lr=fc.lr, weight_decay=fc.weight_decay, warm=warm,
-                                              seed=fc.seed, compile=fc.compile, fused=fc.fused)
-    st = _FitState()
-    _resume_from_last(st, run, fc.resume, model, opt, sched, gens)
-    if world > 1:
+    run, config = _setup_run(model, loaders, task, fc, rank_world)
+    loop = _Loop(model, run, fc, config)
+    loop.resume()
+    if run.world > 1:
         import torch.distributed as dist
         dist.barrier()  # everyone has read the last checkpoint before rank 0 may replace it
-
-    st.last_auc = st.history[-1]["val_auc"] if st.history else float("nan")
+    st = loop.st
     if not st.done and st.start < fc.epochs: st.trained_by.append({**(fc.provenance or {}), "first_epoch": st.start + 1})
     for epoch in range(st.start + 1, fc.epochs + 1):
         if st.done: break
-        loss_sum, n, lr_used, t_ep, bar = _train_epoch(st, run, net, model, train_dl, opt, sched, epoch)
+        t_ep = time.perf_counter()
+        row, bar = loop.train_epoch(epoch)
         st.trained_by[-1]["last_epoch"] = epoch
-        val_loss = _validate_epoch(st, run, model, val_dl, epoch, bar)
-        st.history.append(dict(epoch=epoch, train_loss=loss_sum / max(n, 1), val_loss=val_loss, val_auc=st.last_auc,
-                               lr=lr_used, seconds=time.perf_counter() - t_ep))
-        bar.set_postfix(loss=f"{loss_sum / max(n, 1):.4f}", val_auc=f"{st.last_auc:.4f}")
-        bar.close()
-        _keep_best(st, run, model, epoch, val_loss)
-        _save_last(st, run, model, opt, sched, gens, epoch)
-
-    if world > 1: dist.barrier()  # rank 0's checkpoints are on disk before anyone returns
-    _restore_best(st, run, model)
-    best_auc = st.history[st.best_epoch - 1]["val_auc"] if st.best_epoch else float("nan")
-    return FitResult(history=st.history, best_epoch=st.best_epoch, best_val_auc=best_auc,
-                     checkpoint_path=None if run.best_path is None else str(run.best_path), wall_s=time.perf_counter() - t0,
-                     resumed_from_epoch=st.resumed_from, stopped_early=st.stopped, monitor=st.monitor or "val_auc",
-                     last_checkpoint_path=None if run.last_path is None else str(run.last_path), trained_by=st.trained_by)
+        try:
+            val = loop.validate(epoch)
+            bar.set_postfix(**{"loss": f"{row['train_loss']:.4f}", loop.early.monitor: f"{val[loop.early.monitor]:.4f}"})
+        finally: bar.close()
+        loop.end_epoch({"epoch": epoch, "train_loss": row["train_loss"], **val, "lr": row["lr"], "seconds": time.perf_counter() - t_ep})
+    if run.world > 1: dist.barrier()  # rank 0's checkpoints are on disk before anyone returns
+    loop.ckpt.restore_best(model)
+    return FitResult(history=st.history, best_epoch=loop.early.best_epoch, checkpoint_path=_str(loop.ckpt.path),
+                     wall_s=time.perf_counter() - t0, resumed_from_epoch=st.resumed_from, stopped_early=st.stopped,
+                     monitor=loop.early.monitor, last_checkpoint_path=_str(loop.ckpt.last_path), trained_by=st.trained_by,
+                     task=task.name)
 
 # %% ../nbs/09_train.ipynb #c039b
 def steps_per_epoch(n_train: int, batch_size: int) -> int:
@@ -473,122 +594,16 @@ def resolve_epochs(cfg: dict, n_train: int) -> int:
 def run_budget(cfg: dict, n_train: int) -> dict:
     """Epochs and patience of a run, and the rule that set them: `epochs` as given when the user gave it (command line,
     dataset section or preset: `epochs_given`) or capped the training set (`max_train`); otherwise the default epochs,
-    raised for a small dataset to reach `min_steps` optimizer steps, with the patience scaled alike."""
-    given = bool(cfg.get("epochs_given") or cfg.get("max_train"))
+    raised for a small dataset to reach `min_steps` optimizer steps, with the patience scaled alike. Segmentation
+    studies train the epochs they set (they have no step floor)."""
+    seg = cfg.get("task") == "segmentation"
+    given = bool(cfg.get("epochs_given") or cfg.get("max_train") or seg)
     epochs = cfg["epochs"] if given else resolve_epochs(cfg, n_train)
     patience = cfg.get("patience")
     if patience and epochs > cfg["epochs"]: patience = math.ceil(patience * epochs / cfg["epochs"])
     spe = steps_per_epoch(n_train, cfg["batch_size"])
-    if given: rule = "epochs as given" if cfg.get("epochs_given") else "epochs as set (a capped training set keeps them)"
+    if seg: rule = "epochs as set (segmentation has no step floor)"
+    elif given: rule = "epochs as given" if cfg.get("epochs_given") else "epochs as set (a capped training set keeps them)"
     elif epochs > cfg["epochs"]: rule = f"default {cfg['epochs']} epochs raised to reach min_steps = {cfg.get('min_steps')} optimizer steps"
     else: rule = f"default epochs (at least min_steps = {cfg.get('min_steps') or 0} optimizer steps already)"
     return {"epochs": int(epochs), "patience": patience, "steps_per_epoch": int(spe), "steps": int(epochs * spe), "rule": rule}
-
-# %% ../nbs/09_train.ipynb #segloss
-def seg_loss() -> nn.Module:
-    "MONAI `DiceCELoss(sigmoid=True)`: soft Dice + binary cross-entropy on logits `(B, 1, H, W)`."
-    from monai.losses import DiceCELoss
-    return DiceCELoss(sigmoid=True)
-
-# %% ../nbs/09_train.ipynb #c041x1
-def evaluate_seg(model: nn.Module, loader: Sequence, device: str | torch.device = "cpu", threshold: float = 0.5,
-                 loss_fn: nn.Module | None = None) -> dict:
-    "Per-image `dice` and `iou` `(N,)` of the thresholded sigmoid, and the mean `loss` over images, in eval mode."
-    device = torch.device(device)
-    was = model.training
-    model.eval()
-    loss_fn = loss_fn or seg_loss()
-    dice, iou, loss_sum, n = [], [], 0.0, 0
-    try:
-        with torch.inference_mode():
-            for x, m in loader:
-                x, m = x.to(device), m.to(device)
-                lg = model(x).float()
-                loss_sum += float(loss_fn(lg, m)) * len(x)
-                n += len(x)
-                d, j = dice_iou((torch.sigmoid(lg) >= threshold).cpu(), m.cpu())
-                dice.append(d)
-                iou.append(j)
-    finally: model.train(was)
-    if n == 0: raise ValueError("evaluate_seg: the loader yielded no batches")
-    return {"dice": np.concatenate(dice), "iou": np.concatenate(iou), "loss": loss_sum / n}
-
-@dataclasses.dataclass
-class SegFitResult:
-    "What `fit_seg` returns; epochs are numbered from 1."
-    history: list[dict]
-    best_epoch: int
-    best_val_dice: float
-    checkpoint_path: str | None
-    wall_s: float
-    stopped_early: bool = False
-    monitor: str = "val_dice"
-    trained_by: list[dict] = dataclasses.field(default_factory=list)   # who trained (`provenance`), as `FitResult`'s
-
-# %% ../nbs/09_train.ipynb #c042
-def _seg_train_epoch(model, train_dl, loss_fn, opt, sched, device, epoch: int, epochs: int, progress: bool) -> tuple:
-    "One training epoch of `fit_seg`: `(summed loss, images, progress bar)`."
-    model.train()
-    loss_sum, n = 0.0, 0
-    bar = tqdm(train_dl, desc=f"epoch {epoch}/{epochs}", disable=not progress, leave=True)
-    for x, m in bar:
-        x, m = x.to(device), m.to(device)
-        loss = loss_fn(model(x).float(), m)
-        if not torch.isfinite(loss): raise FloatingPointError(f"non-finite training loss ({loss.item()}) at epoch {epoch}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        loss_sum += loss.item() * len(x)
-        n += len(x)
-        bar.set_postfix(loss=f"{loss_sum / n:.4f}")
-    return loss_sum, n, bar
-
-def _seg_restore(model: nn.Module, best_path: Path | None, best_epoch: int, best_state: dict) -> None:
-    "Load the best epoch's weights: from the checkpoint on disk when there is one (it must hold that epoch)."
-    if best_path is not None:
-        ck = load_checkpoint(best_path)
-        if ck.get("epoch") != best_epoch: raise ValueError(f"{best_path}: holds epoch {ck.get('epoch')}, not the run's best epoch {best_epoch}")
-        best_state = ck["model"]
-    model.load_state_dict(best_state)
-
-# %% ../nbs/09_train.ipynb #c042b
-def fit_seg(model: nn.Module, loaders: dict, *, epochs: int, lr: float = 1e-3, weight_decay: float = 1e-4,
-            warmup_epochs: float = 1, patience: int | None = None, checkpoint_path: str | os.PathLike | None = None,
-            device: str | torch.device = "cpu", seed: int = 0, progress: bool = False, run_config: dict | None = None,
-            provenance: dict | None = None) -> SegFitResult:
-    "Train on `loaders['train']` with Dice + BCE, validate Dice on `loaders['val']` each epoch; the best epoch's weights are restored."
-    t0 = time.perf_counter()
-    if missing := [k for k in ("train", "val") if k not in loaders]: raise KeyError(f"loaders: missing {missing[0]!r} (have {sorted(loaders)})")
-    if epochs < 1: raise ValueError(f"epochs={epochs}: must be at least 1")
-    train_dl, spe = loaders["train"], len(loaders["train"])
-    if spe == 0: raise ValueError("loaders['train'] yields no batches")
-    device = get_device(device) if isinstance(device, str) else torch.device(device)
-    seed_everything(seed)
-    for g in loader_generators(train_dl): g.manual_seed(seed)
-    model.to(device)
-    loss_fn = seg_loss()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = make_scheduler(opt, min(int(round(warmup_epochs * spe)), epochs * spe), epochs * spe)
-    best_path = Path(checkpoint_path) if checkpoint_path is not None else None
-    history, best, best_epoch, bad, best_state, stopped = [], -math.inf, 0, 0, None, False
-    for epoch in range(1, epochs + 1):
-        t_ep = time.perf_counter()
-        loss_sum, n, bar = _seg_train_epoch(model, train_dl, loss_fn, opt, sched, device, epoch, epochs, progress)
-        ev = evaluate_seg(model, loaders["val"], device, loss_fn=loss_fn)
-        history.append(dict(epoch=epoch, train_loss=loss_sum / n, val_loss=ev["loss"], val_dice=float(ev["dice"].mean()),
-                            val_iou=float(ev["iou"].mean()), lr=opt.param_groups[0]["lr"], seconds=time.perf_counter() - t_ep))
-        bar.close()
-        if history[-1]["val_dice"] > best:
-            best, best_epoch, bad = history[-1]["val_dice"], epoch, 0
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            if best_path is not None:
-                atomic_torch_save({"model": best_state, "epoch": epoch, "val_dice": best, "model_config": getattr(model, "config", {}),
-                                   "run": json.dumps(run_config or {}, default=str, sort_keys=True)}, best_path)
-        else: bad += 1
-        stopped = bool(patience) and bad >= patience and epoch < epochs
-        if stopped: break
-    _seg_restore(model, best_path, best_epoch, best_state)
-    return SegFitResult(history=history, best_epoch=best_epoch, best_val_dice=best, wall_s=time.perf_counter() - t0,
-                        checkpoint_path=None if best_path is None else str(best_path), stopped_early=stopped,
-                        trained_by=[{**(provenance or {}), "first_epoch": 1, "last_epoch": len(history)}])

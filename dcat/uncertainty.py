@@ -7,7 +7,7 @@ and Grad-CAM explanations."""
 from __future__ import annotations
 import math, os
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -19,42 +19,61 @@ from tqdm import tqdm
 from .config import nan_to_none
 from .stats import (accuracy_at_coverage, aurc, bootstrap_ci, brier, calibration_summary, check_labels_probs,
                         classification_metrics, expected_calibration_error, image_uncertainty, metrics_with_ci, nll,
-                        pixel_auroc)
+                        pixel_auroc, dice_iou)
+from .train import evaluate_logits
 
 # %% auto #0
-__all__ = ['CONFORMAL_METHODS', 'MCResult', 'mc_predict', 'mc_predict_naive', 'deterministic_predict', 'predictive_entropy',
-           'expected_entropy', 'mutual_information', 'fit_temperature', 'apply_temperature', 'uncertainty_scores',
-           'selective_table', 'conformal_scores', 'conformal_calibrate', 'conformal_sets', 'conformal_summary',
-           'token_reshape', 'gradcam', 'uncertainty_report', 'method_samples', 'mondrian_calibrate', 'mondrian_sets',
-           'compare_uncertainty_methods', 'methods_table', 'uncertainty_methods_report', 'ensemble_result',
-           'ensemble_report', 'SegMCResult', 'binary_entropy', 'seg_mc_predict', 'seg_mc_predict_naive',
-           'seg_uncertainty_report']
+__all__ = ['CONFORMAL_METHODS', 'MCResult', 'binary_entropy', 'mc_predict', 'mc_predict_naive', 'deterministic_predict',
+           'predictive_entropy', 'expected_entropy', 'mutual_information', 'fit_temperature', 'apply_temperature',
+           'uncertainty_scores', 'selective_table', 'conformal_scores', 'conformal_calibrate', 'conformal_sets',
+           'conformal_summary', 'token_reshape', 'gradcam', 'uncertainty_report', 'method_samples',
+           'mondrian_calibrate', 'mondrian_sets', 'compare_uncertainty_methods', 'methods_table',
+           'uncertainty_methods_report', 'ensemble_result', 'ensemble_report', 'seg_uncertainty_report',
+           'segmentation_metrics']
 
 # %% ../nbs/10_uncertainty.ipynb #c007
 @dataclass
 class MCResult:
-    """T MC-dropout samples for N images: `logits`/`probs` (T, N, C), `labels` (N,), `det_logits` (N, C) with dropout
-    off, optional `features` (N, D); `mc_dropout` names what was sampled (`head` or `fusion`)."""
-    probs: np.ndarray
+    """T MC-dropout samples of N inputs, either task. Classification: `logits`/`probs` (T, N, C), `labels` (N,),
+    `det_logits` (N, C) with dropout off, optional `features` (N, D). Segmentation: `labels` are the masks (N, H, W),
+    `det_logits` (N, H, W), and the per-pixel `reduced` mean, entropy and mutual information, computed batch by batch
+    (the samples themselves, (T, N, H, W), only with `keep_samples`). `mc_dropout` names what was sampled."""
+    probs: np.ndarray | None
     labels: np.ndarray
-    logits: np.ndarray
+    logits: np.ndarray | None
     det_logits: np.ndarray
     features: np.ndarray | None = None
     seed: int = 0
     mc_dropout: str = "head"
+    task: str = "classification"
+    reduced: dict | None = None               # segmentation: {"mean", "entropy", "mi"}, each (N, H, W)
+    n_samples: int | None = None              # T, when the samples were not kept
 
     @property
-    def T(self) -> int: return self.probs.shape[0]
+    def T(self) -> int: return self.probs.shape[0] if self.probs is not None else int(self.n_samples)
     @property
     def mean_probs(self) -> np.ndarray:
-        "The MC prediction: the mean of the T probability vectors, (N, C)."
-        return self.probs.mean(0)
+        "The MC prediction: the mean of the T probability vectors (N, C), or of the T pixel probabilities (N, H, W)."
+        return self.reduced["mean"] if self.reduced is not None else self.probs.mean(0)
     @property
     def det_probs(self) -> np.ndarray:
-        "Softmax of the deterministic (dropout off) logits, (N, C)."
-        return torch.softmax(torch.from_numpy(self.det_logits).double(), -1).numpy()
+        "Probabilities of the deterministic (dropout off) logits: softmax over classes, or the pixels' sigmoid."
+        t = torch.from_numpy(self.det_logits)
+        return (torch.sigmoid(t) if self.task == "segmentation" else torch.softmax(t.double(), -1)).numpy()
     @property
-    def preds(self) -> np.ndarray: return self.mean_probs.argmax(1)
+    def preds(self) -> np.ndarray:
+        "The predicted class (N,), or the binary mask (N, H, W) of the MC mean at 0.5."
+        return self.pred() if self.task == "segmentation" else self.mean_probs.argmax(1)
+    def pred(self, threshold: float = 0.5) -> np.ndarray:
+        "Segmentation: the binary prediction (N, H, W) of the MC mean at `threshold`."
+        return self.mean_probs >= threshold
+    # the segmentation report's names for the same arrays
+    mean = property(lambda self: self.mean_probs, doc="Segmentation: the mean foreground probability (N, H, W).")
+    det = property(lambda self: self.det_probs, doc="Segmentation: the foreground probability with dropout off (N, H, W).")
+    masks = property(lambda self: self.labels, doc="Segmentation: the true masks (N, H, W).")
+    samples = property(lambda self: self.probs, doc="Segmentation: the T pixel probabilities (T, N, H, W), if kept.")
+    entropy = property(lambda self: self.reduced["entropy"], doc="Segmentation: predictive entropy per pixel (N, H, W).")
+    mi = property(lambda self: self.reduced["mi"], doc="Segmentation: mutual information per pixel (N, H, W).")
 
 # %% ../nbs/10_uncertainty.ipynb #c007b
 def _check_api(model: nn.Module) -> None:
@@ -83,22 +102,29 @@ class _ModeGuard:
 def _switch(mods: list[nn.Module], on: bool) -> None:
     for m in mods: m.train(on)
 
-def _mc_batch(model, x, T, mods, fast, return_features):
-    "(samples (T, B, C), deterministic logits (B, C), features (B, D) or None) for one batch."
-    head_only = len(mods) == 1 and mods[0] is model.head.dropout
-    if fast and hasattr(model, "mc_cache"):
-        cache = model.mc_cache(x)                              # every dropout off: deterministic
+def _mc_parts(model: nn.Module) -> tuple:
+    """`(MC dropout layers, cache(x): the part that runs once, head(cache): the part sampled T times, features(cache))`
+    of a dcat model (`mc_cache` / `mc_features` / `head`), a model with `features` / `head`, or a `dcat.unet` U-Net
+    (`features` / `decode`: the decoder's dropout is sampled). `cache` is None when there is no fast path."""
+    if getattr(model, "task", None) == "segmentation":
+        for name in ("features", "decode", "dropouts"):
+            if not hasattr(model, name): raise TypeError(f"model {type(model).__name__} has no `{name}`; MC dropout needs the dcat.unet API")
+        return list(model.dropouts()), model.features, lambda c: model.decode(*c), None
+    _check_api(model)
+    mods = _mc_modules(model)
+    if hasattr(model, "mc_cache"): return mods, model.mc_cache, lambda c: model.head(model.mc_features(c)), model.mc_features
+    if len(mods) == 1 and mods[0] is model.head.dropout: return mods, model.features, model.head, lambda z: z
+    return mods, None, None, None
+
+def _mc_batch(model: nn.Module, x: torch.Tensor, T: int, parts: tuple, fast: bool, return_features: bool) -> tuple:
+    "(T sampled logits, deterministic logits, features or None) for one batch, in the one order both paths share."
+    mods, cache_fn, head_fn, feat_fn = parts
+    if fast and cache_fn is not None:
+        c = cache_fn(x)                                        # every dropout off: deterministic
         _switch(mods, True)
-        samples = [model.head(model.mc_features(cache)) for _ in range(T)]
+        samples = [head_fn(c) for _ in range(T)]
         _switch(mods, False)
-        z = model.mc_features(cache)
-        d = model.head(z)
-    elif fast and head_only:
-        z = model.features(x)
-        _switch(mods, True)
-        samples = [model.head(z) for _ in range(T)]
-        _switch(mods, False)
-        d = model.head(z)
+        d, z = head_fn(c), feat_fn(c) if return_features else None
     else:                                                      # the reference: T full passes
         _switch(mods, True)
         samples = [model(x) for _ in range(T)]
@@ -107,55 +133,83 @@ def _mc_batch(model, x, T, mods, fast, return_features):
         z = model.features(x) if return_features else None
     return torch.stack(samples), d, z
 
+def binary_entropy(p: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    "Entropy (nats) of Bernoulli probabilities `p`, elementwise; 0 at p = 0 or 1."
+    lib = torch if isinstance(p, torch.Tensor) else np
+    q = lib.clip(p, 1e-12, 1 - 1e-12)
+    return -(q * lib.log(q) + (1 - q) * lib.log(1 - q))
+
 # %% ../nbs/10_uncertainty.ipynb #c007d
-def _mc_run(model, loader, T, seed, device, return_features, progress, fast):
-    _check_api(model)
-    mods = _mc_modules(model)
+class _Collected:
+    "The sampler's output, batch by batch, reduced the task's way: class logits kept whole; pixel probabilities averaged."
+    def __init__(self, task: str, keep_samples: bool):
+        self.task, self.keep = task, keep_samples
+        self.parts = {k: [] for k in ("logits", "det", "labels", "features", "mean", "entropy", "mi")}
+    def add(self, s: torch.Tensor, d: torch.Tensor, y: Any, z: torch.Tensor | None) -> None:
+        p, y = self.parts, torch.as_tensor(y).cpu()
+        if self.task == "segmentation":                      # (T, B, 1, H, W) -> per-pixel reductions over T
+            s, d, y = s[:, :, 0], d[:, 0], y[:, 0].bool()
+            prob = torch.sigmoid(s.float()).cpu().double()
+            mean = prob.mean(0)
+            ent = binary_entropy(mean)
+            for k, v in (("mean", mean.float()), ("entropy", ent.float()), ("mi", (ent - binary_entropy(prob).mean(0)).clamp_min(0).float())):
+                p[k].append(v)
+        if self.task != "segmentation" or self.keep: p["logits"].append(s.float().cpu())
+        p["det"].append(d.float().cpu())
+        p["labels"].append(y)
+        if z is not None: p["features"].append(z.float().cpu())
+    def result(self, T: int, seed: int, mc_dropout: str) -> MCResult:
+        cat = {k: torch.cat(v, 1 if k == "logits" else 0) for k, v in self.parts.items() if v}
+        logits, seg = cat.get("logits"), self.task == "segmentation"
+        probs = None if logits is None else (torch.sigmoid(logits) if seg else torch.softmax(logits, -1)).numpy()
+        labels = cat["labels"].numpy() if seg else cat["labels"].numpy().astype(np.int64)
+        return MCResult(probs=probs, labels=labels, logits=None if seg or logits is None else logits.numpy(),
+                        det_logits=cat["det"].numpy(), features=cat["features"].numpy() if "features" in cat else None,
+                        seed=seed, mc_dropout=mc_dropout, task=self.task, n_samples=T,
+                        reduced={k: cat[k].numpy() for k in ("mean", "entropy", "mi")} if seg else None)
+
+def _mc_run(model: nn.Module, loader: Sequence, T: int, seed: int, opts: dict) -> MCResult:
+    "The one sampler: seed once, then for each batch the model's cached part once and its sampled part T times."
+    task = getattr(model, "task", "classification")
+    if opts["return_features"] and task == "segmentation": raise ValueError("return_features: a segmentation model has no feature vector")
+    parts = _mc_parts(model)
     if T < 1: raise ValueError(f"T={T}: need at least one MC sample")
-    device = torch.device(device)
+    device = torch.device(opts["device"])
     model.to(device)
-    logits, det, labels, feats = [], [], [], []
+    out = _Collected(task, bool(opts["keep_samples"]))
     rng_devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
     with _ModeGuard(model), torch.random.fork_rng(devices=rng_devices), torch.inference_mode():
         model.eval()
-        torch.manual_seed(seed)
-        for x, y in tqdm(loader, desc=f"MC dropout T={T}", disable=not progress, leave=False):
+        torch.manual_seed(seed)                            # one seed per call; the caller's RNG stream is untouched
+        for x, y in tqdm(loader, desc=f"MC dropout T={T}", disable=not opts["progress"], leave=False):
             x = x.to(device, non_blocking=True)
             if x.dim() == 4: x = x.contiguous(memory_format=torch.channels_last)  # as in training: faster convolutions
-            s, d, z = _mc_batch(model, x, T, mods, fast, return_features)
-            logits.append(s.float().cpu())
-            det.append(d.float().cpu())
-            labels.append(torch.as_tensor(y).cpu())
-            if return_features: feats.append(z.float().cpu())
-    logits = torch.cat(logits, 1)
-    return MCResult(probs=torch.softmax(logits, -1).numpy(), labels=torch.cat(labels).numpy().astype(np.int64),
-                    logits=logits.numpy(), det_logits=torch.cat(det).numpy(),
-                    features=torch.cat(feats).numpy() if return_features else None, seed=seed,
-                    mc_dropout=getattr(model, "mc_dropout", "head"))
+            s, d, z = _mc_batch(model, x, T, parts, opts["fast"], opts["return_features"])
+            out.add(s, d, y, z)
+    return out.result(T, seed, getattr(model, "mc_dropout", "head"))
 
 def mc_predict(model: nn.Module, loader: Sequence, T: int = 30, seed: int = 0, device: str | torch.device = "cpu",
-               return_features: bool = False, progress: bool = False) -> MCResult:
-    """T MC-dropout samples per image: what can be cached (`model.mc_cache`, else `model.features`) runs once per batch
-    in eval mode, then the rest T times with only the MC dropout layers (`model.mc_modules()`, else `head.dropout`) on."""
-    return _mc_run(model, loader, T, seed, device, return_features, progress, fast=True)
+               return_features: bool = False, progress: bool = False, keep_samples: bool = False) -> MCResult:
+    """T MC-dropout samples per input, for either task (a model whose `task` is `segmentation`, else classification):
+    what can be cached (`model.mc_cache`, else `model.features`; a U-Net's encoder) runs once per batch in eval mode,
+    then the rest T times with only the MC dropout layers (`model.mc_modules()`, `head.dropout`, the decoder's) on.
+    Segmentation keeps the per-pixel mean, entropy and mutual information, and the samples only with `keep_samples`."""
+    return _mc_run(model, loader, T, seed, dict(device=device, return_features=return_features, progress=progress,
+                                                 keep_samples=keep_samples, fast=True))
 
 def mc_predict_naive(model: nn.Module, loader: Sequence, T: int = 30, seed: int = 0, device: str | torch.device = "cpu",
-                     return_features: bool = False, progress: bool = False) -> MCResult:
+                     return_features: bool = False, progress: bool = False, keep_samples: bool = False) -> MCResult:
     "Reference MC dropout: T full passes `model(x)` per batch, everything in eval mode except the MC dropout layers."
-    return _mc_run(model, loader, T, seed, device, return_features, progress, fast=False)
+    return _mc_run(model, loader, T, seed, dict(device=device, return_features=return_features, progress=progress,
+                                                 keep_samples=keep_samples, fast=False))
 
 # %% ../nbs/10_uncertainty.ipynb #c007dp1
 def deterministic_predict(model: nn.Module, loader: Sequence, device: str | torch.device = "cpu",
                           return_logits: bool = False) -> np.ndarray:
-    "Class probabilities (N, C) (or logits) with the whole model in eval mode, dropout off."
-    device = torch.device(device)
+    "Class probabilities (N, C) (or logits) with the whole model in eval mode, dropout off: `dcat.train.evaluate_logits`, the one evaluation pass."
     model.to(device)
-    out = []
-    with _ModeGuard(model), torch.inference_mode():
-        model.eval()
-        for x, _ in loader: out.append(model(x.to(device, non_blocking=True)).float().cpu())
-    out = torch.cat(out)
-    return (out if return_logits else torch.softmax(out, -1)).numpy()
+    logits = evaluate_logits(model, loader, device)[0]
+    return logits if return_logits else torch.softmax(torch.from_numpy(logits), -1).numpy()
 
 # %% ../nbs/10_uncertainty.ipynb #c013
 def _as_tnc(probs: np.ndarray) -> np.ndarray:
@@ -478,80 +532,23 @@ def ensemble_report(preds: Sequence[dict], classes: Sequence[str], seeds: Sequen
             "intervals": metrics_with_ci(y, test.mean_probs, H), "error_detection": detect,
             "uncertainty": uncertainty_report(test, val, classes)}
 
-# %% ../nbs/10_uncertainty.ipynb #c033x1
-@dataclass
-class SegMCResult:
-    "MC-dropout segmentation of N images, each `(N, H, W)`: `mean` probability, `det` (dropout off), `masks` (truth), `entropy`, `mi`; `samples` `(T, N, H, W)` if kept."
-    mean: np.ndarray
-    det: np.ndarray
-    masks: np.ndarray
-    entropy: np.ndarray
-    mi: np.ndarray
-    T: int
-    seed: int
-    samples: np.ndarray | None = None
-
-    def pred(self, threshold: float = 0.5) -> np.ndarray:
-        "Binary prediction `(N, H, W)` of the MC mean."
-        return self.mean >= threshold
-
-def binary_entropy(p: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
-    "Entropy (nats) of Bernoulli probabilities `p`, elementwise; 0 at p = 0 or 1."
-    lib = torch if isinstance(p, torch.Tensor) else np
-    q = lib.clip(p, 1e-12, 1 - 1e-12)
-    return -(q * lib.log(q) + (1 - q) * lib.log(1 - q))
-
-def _sample_seed(seed: int, batch: int, t: int) -> int:
-    return int(np.random.SeedSequence([int(seed), batch, t]).generate_state(1, np.uint64)[0] % (2**63 - 1))
-
-# %% ../nbs/10_uncertainty.ipynb #c034x1
-def _seg_mc_run(model, loader, T, seed, device, progress, fast, keep_samples):
-    for name in ("features", "decode", "dropouts"):
-        if not hasattr(model, name): raise TypeError(f"model {type(model).__name__} has no `{name}`; MC dropout needs the dcat.unet API")
-    if T < 1: raise ValueError(f"T={T}: need at least one MC sample")
-    device = torch.device(device)
-    model.to(device)
-    rng_dev = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
-    out = {k: [] for k in ("mean", "det", "masks", "entropy", "mi", "samples")}
-    with _ModeGuard(model), torch.inference_mode():
-        model.eval()
-        for b, (x, m) in enumerate(tqdm(loader, desc=f"MC dropout T={T}", disable=not progress, leave=False)):
-            x = x.to(device)
-            for d in model.dropouts(): d.train()
-            z = model.features(x) if fast else None
-            samples = []
-            for t in range(T):
-                with torch.random.fork_rng(devices=rng_dev):
-                    torch.manual_seed(_sample_seed(seed, b, t))
-                    samples.append(torch.sigmoid((model.decode(*z) if fast else model(x)).float())[:, 0].cpu())
-            for d in model.dropouts(): d.eval()
-            det = torch.sigmoid((model.decode(*z) if fast else model(x)).float())[:, 0].cpu()
-            s = torch.stack(samples).double()
-            mean = s.mean(0)
-            ent = binary_entropy(mean)
-            for k, v in (("mean", mean.float()), ("det", det), ("masks", torch.as_tensor(m)[:, 0].bool()), ("entropy", ent.float()),
-                         ("mi", (ent - binary_entropy(s).mean(0)).clamp_min(0).float())):
-                out[k].append(v.cpu())
-            if keep_samples: out["samples"].append(s.float())
-    cat = {k: torch.cat(v, 1 if k == "samples" else 0).numpy() for k, v in out.items() if v}
-    return SegMCResult(**cat, T=T, seed=seed)
-
-def seg_mc_predict(model: nn.Module, loader: Sequence, T: int = 20, seed: int = 0, device: str | torch.device = "cpu",
-                   progress: bool = False, keep_samples: bool = False) -> SegMCResult:
-    "T MC-dropout samples per image: `model.features` once per batch, `model.decode` T times with only the decoder's dropout on."
-    return _seg_mc_run(model, loader, T, seed, device, progress, True, keep_samples)
-
-# %% ../nbs/10_uncertainty.ipynb #c034p1
-def seg_mc_predict_naive(model: nn.Module, loader: Sequence, T: int = 20, seed: int = 0, device: str | torch.device = "cpu",
-                         progress: bool = False, keep_samples: bool = False) -> SegMCResult:
-    "Reference MC dropout: T full passes `model(x)` per batch, same per-sample seeds as `seg_mc_predict`."
-    return _seg_mc_run(model, loader, T, seed, device, progress, False, keep_samples)
-
 # %% ../nbs/10_uncertainty.ipynb #seg-unc-report
-def seg_uncertainty_report(res: SegMCResult, dice: np.ndarray, threshold: float = 0.5, worst_frac: float = 0.1) -> dict:
+def seg_uncertainty_report(res: MCResult, dice: np.ndarray, threshold: float = 0.5, worst_frac: float = 0.1) -> dict:
     "Pixel AUROC of entropy for wrong pixels, mean entropy of right and wrong pixels, and the image-level ranking."
     wrong = res.pred(threshold) != res.masks
     return {"pixel_auroc_entropy": pixel_auroc(res.entropy, wrong), "pixel_auroc_mi": pixel_auroc(res.mi, wrong),
             "pixel_error_rate": float(wrong.mean()), "entropy_right": float(res.entropy[~wrong].mean()),
             "entropy_wrong": float(res.entropy[wrong].mean()) if wrong.any() else float("nan"),
             "image": image_uncertainty(res.entropy.mean((1, 2)), dice, worst_frac), "T": res.T}
+
+# %% ../nbs/10_uncertainty.ipynb #seg-metrics
+def segmentation_metrics(res: MCResult, n_resamples: int = 2000, threshold: float = 0.5) -> tuple[dict, dict]:
+    """Test metrics of an MC-dropout segmentation: mean Dice and IoU of the MC mean and of the deterministic pass, each
+    with its bootstrap interval over images, the median Dice and N; and the per-image arrays behind them."""
+    masks = torch.from_numpy(res.masks)
+    dice, iou = dice_iou(torch.from_numpy(res.pred(threshold)), masks)
+    dice_det, iou_det = dice_iou(torch.from_numpy(res.det >= threshold), masks)
+    boot = lambda v: bootstrap_ci(np.mean, v, n_resamples=int(n_resamples))
+    metrics = {"dice": boot(dice), "iou": boot(iou), "dice_deterministic": boot(dice_det), "iou_deterministic": boot(iou_det),
+               "dice_median": float(np.median(dice)), "n_test": int(len(dice))}
+    return metrics, {"dice": dice, "iou": iou, "dice_deterministic": dice_det, "iou_deterministic": iou_det}

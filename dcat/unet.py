@@ -81,7 +81,9 @@ class UNet(nn.Module):
     """U-Net (encoder `widths[:-1]` with double convs, bottleneck `widths[-1]`), optionally with `DCA` on the skips.
 
     `forward(x (B, in_ch, S, S))` → logits `(B, out_ch, S, S)`; S must be a multiple of 2^(stages). `dropout` is the
-    `Dropout2d` rate of every decoder stage. `features(x)` → (skips, bottleneck); `decode(skips, bottleneck)` → logits."""
+    `Dropout2d` rate of every decoder stage. `features(x)` → (skips, bottleneck); `decode(skips, bottleneck)` → logits.
+    `task` tells the shared loop and sampler (`dcat.train.fit`, `dcat.uncertainty.mc_predict`) what it does."""
+    task = "segmentation"
     def __init__(self, in_ch: int = 3, out_ch: int = 1, widths: Sequence[int] = (32, 64, 128, 256, 512),
                  dropout: float = 0.1, dca: bool = False, dca_heads: int = 4, dca_tied: bool = False):
         super().__init__()

@@ -4,6 +4,7 @@
 rank. A module may import only modules of a lower rank (config at the bottom, cli at the top), so
 there are no cycles. Private names (`_x`) stay inside their module. Plotting (matplotlib, seaborn)
 lives in dcat.plots only, argparse in dcat.cli only, and nothing but the tests imports dcat.cli.
+dcat.plots draws numbers that other rooms computed: it computes no metric from labels and scores.
 dcat.stats imports without torch. Every check is static (AST), except the `dcat.stats` import.
 
 DCAT_LAYERS_ROOT points the checks at another tree (used to test this file on fake trees).
@@ -168,6 +169,65 @@ def only_in(tops: set, allowed: str, *patterns) -> list:
 def test_plotting_only_in_plots():  # tests and bench may plot (tests only set the backend)
     check(only_in(PLOTTING, "plots", "dcat/*.py", "nbs/studies/*.ipynb"),
           "matplotlib/seaborn belong in dcat/plots.py (templates call dcat.plots)")
+
+# What computes a metric from labels and scores: these libraries, and every function of the rooms that turn
+# predictions into numbers (dcat.stats: metrics, curves, intervals; dcat.uncertainty: scores, reports). dcat.plots may
+# take only their classes and UPPER_CASE constants (e.g. `stats.Curve`), never a function: what it draws is computed
+# by the caller. (dcat.shift stays open: plots shows its corruptions of an image, which are pictures, not metrics.)
+METRIC_LIBS, NUMBER_ROOMS = ("sklearn.metrics", "scipy.stats", "torchmetrics", "monai.metrics"), ("stats", "uncertainty")
+
+def room_types(room: str) -> set:
+    "The classes and UPPER_CASE constants that dcat/<room>.py defines at top level."
+    out = set()
+    for node in ast.parse(MODULES[room].read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.ClassDef): out.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            out |= {t.id for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+                    if isinstance(t, ast.Name) and t.id.isupper()}
+    return out
+
+def metric_uses(source: str, label: str = "dcat/plots.py") -> list:
+    "Where `source` (a module of dcat/) imports or uses a metric library, or a function of a room of numbers."
+    allowed = {f"dcat.{r}": room_types(r) for r in NUMBER_ROOMS}
+    def verdict(full: str):                     # why a dotted name (module, or module.name) is out of bounds, or None
+        if any(full == lib or full.startswith(lib + ".") for lib in METRIC_LIBS): return "a metric library"
+        room, _, name = full.partition(".")[2].partition(".") if full.startswith("dcat.") else ("", "", "")
+        if f"dcat.{room}" in allowed and name and name.split(".")[0] not in allowed[f"dcat.{room}"]:
+            return f"a function of dcat.{room}: the caller computes, plots is given the numbers"
+    bad, alias, inner = [], {}, set()           # alias: local name -> the dotted module it stands for
+    tree = ast.parse(source, label)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if why := verdict(a.name): bad.append(f"{label}:{node.lineno}: imports {a.name} ({why})")
+                alias[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom):
+            mod = ("dcat" + ("." + node.module if node.module else "")) if node.level == 1 else node.module or ""
+            for a in node.names:
+                if why := verdict(f"{mod}.{a.name}"): bad.append(f"{label}:{node.lineno}: imports {mod}.{a.name} ({why})")
+                alias[a.asname or a.name] = f"{mod}.{a.name}"
+    for node in ast.walk(tree):                 # module.function, through any alias (outermost attribute only)
+        if not isinstance(node, ast.Attribute) or id(node) in inner: continue
+        parts, v = [node.attr], node.value
+        while isinstance(v, ast.Attribute): inner.add(id(v)); parts.insert(0, v.attr); v = v.value
+        if isinstance(v, ast.Name) and v.id in alias:
+            full = ".".join([alias[v.id], *parts])
+            if why := verdict(full): bad.append(f"{label}:{node.lineno}: uses {full} ({why})")
+    return sorted(bad, key=lambda v: int(v.split(":")[1]))
+
+def test_plots_compute_no_metric():
+    check(metric_uses((ROOT / "dcat" / "plots.py").read_text(encoding="utf-8")),
+          "dcat.plots draws what dcat.stats computed: no metric from labels and scores in dcat/plots.py")
+
+def test_the_metric_rule_can_fail():
+    # what dcat/plots.py did before the curves moved to dcat.stats, in every spelling the rule must see
+    src = ("import sklearn, dcat.stats\nfrom sklearn import metrics as skm\nfrom .stats import Curve, METRIC_LABELS, auc\n"
+           "from . import uncertainty as u\nfrom sklearn.preprocessing import label_binarize\n"
+           "def f(y, p): return skm.roc_curve(y, p), sklearn.metrics.auc(y, p), u.uncertainty_scores(p), dcat.stats.auc(y, p)\n")
+    found = [re.sub(r" \(.*", "", v) for v in metric_uses(src, "x.py")]
+    assert found == ["x.py:2: imports sklearn.metrics", "x.py:3: imports dcat.stats.auc",
+                     "x.py:6: uses sklearn.metrics.roc_curve", "x.py:6: uses sklearn.metrics.auc",
+                     "x.py:6: uses dcat.uncertainty.uncertainty_scores", "x.py:6: uses dcat.stats.auc"], found
 
 def test_argparse_only_in_cli():
     check(only_in({"argparse"}, "cli", "dcat/*.py"), "argparse belongs in dcat/cli.py")

@@ -9,6 +9,8 @@
 
 The model is a small CNN (the DCAT model is too slow for three subprocess runs in a minute on two shared cores);
 the data are `dcat.data.make_synthetic` through `dcat.loaders.make_loaders` (seeded sampler, augmentation).
+3. The same kill-and-resume for segmentation: a small `dcat.unet.UNet` on generated polyps (`write_seg_folder`),
+   trained by the same `fit` with `task="segmentation"`, ends equal to its uninterrupted run.
 """
 from __future__ import annotations
 import json, os, signal, subprocess, sys, textwrap, time
@@ -63,16 +65,26 @@ SCRIPT = textwrap.dedent('''
             return atomic_torch_save(obj, path)
         T.atomic_torch_save = hanging_save
 
-    bundle = make_synthetic(2, n_per_class=48, image_size=32, seed=0)
-    loaders = make_loaders(bundle, batch_size=16, seed=0)
-    torch.manual_seed(0)
-    model = Net()
-    res = T.fit(model, loaders, epochs=epochs, lr=5e-3, patience=None, checkpoint_path=out / "model.pt", seed=0,
+    task = os.environ.get("DCAT_TEST_TASK", "classification")
+    if task == "segmentation":
+        from dcat.segdata import load_segfolder, write_seg_folder
+        from dcat.unet import UNet
+        bundle = load_segfolder(write_seg_folder(out.parent / "toy", n=30, size=(32, 32), seed=0), 32, seed=0)
+        loaders = make_loaders(bundle, batch_size=4, seed=0)
+        torch.manual_seed(0)
+        model = UNet(widths=(8, 16, 32), dropout=0.1)
+        if slow: model.register_forward_pre_hook(lambda m, a: time.sleep(slow) if m.training else None)
+    else:
+        bundle = make_synthetic(2, n_per_class=48, image_size=32, seed=0)
+        loaders = make_loaders(bundle, batch_size=16, seed=0)
+        torch.manual_seed(0)
+        model = Net()
+    res = T.fit(model, loaders, task, epochs=epochs, lr=5e-3, patience=None, checkpoint_path=out / "model.pt", seed=0,
                 progress=False, run_config={"test": "resume"})
     torch.save(model.state_dict(), out / "final_weights.pt")
     hist = [{k: v for k, v in h.items() if k != "seconds"} for h in res.history]
     (out / "result.json").write_text(json.dumps(dict(history=hist, best_epoch=res.best_epoch,
-        best_val_auc=res.best_val_auc, resumed_from_epoch=res.resumed_from_epoch)))
+        monitor=res.monitor, resumed_from_epoch=res.resumed_from_epoch)))
 ''')
 
 
@@ -159,3 +171,28 @@ def test_kill_during_checkpoint_write_leaves_no_truncated_pt(reference, tmp_path
     _run(cmd, _env())
     assert json.loads((out / "result.json").read_text())["resumed_from_epoch"] == 1
     _assert_same_run(reference, out)
+
+
+@pytest.fixture(scope="module")
+def seg_reference(tmp_path_factory) -> Path:
+    "An uninterrupted segmentation run."
+    tmp = tmp_path_factory.mktemp("segref"); out = tmp / "run"
+    _run(_cmd(tmp, out), _env(DCAT_TEST_TASK="segmentation"))
+    r = json.loads((out / "result.json").read_text())
+    assert r["resumed_from_epoch"] is None and len(r["history"]) == EPOCHS and r["monitor"] == "val_dice"
+    return out
+
+
+def test_segmentation_sigkill_then_resume_matches_uninterrupted(seg_reference, tmp_path):
+    out = tmp_path / "run"; cmd = _cmd(tmp_path, out); last = out / "model.last.pt"
+    proc = subprocess.Popen(cmd, env=_env(DCAT_TEST_TASK="segmentation", DCAT_TEST_SLOW="0.05"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _wait_for(last, proc)
+    time.sleep(0.1)                                   # somewhere in epoch 2
+    _kill(proc)
+    killed_at = torch.load(last, weights_only=True)["epoch"]
+    assert 1 <= killed_at < EPOCHS and not (out / "result.json").exists()
+    _run(cmd, _env(DCAT_TEST_TASK="segmentation"))
+    r = json.loads((out / "result.json").read_text())
+    assert r["resumed_from_epoch"] == killed_at and all("val_dice" in h for h in r["history"])
+    _assert_same_run(seg_reference, out)

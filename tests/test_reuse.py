@@ -57,6 +57,6 @@ def test_prose_commit_rerenders_code_commit_retrains(tmp_path):
     assert again["metrics"] == first["metrics"] and again["training"]["history"] == first["training"]["history"]
     assert "reused" in dcat()                                             # current now: nothing to do
 
-    edit(proj / "dcat" / "train.py", "loss_sum += lv * len(y)", "loss_sum += len(y) * lv")   # the fit loop's code
+    edit(proj / "dcat" / "train.py", "loss_sum, n = loss_sum + lv * len(y), n + len(y)", "loss_sum, n = loss_sum + len(y) * lv, n + len(y)")   # the fit loop's code
     commit(proj, "the fit loop changes")
     assert dcat("--status").startswith("finished, stale")
