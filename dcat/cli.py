@@ -48,9 +48,9 @@ def train_cli(a: argparse.Namespace) -> int:
     from dcat.study import train_run
     done = train_run(cfg, a.resume, not a.quiet)
     if done is None: return 0
-    print(done.table.to_string())
-    print(f"metrics: {done.metrics_path}" + (f"\npredictor: {done.predictor_path}" if done.predictor_path else "")
-          + (f"\n(resumed from epoch {done.resumed_from})" if done.resumed_from else ""))
+    print(done.table().to_string())
+    print("\n".join(f"{k}: {v}" for k, v in done.files.items())
+          + (f"\n(resumed from epoch {done.fit.resumed_from_epoch})" if done.fit.resumed_from_epoch else ""))
     return 0
 
 # %% ../nbs/16_cli.ipynb #c025c

@@ -7,12 +7,13 @@ without a report, and the summary file."""
 from __future__ import annotations
 import ast, contextlib, dataclasses, functools, hashlib, json, os, shutil, sys, tempfile, textwrap, time
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
+import numpy as np
 import pandas as pd
 import torch
 
-from .config import (apply_compute_settings, atomic_write_text, check_settings, compute_environment, compute_record,
+from .config import (apply_compute_settings, atomic_write, atomic_write_text, check_settings, compute_environment, compute_record,
                          config_hash, get_device, is_segmentation, load_settings, parse_value, project_root, read_ini,
                          run_threads, seed_everything, to_jsonable)
 from .data import ensure_data, load_dataset
@@ -20,13 +21,15 @@ from .loaders import make_loaders, split_validation
 from .model import model_from_settings
 from .segdata import load_segdata
 from .unet import build_seg_model
-from .stats import classification_metrics, format_ci
+from .stats import classification_metrics, format_ci, metrics_with_ci
 from .train import FitConfig, fit, last_checkpoint_path, load_checkpoint, run_budget
-from .uncertainty import mc_predict, seg_uncertainty_report, segmentation_metrics, uncertainty_report
+from .uncertainty import (mc_predict, predictive_entropy, seg_uncertainty_report, segmentation_metrics,
+                              uncertainty_methods_report, uncertainty_report)
+from .shift import corruption_report, corruption_summary, ood_report
 from .plots import close_figure, plot_forest
 from .report import forest_rows, metrics_table, summary_markdown
 from .runs import (REPORT_KEYS, checkpoint_path, load_runs, provenance, run_file, run_hash, run_identity, run_lock,
-                       save_predictor, write_aggregate, write_metrics)
+                       save_predictions, save_predictor, write_aggregate, write_metrics)
 
 # %% auto #0
 __all__ = ['KERNEL_ARGS', 'RUN_SETTINGS', 'FIGURES_ELSEWHERE', 'TRAINING_MODULES', 'FINGERPRINT_PACKAGES', 'SLURM_KEYS',
@@ -34,8 +37,8 @@ __all__ = ['KERNEL_ARGS', 'RUN_SETTINGS', 'FIGURES_ELSEWHERE', 'TRAINING_MODULES
            'strip_figures', 'finish_notebook', 'hold_point', 'recover_report', 'seed_list', 'code_digest',
            'training_fingerprint', 'training_provenance', 'run_state', 'reusable_checkpoint', 'clean_leftovers',
            'run_seed', 'check_writable', 'run_study', 'PlannedRun', 'plan_study', 'execute_run', 'slurm_options',
-           'run_plan', 'plan_status', 'settings_task', 'model_for', 'fit_from_settings', 'TrainedRun', 'train_run',
-           'write_summary']
+           'run_plan', 'plan_status', 'settings_task', 'model_for', 'fit_from_settings', 'RunResult', 'train_one',
+           'run_one', 'train_run', 'write_summary']
 
 # %% ../nbs/15_study.ipynb #c015
 class StudyError(RuntimeError):
@@ -162,22 +165,13 @@ def code_digest(source: str, # Python source; lines of IPython magics (`%matplot
 TRAINING_MODULES = ("config", "data", "loaders", "segdata", "backbones", "fusion", "model", "unet", "train")
 FINGERPRINT_PACKAGES = ("torch", "torchvision", "timm", "numpy")
 
-def _template_training_cells(cfg: dict) -> list[str]:
-    "The code cells of the run's template up to and including the one that trains."
-    import nbformat
-    tpl = find_template("seg_eval.ipynb") if is_segmentation(cfg) else template_path()
-    cells = [c.source for c in nbformat.read(tpl, as_version=4).cells if c.cell_type == "code"]
-    last = next((i for i, s in enumerate(cells) if "fit_from_settings(" in s), len(cells) - 1)
-    return cells[:last + 1]
-
 @functools.lru_cache(maxsize=8)
 def _code_fingerprint(task: str) -> str:
     pkg = Path(__file__).resolve().parent if "__file__" in globals() else project_root() / "dcat"
     parts = {m: code_digest((pkg / f"{m}.py").read_text()) for m in TRAINING_MODULES}
     study = ast.parse((pkg / "study.py").read_text())
     parts.update({f.name: code_digest(ast.unparse(f)) for f in study.body
-                  if isinstance(f, ast.FunctionDef) and f.name in ("settings_task", "model_for", "fit_from_settings", "_train_run")})
-    parts["template"] = code_digest("\n".join(_template_training_cells({"task": task})))
+                  if isinstance(f, ast.FunctionDef) and f.name in ("settings_task", "model_for", "fit_from_settings", "train_one")})
     return config_hash(parts)
 
 # %% ../nbs/15_study.ipynb #reuse-fp2
@@ -463,55 +457,150 @@ def fit_from_settings(net: torch.nn.Module, loaders: dict, bundle: Any, cfg: dic
 
 # %% ../nbs/15_study.ipynb #c025b
 @dataclasses.dataclass
-class TrainedRun:
-    "What `train_run` wrote and measured: `metrics.json`, the predictor (classification), the metrics and a table of them."
-    metrics_path: Path
-    predictor_path: Path | None
+class RunResult:
+    """Everything one run computed, for its report page and for `dcat train`: the settings, data, model and training,
+    the MC-dropout results, the metrics, what else the task measured (`extra`), `metrics.json` as written (`record`)
+    and the files (`metrics`, `predictions`, `predictor`)."""
+    cfg: dict
+    bundle: Any
+    loaders: dict
+    net: torch.nn.Module
+    fit: Any
+    budget: dict
+    mc_test: Any
     metrics: dict
-    table: Any
-    resumed_from: int | None = None
+    uncertainty: dict
+    mc_val: Any = None
+    extra: dict = dataclasses.field(default_factory=dict)
+    record: dict = dataclasses.field(default_factory=dict)
+    files: dict = dataclasses.field(default_factory=dict)
+    @property
+    def task(self) -> str: return settings_task(self.cfg)
+    def table(self) -> pd.DataFrame:
+        "The test metrics as a table: `metrics_table` for a classifier; Dice and IoU with their intervals for segmentation."
+        if self.task == "segmentation":
+            return pd.DataFrame({k: {"mean [95 % CI]": format_ci(self.metrics[k])} for k in ("dice", "iou", "dice_deterministic", "iou_deterministic")}).T
+        return metrics_table(self.metrics)
 
-def _evaluate(net: torch.nn.Module, loaders: dict, bundle: Any, cfg: dict) -> tuple[dict, dict, Any]:
-    "MC-dropout evaluation on the test split, the task's way: `(metrics, uncertainty, table)`."
-    dev, T, seed = next(net.parameters()).device, cfg["mc_samples"], cfg["seed"]
-    mc_test = mc_predict(net, loaders["test"], T=T, seed=seed, device=dev)
-    if settings_task(cfg) == "segmentation":
-        metrics, per = segmentation_metrics(mc_test, int(cfg.get("bootstrap_resamples") or 2000))
-        table = pd.DataFrame({k: {"mean [95 % CI]": format_ci(metrics[k])} for k in ("dice", "iou", "dice_deterministic", "iou_deterministic")}).T
-        return metrics, seg_uncertainty_report(mc_test, per["dice"]), table
-    mc_val = mc_predict(net, loaders["cal"], T=T, seed=seed, device=dev)
-    metrics = classification_metrics(mc_test.labels, mc_test.mean_probs, bundle.classes)
-    return metrics, uncertainty_report(mc_test, mc_val, bundle.classes), metrics_table(metrics)
+# %% ../nbs/15_study.ipynb #c025b2
+def _no_stage(msg: str, key: str) -> None: pass
 
-def _train_run(cfg: dict, resume: bool, progress: bool, rank: int) -> TrainedRun | None:
-    t0, seg = time.time(), settings_task(cfg) == "segmentation"
-    apply_compute_settings(cfg)
+def train_one(cfg: dict, resume: bool = False, progress: Any = False, stage: Callable = _no_stage) -> RunResult:
+    "The training half of `run_one`: the data and loaders, the model, and `fit_from_settings` (seeded, compute settings applied)."
+    seg = settings_task(cfg) == "segmentation"
+    apply_compute_settings(cfg)                               # torch threads and pinned kernels, before any tensor work
     seed_everything(cfg["seed"])
-    bundle = load_segdata(cfg) if seg else load_dataset(cfg)
-    loaders = make_loaders(bundle, cfg["batch_size"], seed=cfg["seed"], max_train=cfg["max_train"] or 0, num_workers=cfg["num_workers"] or 0)
+    stage("loading data", "data")
+    bundle = load_segdata(cfg) if seg else load_dataset(cfg, progress=False)
+    loaders = make_loaders(bundle, cfg["batch_size"], seed=cfg["seed"], max_train=cfg.get("max_train") or 0,
+                           num_workers=cfg.get("num_workers") or 0)
     if not seg: loaders = split_validation(bundle, loaders, cfg.get("calibration_frac") or 0, cfg.get("data_seed") or 0)
     net = model_for(cfg, bundle)
+    stage("training", "training")
+    budget = run_budget(cfg, len(loaders["train"].dataset))
     res = fit_from_settings(net, loaders, bundle, cfg, get_device(cfg["device"]), resume=resume, progress=progress)
-    if rank != 0: return None
-    metrics, unc, table = _evaluate(net, loaders, bundle, cfg)
-    pred = None
-    if not seg:
-        qhats = {k: v["qhat"] for k, v in (unc.get("conformal") or {}).get("lac", {}).items()}
-        pred = save_predictor(run_file(cfg, ".predictor.pt"), net, classes=bundle.classes, image_size=cfg["image_size"],
-                              mc_samples=cfg["mc_samples"], conformal=qhats, seed=cfg["seed"])
-    out = run_file(cfg, ".metrics.json")
-    write_metrics(out, cfg=cfg, metrics=metrics, uncertainty=unc, fit=res, device=next(net.parameters()).device, wall_s=time.time() - t0,
-                  data={"n_train": len(loaders["train"].dataset), "sha256": bundle.sha256, **({} if seg else {"classes": bundle.classes})},
-                  model={"name": cfg["model"], "config": net.config, "checkpoint": checkpoint_path(cfg).name,
-                         **({"predictor": pred.name} if pred else {})})
-    return TrainedRun(out, pred, metrics, table, res.resumed_from_epoch)
+    return RunResult(cfg, bundle, loaders, net, res, budget, mc_test=None, metrics={}, uncertainty={})
 
-def train_run(cfg: dict, resume: bool = False, progress: bool = True) -> TrainedRun | None:
-    """Train and evaluate one run without a report (`dcat train`), either task: rank 0 (`$RANK`, as `torchrun` sets it)
-    holds the run's lock and writes; the other ranks train and return None."""
+
+# %% ../nbs/15_study.ipynb #run-one-eval
+def _evaluate_classification(r: RunResult, full: bool, stage: Callable) -> dict:
+    "MC dropout on the calibration and test splits, the metrics and their intervals, uncertainty, the methods, OOD, corruptions."
+    cfg, net, loaders = r.cfg, r.net, r.loaders
+    dev, n_boot, T, seed = next(net.parameters()).device, int(cfg.get("bootstrap_resamples") or 2000), cfg["mc_samples"], cfg["seed"]
+    stage("MC-dropout evaluation", "mc")
+    r.mc_val = mc_predict(net, loaders["cal"], T=T, seed=seed, device=dev)
+    r.mc_test = mc = mc_predict(net, loaders["test"], T=T, seed=seed, device=dev, return_features=True)
+    r.metrics = classification_metrics(mc.labels, mc.mean_probs, r.bundle.classes)
+    intervals = metrics_with_ci(mc.labels, mc.mean_probs, predictive_entropy(mc.probs), n_resamples=n_boot, seed=seed)
+    r.uncertainty = uncertainty_report(mc, r.mc_val, r.bundle.classes)
+    stage("comparing uncertainty methods", "methods")
+    r.extra["methods_table"], methods = uncertainty_methods_report(r.mc_val, mc, n_resamples=n_boot // 2, seed=seed)
+    stage("out-of-distribution images", "ood")
+    try: ood, r.extra["ood_mc"] = ood_report(net, cfg, mc, dev, cal_mc=r.mc_val, n_resamples=n_boot // 2)
+    except (FileNotFoundError, ValueError, KeyError) as e:     # the message of a missing file would name a machine path
+        ood, r.extra["ood_mc"] = {"skipped": str(e) if isinstance(e, ValueError) else type(e).__name__}, None
+    corruptions = r.extra["corruptions_table"] = None
+    if full:
+        stage("corrupted images", "corruptions")
+        try:
+            r.extra["corruptions_table"] = corruption_report(net, None, cfg, dev)
+            corruptions = corruption_summary(r.extra["corruptions_table"])
+        except (FileNotFoundError, ValueError, KeyError) as e: corruptions = {"skipped": type(e).__name__}
+    return {"intervals": intervals, "budget": r.budget, "uncertainty_methods": methods, "ood": ood, "corruptions": corruptions}
+
+def _write_classification(r: RunResult, paths: dict, extra: dict, wall_s: float) -> None:
+    "The predictor beside the checkpoint, `predictions.npz` and `metrics.json`."
+    cfg, net, b, dev = r.cfg, r.net, r.bundle, next(r.net.parameters()).device
+    qhats = {a: v["qhat"] for a, v in (r.uncertainty.get("conformal") or {}).get("lac", {}).items()}
+    r.files["predictor"] = save_predictor(run_file(cfg, ".predictor.pt"), net, classes=b.classes, image_size=cfg["image_size"],
+                                          mc_samples=cfg["mc_samples"], conformal=qhats, seed=cfg["seed"],
+                                          meta={"dataset": cfg["dataset"], "test_auc": r.metrics.get("auc")})
+    r.files["predictions"] = save_predictions(paths["predictions"], r.mc_val, r.mc_test, r.extra.get("ood_mc"), cfg.get("ood_set"))
+    L = r.loaders
+    data = {"n_train": len(L["train"].dataset), "n_val": len(L["val"].dataset), "n_cal": len(L["cal"].dataset),
+            "n_test": len(r.mc_test.labels), "classes": b.classes, "source": Path(str(b.source)).name, "sha256": b.sha256,
+            "class_counts_train": b.class_counts("train").tolist()}
+    model = {"name": cfg["model"], "parameters": sum(p.numel() for p in net.parameters()), "pretrained": bool(net.pretrained),
+             "config": net.config, "checkpoint": checkpoint_path(cfg).name, "predictor": r.files["predictor"].name}
+    r.record = write_metrics(paths["metrics"], cfg=cfg, metrics=r.metrics, uncertainty=r.uncertainty, fit=r.fit, data=data,
+                             model=model, wall_s=wall_s, device=dev, extra=extra)
+
+# %% ../nbs/15_study.ipynb #run-one-eval2
+def _evaluate_segmentation(r: RunResult, full: bool, stage: Callable) -> dict:
+    "MC dropout on the test split: Dice and IoU with their intervals, and the pixel and image uncertainty."
+    cfg, net = r.cfg, r.net
+    stage("MC-dropout evaluation", "mc")
+    r.mc_test = mc = mc_predict(net, r.loaders["test"], T=cfg["mc_samples"], seed=cfg["seed"], device=next(net.parameters()).device)
+    r.metrics, r.extra["per_image"] = segmentation_metrics(mc, int(cfg.get("bootstrap_resamples") or 2000))
+    r.uncertainty = seg_uncertainty_report(mc, r.extra["per_image"]["dice"])
+    return {}
+
+def _write_segmentation(r: RunResult, paths: dict, extra: dict, wall_s: float) -> None:
+    "`predictions.npz` (per test image: Dice, IoU, mean entropy and MI, foreground shares) and `metrics.json`."
+    cfg, net, b, mc, per = r.cfg, r.net, r.bundle, r.mc_test, r.extra["per_image"]
+    with atomic_write(paths["predictions"], "wb") as f:
+        np.savez(f, names=np.array(b.test.names), **per, mean_entropy=mc.entropy.mean((1, 2)), mean_mi=mc.mi.mean((1, 2)),
+                 foreground_truth=mc.masks.mean((1, 2)), foreground_pred=mc.pred().mean((1, 2)))
+    r.files["predictions"] = Path(paths["predictions"])
+    data = {"n_train": len(r.loaders["train"].dataset), "n_val": len(b.val), "n_test": len(b.test), "split": b.split,
+            "location": cfg.get("location"), "sha256": b.sha256, "image_size": b.image_size}
+    model = {"name": cfg["model"], "parameters": sum(p.numel() for p in net.parameters()), "config": net.config,
+             "checkpoint": f"{cfg['dataset']}/{checkpoint_path(cfg).name}"}
+    r.record = write_metrics(paths["metrics"], cfg=cfg, metrics=r.metrics, uncertainty=r.uncertainty, fit=r.fit, data=data,
+                             model=model, wall_s=wall_s, device=next(net.parameters()).device, extra=extra or None)
+
+
+# %% ../nbs/15_study.ipynb #run-one
+def run_one(cfg: dict,                     # one run's checked settings (`check_settings`)
+            out: str | os.PathLike | None = None,  # the report folder for `metrics.json` and `predictions.npz`; None: beside the checkpoint
+            full: bool = True,             # the whole evaluation (classification: the corrupted images too)
+            resume: bool = False,          # continue this run's interrupted training from its last checkpoint
+            progress: Any = False,         # the training bar: False, True or a file
+            stage: Callable = _no_stage,   # called with (message, key) as each stage starts (the report's progress lines)
+           ) -> RunResult:
+    """One run, either task, assembled once: train (`train_one`), evaluate with MC dropout the task's way, write the
+    predictor (classification), `predictions.npz` and `metrics.json`. The report templates and `dcat train` call it."""
+    t0 = time.time()
+    r = train_one(cfg, resume, progress, stage)
+    seg = r.task == "segmentation"
+    extra = (_evaluate_segmentation if seg else _evaluate_classification)(r, full, stage)
+    r.extra.update(extra)
+    paths = {"metrics": Path(out) / "metrics.json", "predictions": Path(out) / "predictions.npz"} if out is not None else \
+            {"metrics": run_file(cfg, ".metrics.json"), "predictions": run_file(cfg, ".predictions.npz")}
+    stage("writing metrics", "metrics")
+    (_write_segmentation if seg else _write_classification)(r, paths, extra, time.time() - t0)
+    r.files["metrics"] = paths["metrics"]
+    return r
+
+def train_run(cfg: dict, resume: bool = False, progress: bool = True) -> RunResult | None:
+    """`dcat train`: one run without a report page, either task (`run_one` with `full=False`, its files beside the
+    checkpoint). Rank 0 (`$RANK`, as `torchrun` sets it) holds the run's lock, evaluates and writes; the other ranks
+    train and return None."""
     rank = int(os.environ.get("RANK", "0"))
-    with run_lock(run_file(cfg, ".lock")) if rank == 0 else contextlib.nullcontext():
-        return _train_run(cfg, resume, progress and rank == 0, rank)
+    if rank != 0:
+        train_one(cfg, resume)
+        return None
+    with run_lock(run_file(cfg, ".lock")): return run_one(cfg, None, full=False, resume=resume, progress=progress)
 
 # %% ../nbs/15_study.ipynb #study-summary
 def write_summary(reports_dir: str | os.PathLike | None = None, n_resamples: int = 2000) -> Path:

@@ -230,6 +230,7 @@ class Classification(Task):
         return "val_loss", "min"
     def probs(self, logits: torch.Tensor) -> torch.Tensor: return torch.softmax(logits, -1)
 
+# %% ../nbs/09_train.ipynb #task-impl2
 class Segmentation(Task):
     "One foreground logit per pixel `(B, 1, H, W)` against binary masks: MONAI's Dice + BCE, Dice and IoU, sigmoid."
     name, monitor, mode, default_loss = "segmentation", "val_dice", "max", "dice_ce"
@@ -393,16 +394,23 @@ class ModelCheckpoint:
             raise ValueError(f"{last}: refusing to resume: this checkpoint belongs to a different run; differing keys:\n  "
                              + "\n  ".join(diff) + "\nUse resume=False (start over, overwriting it) or another checkpoint_path.")
         return ck
-    def restore_best(self, model: nn.Module) -> None:
-        "Load the best epoch's weights into `model` (from memory, or from `path` after a resume: it must hold that epoch)."
-        if self.best_state is None and self.path is not None and self.path.exists():
-            bk = load_checkpoint(self.path)
-            if bk.get("config_hash") != self.chash or bk.get("epoch") != self.best_epoch:
-                raise ValueError(f"{self.path}: best checkpoint (epoch {bk.get('epoch')}) does not match the run's best epoch {self.best_epoch}")
-            self.best_state = bk["model"]
-        if self.best_state is not None: model.load_state_dict(self.best_state)
-    def state_dict(self) -> dict: return {"best_epoch": self.best_epoch}
-    def load_state_dict(self, state: dict) -> None: self.best_epoch, self.best_state = state["best_epoch"], None
+
+# %% ../nbs/09_train.ipynb #ck-code2
+@patch
+def restore_best(self: ModelCheckpoint, model: nn.Module) -> None:
+    "Load the best epoch's weights into `model` (from memory, or from `path` after a resume: it must hold that epoch)."
+    if self.best_state is None and self.path is not None and self.path.exists():
+        bk = load_checkpoint(self.path)
+        if bk.get("config_hash") != self.chash or bk.get("epoch") != self.best_epoch:
+            raise ValueError(f"{self.path}: best checkpoint (epoch {bk.get('epoch')}) does not match the run's best epoch {self.best_epoch}")
+        self.best_state = bk["model"]
+    if self.best_state is not None: model.load_state_dict(self.best_state)
+
+@patch
+def state_dict(self: ModelCheckpoint) -> dict: return {"best_epoch": self.best_epoch}
+
+@patch
+def load_state_dict(self: ModelCheckpoint, state: dict) -> None: self.best_epoch, self.best_state = state["best_epoch"], None
 
 # %% ../nbs/09_train.ipynb #c025s11
 def _prepare_training(model: nn.Module, run: _FitRun, fc: FitConfig) -> tuple:

@@ -67,13 +67,15 @@ class MCResult:
     def pred(self, threshold: float = 0.5) -> np.ndarray:
         "Segmentation: the binary prediction (N, H, W) of the MC mean at `threshold`."
         return self.mean_probs >= threshold
-    # the segmentation report's names for the same arrays
-    mean = property(lambda self: self.mean_probs, doc="Segmentation: the mean foreground probability (N, H, W).")
-    det = property(lambda self: self.det_probs, doc="Segmentation: the foreground probability with dropout off (N, H, W).")
-    masks = property(lambda self: self.labels, doc="Segmentation: the true masks (N, H, W).")
-    samples = property(lambda self: self.probs, doc="Segmentation: the T pixel probabilities (T, N, H, W), if kept.")
-    entropy = property(lambda self: self.reduced["entropy"], doc="Segmentation: predictive entropy per pixel (N, H, W).")
-    mi = property(lambda self: self.reduced["mi"], doc="Segmentation: mutual information per pixel (N, H, W).")
+
+# %% ../nbs/10_uncertainty.ipynb #c007-seg
+# the segmentation report's names for the same arrays
+MCResult.mean = property(lambda self: self.mean_probs, doc="Segmentation: the mean foreground probability (N, H, W).")
+MCResult.det = property(lambda self: self.det_probs, doc="Segmentation: the foreground probability with dropout off (N, H, W).")
+MCResult.masks = property(lambda self: self.labels, doc="Segmentation: the true masks (N, H, W).")
+MCResult.samples = property(lambda self: self.probs, doc="Segmentation: the T pixel probabilities (T, N, H, W), if kept.")
+MCResult.entropy = property(lambda self: self.reduced["entropy"], doc="Segmentation: predictive entropy per pixel (N, H, W).")
+MCResult.mi = property(lambda self: self.reduced["mi"], doc="Segmentation: mutual information per pixel (N, H, W).")
 
 # %% ../nbs/10_uncertainty.ipynb #c007b
 def _check_api(model: nn.Module) -> None:
@@ -168,6 +170,7 @@ class _Collected:
                         seed=seed, mc_dropout=mc_dropout, task=self.task, n_samples=T,
                         reduced={k: cat[k].numpy() for k in ("mean", "entropy", "mi")} if seg else None)
 
+# %% ../nbs/10_uncertainty.ipynb #c007d2
 def _mc_run(model: nn.Module, loader: Sequence, T: int, seed: int, opts: dict) -> MCResult:
     "The one sampler: seed once, then for each batch the model's cached part once and its sampled part T times."
     task = getattr(model, "task", "classification")
