@@ -21,7 +21,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))          # run from a checkout without installing
 
 from dcat.config import get_device, seed_everything
-from dcat.model import build_model, list_models
+from dcat.config import list_models
+from dcat.model import build_model
 from _timing import report, time_interleaved
 
 
@@ -62,7 +63,7 @@ def main(argv=None) -> dict:
 
     print("\n1. throughput per arm (images/s)")
     print(f"{'arm':>14} {'params M':>9} {'train img/s':>12} {'eval img/s':>11}")
-    for arm in a.arms or list_models():
+    for arm in a.arms or list_models("classification"):
         model = build_model(arm, 2, **cfg).to(dev)
         train, evaluate = step_fns(model, x, y, a.amp)
         s = time_interleaved({"train": train, "eval": evaluate}, a.repeats, a.warmup, dev)

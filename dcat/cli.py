@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse, json, sys
 from typing import Sequence
 
-from .config import MODELS, RULES, check_settings, datasets, load_settings, medmnist_datasets, parse_value, read_ini
+from .config import RULES, check_settings, datasets, load_settings, list_models, medmnist_datasets, parse_value, read_ini
 
 # The library behind each command is imported by the command itself: `dcat datasets`, `dcat --help` and a refused
 # setting answer without loading timm, the study and its report (seconds of start-up on a small machine).
@@ -98,7 +98,7 @@ def _study_cli(a: argparse.Namespace) -> int:
     over = parse_params(a.param)
     if a.seeds is not None: over["seeds"] = a.seeds
     models = a.model or [over.pop("model", None) or load_settings()["model"]]
-    if "all" in models: models = list(MODELS["classification"])
+    if "all" in models: models = list_models("classification")
     names = a.datasets or [load_settings()["dataset"]]
     from dcat.study import plan_status, plan_study, run_plan, slurm_options, write_summary
     plan = plan_study(names, models, over, a.reports_dir, a.preset)   # bad dataset, preset or value: fails before any run

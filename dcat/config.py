@@ -13,15 +13,15 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['ENV_OVERRIDES', 'LIST_KEYS', 'TASKS', 'MODELS', 'SOURCES', 'LOSSES', 'MC_DROPOUT', 'MEDMNIST_SIZES',
+__all__ = ['ENV_OVERRIDES', 'LIST_KEYS', 'TASKS', 'SOURCES', 'LOSSES', 'MC_DROPOUT', 'MODEL_REGISTRY', 'MEDMNIST_SIZES',
            'SUPPORTED_TASKS', 'PATH_KEYS', 'PRESET_PREFIX', 'LAUNCHER_PREFIX', 'CPU_ISA', 'THREAD_VARS', 'PIN_VARS',
            'PRECISIONS', 'RULES', 'TASK_RULES', 'SEG_REQUIRED', 'project_root', 'settings_path', 'parse_value',
-           'is_segmentation', 'medmnist_info', 'parse_medmnist_name', 'medmnist_settings', 'read_ini', 'datasets',
-           'presets', 'safe_name', 'size_variant', 'resolve_dataset', 'load_settings', 'medmnist_datasets',
-           'seed_everything', 'get_device', 'run_threads', 'compute_env', 'apply_compute_settings',
-           'compute_environment', 'cpu_name', 'compute_record', 'check_settings', 'config_hash', 'config_diff',
-           'plain_file_mode', 'clean_stale_tmp', 'atomic_write', 'atomic_write_text', 'atomic_torch_save',
-           'sha256_file', 'nan_to_none', 'to_jsonable', 'write_json']
+           'is_segmentation', 'ModelEntry', 'list_models', 'register_model', 'create_model', 'medmnist_info',
+           'parse_medmnist_name', 'medmnist_settings', 'read_ini', 'datasets', 'presets', 'safe_name', 'size_variant',
+           'resolve_dataset', 'load_settings', 'medmnist_datasets', 'seed_everything', 'get_device', 'run_threads',
+           'compute_env', 'apply_compute_settings', 'compute_environment', 'cpu_name', 'compute_record',
+           'check_settings', 'config_hash', 'config_diff', 'plain_file_mode', 'clean_stale_tmp', 'atomic_write',
+           'atomic_write_text', 'atomic_torch_save', 'sha256_file', 'nan_to_none', 'to_jsonable', 'write_json']
 
 # %% ../nbs/00_config.ipynb #c004
 ENV_OVERRIDES = {"data_dir": "DCAT_DATA_DIR", "reports_dir": "DCAT_REPORTS_DIR",
@@ -62,8 +62,6 @@ def parse_value(key: str, raw: Any) -> Any:
 
 # %% ../nbs/00_config.ipynb #cfg-choices
 TASKS = ("classification", "segmentation")
-MODELS = {"classification": ("dcat", "dcat_norefine", "dcat_onedir", "concat", "dca", "drifa", "effnet_only", "resnet_only"),
-          "segmentation": ("unet", "unet_dca")}
 SOURCES = {"classification": ("npz", "folder", "synthetic"), "segmentation": ("segfolder",)}
 LOSSES = ("ce", "weighted_ce")
 MC_DROPOUT = ("head", "fusion")
@@ -71,6 +69,40 @@ MC_DROPOUT = ("head", "fusion")
 def is_segmentation(cfg: dict) -> bool:
     "Whether merged settings describe a segmentation study (`task = segmentation` or a segmentation source)."
     return cfg.get("task") == "segmentation" or cfg.get("source") in SOURCES["segmentation"]
+
+# %% ../nbs/00_config.ipynb #registry
+class ModelEntry:
+    "One registered model: its `task`, the `module` that registers its builder, and the `builder` (None until that module is imported)."
+    def __init__(self, task: str, module: str): self.task, self.module, self.builder = task, module, None
+    def __repr__(self) -> str: return f"ModelEntry({self.task!r}, {self.module!r}, registered={self.builder is not None})"
+
+MODEL_REGISTRY: dict[str, ModelEntry] = {
+    **{n: ModelEntry("classification", "dcat.model")
+       for n in ("dcat", "dcat_norefine", "dcat_onedir", "concat", "dca", "drifa", "effnet_only", "resnet_only")},
+    **{n: ModelEntry("segmentation", "dcat.unet") for n in ("unet", "unet_dca")}}
+
+def list_models(task: str | None = None) -> list[str]:
+    "The registered models' names (of one `task`), in registry order; imports no model code."
+    return [n for n, e in MODEL_REGISTRY.items() if task is None or e.task == task]
+
+def register_model(name: str) -> Any:
+    "Decorator: `fn(settings, num_classes)` builds the registered model `name` (from the module the registry names, once)."
+    def deco(fn):
+        e = MODEL_REGISTRY.get(name)
+        if e is None: raise KeyError(f"register_model: {name!r} is not in dcat.config.MODEL_REGISTRY (known: {', '.join(MODEL_REGISTRY)})")
+        if e.builder is not None and e.builder is not fn: raise ValueError(f"register_model: {name!r} is registered already")
+        e.builder = fn
+        return fn
+    return deco
+
+def create_model(cfg: dict, num_classes: int | None = None) -> Any:
+    "The model `cfg['model']` built from checked settings by its registered builder (its module is imported on demand)."
+    name = cfg.get("model")
+    if name not in MODEL_REGISTRY: raise ValueError(f"setting 'model': unknown model {name!r}; known: {', '.join(MODEL_REGISTRY)}")
+    e = MODEL_REGISTRY[name]
+    if e.builder is None: importlib.import_module(e.module)
+    if e.builder is None: raise RuntimeError(f"{e.module} did not register a builder for {name!r}")
+    return e.builder(cfg, num_classes)
 
 # %% ../nbs/00_config.ipynb #c009a
 MEDMNIST_SIZES = (28, 64, 128, 224)
@@ -377,9 +409,9 @@ def check_settings(cfg: dict) -> dict:
     for k, rule in rules.items(): _check_value(k, cfg.get(k), rule)
     if cfg.get("source") is not None and cfg["source"] not in SOURCES[task]:
         raise ValueError(f"setting 'source': {cfg['source']!r} is not one of {', '.join(SOURCES[task])}")
-    if cfg.get("model") not in MODELS[task]:
+    if cfg.get("model") not in list_models(task):
         kind = "a segmentation model" if task == "segmentation" else "a classification model"
-        raise ValueError(f"setting 'model': unknown model {cfg.get('model')!r} (not {kind}); known: {', '.join(MODELS[task])}")
+        raise ValueError(f"setting 'model': unknown model {cfg.get('model')!r} (not {kind}); known: {', '.join(list_models(task))}")
     if task == "segmentation" and cfg["image_size"] % 16:
         raise ValueError(f"setting 'image_size': {cfg['image_size']} is not a multiple of 16 (four poolings)")
     if cfg.get("mc_dropout") == "fusion" and not cfg.get("fusion_dropout"):

@@ -11,12 +11,12 @@ from fastcore.basics import patch
 import torch
 from torch import nn
 
-from .config import MC_DROPOUT, MODELS
+from .config import MC_DROPOUT, list_models, register_model
 from .backbones import Backbone
 from .fusion import ConcatFusion, DCAFusion, DCATFusion, DRIFAFusion, SingleStream
 
 # %% auto #0
-__all__ = ['DEFAULTS', 'STRIDES', 'ARMS', 'DIRECTIONS', 'Head', 'DCAT', 'list_models', 'build_model', 'model_from_settings']
+__all__ = ['DEFAULTS', 'STRIDES', 'DIRECTIONS', 'Head', 'DCAT', 'build_model', 'model_from_settings']
 
 # %% ../nbs/06_model.ipynb #c005
 class Head(nn.Module):
@@ -117,7 +117,7 @@ def _fusion(kind: str, **kw):
         return SingleStream(ch_a, c["dim"])
     return make
 
-ARMS: dict[str, tuple[str, Any]] = {   # name -> (which backbones, fusion factory)
+_ARMS: dict[str, tuple[str, Any]] = {   # arm -> (which backbones, fusion factory); the names: dcat.config.MODEL_REGISTRY
     "dcat": ("ab", _fusion("dcat")),
     "dcat_norefine": ("ab", _fusion("dcat", refine=False)),
     "dcat_onedir": ("ab", _fusion("dcat", bidirectional=False)),
@@ -128,14 +128,10 @@ ARMS: dict[str, tuple[str, Any]] = {   # name -> (which backbones, fusion factor
     "resnet_only": ("b", _fusion("single")),
 }
 
-def list_models() -> list[str]:
-    "Names `build_model` accepts."
-    return list(ARMS)
-
 # %% ../nbs/06_model.ipynb #c009p1
 def build_model(name: str = "dcat", num_classes: int = 2, **cfg: Any) -> DCAT:
     "Build the arm `name` for `num_classes` classes; `cfg` overrides `DEFAULTS` (unknown keys are errors)."
-    if name not in ARMS: raise ValueError(f"unknown model {name!r}; known models: {', '.join(ARMS)}")
+    if name not in _ARMS: raise ValueError(f"unknown model {name!r}; known models: {', '.join(_ARMS)}")
     bad = sorted(set(cfg) - set(DEFAULTS))
     if bad: raise ValueError(f"unknown model setting(s) {bad}; known: {sorted(DEFAULTS)}")
     if not isinstance(num_classes, int) or num_classes < 2:
@@ -146,7 +142,7 @@ def build_model(name: str = "dcat", num_classes: int = 2, **cfg: Any) -> DCAT:
     if not 0 <= c["fusion_dropout"] < 1: raise ValueError(f"fusion_dropout={c['fusion_dropout']}: must be in [0, 1)")
     if c["mc_dropout"] == "fusion" and c["fusion_dropout"] == 0:
         raise ValueError("mc_dropout='fusion' with fusion_dropout=0 puts no dropout in the fusion; use mc_dropout='head'")
-    which, make_fusion = ARMS[name]
+    which, make_fusion = _ARMS[name]
     bbs = [Backbone(c[f"backbone_{s}"], STRIDES, c[f"pretrained_{s}"]) for s in which]
     fusion = make_fusion(bbs[0].channels, bbs[-1].channels, c)
     fusion_mc = c["mc_dropout"] == "fusion"
@@ -205,3 +201,9 @@ def model_from_settings(cfg: dict, num_classes: int) -> torch.nn.Module:
                        dim=cfg["fusion_dim"], heads=cfg["fusion_heads"], dropout=cfg["dropout"],
                        pretrained_a=cfg.get("pretrained_a"), pretrained_b=cfg.get("pretrained_b"),
                        mc_dropout=cfg.get("mc_dropout") or "head", fusion_dropout=cfg.get("fusion_dropout", 0.1))
+
+def _arm(name: str):
+    "The registry's builder of arm `name`: `model_from_settings` with that arm."
+    return lambda cfg, num_classes: model_from_settings({**cfg, "model": name}, num_classes)
+
+for _name in _ARMS: register_model(_name)(_arm(_name))   # dcat.config.create_model builds them by name

@@ -14,13 +14,11 @@ import pandas as pd
 import torch
 
 from .config import (apply_compute_settings, atomic_write, atomic_write_text, check_settings, compute_environment, compute_record,
-                         config_hash, get_device, is_segmentation, load_settings, parse_value, project_root, read_ini,
+                         config_hash, create_model, get_device, is_segmentation, load_settings, parse_value, project_root, read_ini,
                          run_threads, seed_everything, to_jsonable)
 from .data import ensure_data, load_dataset
 from .loaders import make_loaders, split_validation
-from .model import model_from_settings
 from .segdata import load_segdata
-from .unet import build_seg_model
 from .stats import classification_metrics, format_ci, metrics_with_ci
 from .train import FitConfig, fit, last_checkpoint_path, load_checkpoint, run_budget
 from .uncertainty import (mc_predict, predictive_entropy, seg_uncertainty_report, segmentation_metrics,
@@ -438,9 +436,8 @@ def settings_task(cfg: dict) -> str:
     return "segmentation" if is_segmentation(cfg) else "classification"
 
 def model_for(cfg: dict, bundle: Any) -> torch.nn.Module:
-    "The model the settings name, for their task (a U-Net for segmentation, a `dcat.model` arm for classification)."
-    if settings_task(cfg) == "segmentation": return build_seg_model(cfg["model"], dropout=cfg["dropout"], heads=cfg["fusion_heads"])
-    return model_from_settings(cfg, bundle.num_classes)
+    "The model the settings name, built by its registered builder (`dcat.config.create_model`: a U-Net or a `dcat.model` arm)."
+    return create_model(cfg, getattr(bundle, "num_classes", None))
 
 def fit_from_settings(net: torch.nn.Module, loaders: dict, bundle: Any, cfg: dict, device: Any,
                       resume: bool = False, progress: Any = True) -> Any:

@@ -11,11 +11,11 @@ import torch.nn.functional as F
 from torch import nn
 from fastcore.basics import patch
 
-from .config import MODELS
+from .config import register_model
 from .fusion import ChannelCrossAttention, DWProj, SpatialCrossAttention, to_map, to_tokens
 
 # %% auto #0
-__all__ = ['SEG_MODELS', 'DoubleConv', 'UpBlock', 'DCA', 'UNet', 'build_seg_model']
+__all__ = ['DoubleConv', 'UpBlock', 'DCA', 'UNet', 'build_seg_model']
 
 # %% ../nbs/07_unet.ipynb #c006
 def _cbr(c_in: int, c_out: int) -> nn.Sequential:
@@ -129,10 +129,15 @@ def dropouts(self: UNet) -> list[nn.Module]:
     return [b.dropout for b in self.up]
 
 # %% ../nbs/07_unet.ipynb #c025
-SEG_MODELS = {"unet": dict(dca=False), "unet_dca": dict(dca=True)}
-assert tuple(SEG_MODELS) == MODELS["segmentation"], "dcat.config.MODELS and the U-Net registry disagree"
+_SEG_ARMS = {"unet": dict(dca=False), "unet_dca": dict(dca=True)}   # the names: dcat.config.MODEL_REGISTRY
 
 def build_seg_model(name: str, dropout: float = 0.1, heads: int = 4, in_ch: int = 3, out_ch: int = 1) -> UNet:
     "The segmentation arm `name` (`unet` or `unet_dca`) in the paper's widths, with decoder dropout `dropout`."
-    if name not in SEG_MODELS: raise ValueError(f"unknown segmentation model {name!r}; known: {', '.join(SEG_MODELS)}")
-    return UNet(in_ch, out_ch, dropout=dropout, dca_heads=heads, **SEG_MODELS[name])
+    if name not in _SEG_ARMS: raise ValueError(f"unknown segmentation model {name!r}; known: {', '.join(_SEG_ARMS)}")
+    return UNet(in_ch, out_ch, dropout=dropout, dca_heads=heads, **_SEG_ARMS[name])
+
+def _seg_arm(name: str):
+    "The registry's builder of `name`: the settings' decoder dropout and DCA heads."
+    return lambda cfg, num_classes=None: build_seg_model(name, dropout=cfg["dropout"], heads=cfg["fusion_heads"])
+
+for _name in _SEG_ARMS: register_model(_name)(_seg_arm(_name))   # dcat.config.create_model builds them by name
