@@ -7,27 +7,15 @@ from __future__ import annotations
 import argparse, json, sys
 from typing import Sequence
 
-from .config import RULES, check_settings, datasets, load_settings, list_models, medmnist_datasets, parse_value, read_ini
+from .config import check_settings, datasets, load_settings, list_models, medmnist_datasets, parse_overrides
 
 # The library behind each command is imported by the command itself: `dcat datasets`, `dcat --help` and a refused
 # setting answer without loading timm, the study and its report (seconds of start-up on a small machine).
 
 # %% auto #0
-__all__ = ['parse_params', 'train_cli', 'main']
+__all__ = ['train_cli', 'main']
 
 # %% ../nbs/16_cli.ipynb #c025
-def parse_params(pairs: Sequence[str]) -> dict:
-    "Parse `key=value` strings into typed overrides; unknown keys are an error listing the known ones."
-    known = set(read_ini()["study"]) | set(RULES) | {"source", "location", "classes", "seeds", "split_by", "cache"}
-    out = {}
-    for p in pairs:
-        if "=" not in p: raise ValueError(f"-p {p!r}: expected key=value")
-        k, v = p.split("=", 1)
-        k = k.strip()
-        if k not in known: raise ValueError(f"-p {p!r}: unknown parameter {k!r}; known: {', '.join(sorted(known))}")
-        out[k] = parse_value(k, v)
-    return out
-
 def _predict_cli(a: argparse.Namespace) -> int:
     import pandas as pd
     from dcat.runs import predict_images
@@ -42,7 +30,7 @@ def _predict_cli(a: argparse.Namespace) -> int:
 # %% ../nbs/16_cli.ipynb #cli-train
 def train_cli(a: argparse.Namespace) -> int:
     "`dcat train`: train and evaluate without a report, either task; works under `torchrun` (metrics and files on rank 0)."
-    over = parse_params(a.param)
+    over = parse_overrides(a.param)
     if a.model: over["model"] = a.model
     cfg = check_settings(load_settings(a.dataset, overrides=over, preset=a.preset))
     from dcat.study import train_run
@@ -95,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
 
 # %% ../nbs/16_cli.ipynb #c025d
 def _study_cli(a: argparse.Namespace) -> int:
-    over = parse_params(a.param)
+    over = parse_overrides(a.param)
     if a.seeds is not None: over["seeds"] = a.seeds
     models = a.model or [over.pop("model", None) or load_settings()["model"]]
     if "all" in models: models = list_models("classification")

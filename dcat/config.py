@@ -20,8 +20,9 @@ __all__ = ['ENV_OVERRIDES', 'LIST_KEYS', 'TASKS', 'SOURCES', 'LOSSES', 'MC_DROPO
            'parse_medmnist_name', 'medmnist_settings', 'read_ini', 'datasets', 'presets', 'safe_name', 'size_variant',
            'resolve_dataset', 'load_settings', 'medmnist_datasets', 'seed_everything', 'get_device', 'run_threads',
            'compute_env', 'apply_compute_settings', 'compute_environment', 'cpu_name', 'compute_record',
-           'check_settings', 'config_hash', 'config_diff', 'plain_file_mode', 'clean_stale_tmp', 'atomic_write',
-           'atomic_write_text', 'atomic_torch_save', 'sha256_file', 'nan_to_none', 'to_jsonable', 'write_json']
+           'check_settings', 'parse_overrides', 'config_hash', 'config_diff', 'plain_file_mode', 'clean_stale_tmp',
+           'atomic_write', 'atomic_write_text', 'atomic_torch_save', 'sha256_file', 'nan_to_none', 'to_jsonable',
+           'write_json']
 
 # %% ../nbs/00_config.ipynb #c004
 ENV_OVERRIDES = {"data_dir": "DCAT_DATA_DIR", "reports_dir": "DCAT_REPORTS_DIR",
@@ -418,6 +419,20 @@ def check_settings(cfg: dict) -> dict:
         raise ValueError(f"setting 'fusion_dropout': must be > 0 with mc_dropout = fusion, got {cfg.get('fusion_dropout')!r}")
     get_device(cfg.get("device"))
     return cfg
+
+# %% ../nbs/00_config.ipynb #parse-overrides
+def parse_overrides(pairs: Sequence[str]) -> dict:
+    """Typed setting overrides from `key=value` strings (the command line's `-p`); a key that is neither in `[study]`
+    nor a checked setting nor a dataset key is an error listing the known ones."""
+    known = set(read_ini()["study"]) | set(RULES) | {"source", "location", "classes", "seeds", "split_by", "cache"}
+    out = {}
+    for p in pairs:
+        if "=" not in p: raise ValueError(f"-p {p!r}: expected key=value")
+        k, v = p.split("=", 1)
+        k = k.strip()
+        if k not in known: raise ValueError(f"-p {p!r}: unknown parameter {k!r}; known: {', '.join(sorted(known))}")
+        out[k] = parse_value(k, v)
+    return out
 
 # %% ../nbs/00_config.ipynb #c019x1
 def _flatten(d: dict, prefix: str = "") -> dict:

@@ -435,9 +435,13 @@ def _patient_overlaps(parts: dict[str, tuple[list[Path], np.ndarray]]) -> list[s
 
 # %% ../nbs/01_data.ipynb #c026c
 def load_folder(root: str | os.PathLike, image_size: int, classes: Sequence[str] | None = None,
-                val_frac: float = 0.1, test_frac: float = 0.2, seed: int = 0, verify: bool = True,
-                split_by: str | None = None, cache: bool = True, progress: bool | None = None) -> DataBundle:
-    "Load a class-per-folder image tree (layouts: split/class/*, class/images/*, class/*); see the table above."
+                val_frac: float = 0.1, test_frac: float = 0.2, seed: int = 0, split_by: str | None = None,
+                **options: Any) -> DataBundle:
+    """Load a class-per-folder image tree (layouts: split/class/*, class/images/*, class/*); see the table above.
+    `options`: `verify` (True: decode every file up front), `cache` (True: decoded once into memory), `progress`
+    (None: a bar for more than 5,000 files)."""
+    if bad := set(options) - {"verify", "cache", "progress"}: raise TypeError(f"load_folder: unknown option(s) {sorted(bad)}")
+    verify, cache, progress = options.get("verify", True), options.get("cache", True), options.get("progress")
     root = Path(root)
     if not root.is_dir(): raise FileNotFoundError(f"{root}: no such dataset folder")
     if split_by not in (None, "patient"): raise ValueError(f"split_by={split_by!r}: expected 'patient' or None")

@@ -90,10 +90,13 @@ def _training_record(fit: Any) -> dict:
     else: rec.update(best_val_auc=fit.best_val_auc, resumed_from_epoch=fit.resumed_from_epoch)
     return rec
 
-def write_metrics(path: str | os.PathLike, *, cfg: dict, metrics: dict, uncertainty: dict | None = None,
-                  fit: Any = None, data: dict | None = None, model: dict | None = None, wall_s: float | None = None,
-                  device: Any = None, extra: dict | None = None) -> dict:
-    "Write a run's `metrics.json`, either task (metrics, uncertainty, training, data, model, parameters, run, provenance, `extra`)."
+def write_metrics(path: str | os.PathLike, *, cfg: dict, metrics: dict, fit: Any = None, wall_s: float | None = None,
+                  device: Any = None, **sections: Any) -> dict:
+    """Write a run's `metrics.json`, either task: metrics, training (from `fit`), parameters, run, provenance, and the
+    `sections` given: `uncertainty`, `data`, `model` (as `model_info`) and `extra` (merged at the top level)."""
+    if bad := set(sections) - {"uncertainty", "data", "model", "extra"}:
+        raise TypeError(f"write_metrics: unknown section(s) {sorted(bad)}; known: uncertainty, data, model, extra")
+    uncertainty, data, model, extra = (sections.get(k) for k in ("uncertainty", "data", "model", "extra"))
     rec = {**({"task": "segmentation"} if is_segmentation(cfg) else {}), "dataset": cfg.get("dataset"),
            "model": cfg.get("model"), "metrics": metrics, "uncertainty": uncertainty or {}, "data": data or {},
            "model_info": model or {}, **run_record(cfg), **(extra or {})}

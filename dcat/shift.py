@@ -60,13 +60,12 @@ def _table_dict(df: pd.DataFrame) -> dict:
             for m, g in df.groupby("method", sort=False)}
 
 def ood_report(model: nn.Module, cfg: dict, in_mc: MCResult, device: str | torch.device = "cpu", cal_mc: MCResult | None = None,
-               ood_set: str | os.PathLike | None = None, split: str = "test", ensemble_in: Sequence[np.ndarray] | None = None,
-               ensemble_out: Sequence[np.ndarray] | None = None, ensemble_cal: Sequence[np.ndarray] | None = None,
-               n_resamples: int = 1000, progress: bool = False) -> tuple[dict, MCResult]:
-    """OOD detection of `cfg['ood_set']` (or `ood_set`) against the test images of `in_mc`: the JSON-ready dict and the
-    OOD images' `MCResult` (for the histograms of `dcat.plots` and for `save_predictions`, so seeds can be ensembled later)."""
+               ensemble: dict | None = None, n_resamples: int = 1000, progress: bool = False) -> tuple[dict, MCResult]:
+    """OOD detection of the test split of `cfg['ood_set']` against the test images of `in_mc`: the JSON-ready dict and the
+    OOD images' `MCResult` (for the histograms of `dcat.plots` and for `save_predictions`, so seeds can be ensembled later).
+    `ensemble`: the members' probabilities, `{"in": [...], "out": [...], "cal": [...]}`."""
     t0 = time.perf_counter()
-    name = ood_set if ood_set is not None else cfg.get("ood_set")
+    name, split, ens = cfg.get("ood_set"), "test", ensemble or {}
     if not name: raise ValueError("setting 'ood_set' is empty: name a MedMNIST-format .npz in the data directory")
     path = resolve_data_file(name, cfg["data_dir"])
     if cfg.get("source") == "npz" and cfg.get("location"):
@@ -77,7 +76,7 @@ def ood_report(model: nn.Module, cfg: dict, in_mc: MCResult, device: str | torch
     images, _ = load_npz_split(path, split)
     loader = images_loader(images, None, cfg["image_size"], cfg.get("batch_size", 64))
     ood_mc = mc_predict(model, loader, T=in_mc.T, seed=in_mc.seed, device=device, progress=progress)
-    s_in, s_out = _ood_samples(in_mc, ood_mc, cal_mc, ensemble_in, ensemble_out, ensemble_cal)
+    s_in, s_out = _ood_samples(in_mc, ood_mc, cal_mc, ens.get("in"), ens.get("out"), ens.get("cal"))
     df = ood_table(s_in, s_out, n_resamples, seed=in_mc.seed)
     best = df.loc[df["auroc"].idxmax()]
     rep = {"ood_set": str(name), "split": split, "sha256": sha256_file(path), "n_in": int(in_mc.probs.shape[1]),
@@ -175,19 +174,20 @@ def _mc_severities(mc, model) -> set[int]:
     if not sev <= {0, 1, 2, 3, 4, 5}: raise ValueError(f"mc={mc!r}: severities must lie in 0..5")
     return sev
 
-def corruption_report(model: nn.Module, test_images: np.ndarray | None, cfg: dict, device: str | torch.device = "cpu",
-                      labels: np.ndarray | None = None, corruptions: Sequence[str] = CORRUPTIONS,
-                      severities: Sequence[int] = (1, 2, 3, 4, 5), mc: str | Sequence[int] = "auto", T: int | None = None,
-                      progress: bool = False) -> pd.DataFrame:
+def corruption_report(model: nn.Module, test: tuple | None, cfg: dict, device: str | torch.device = "cpu",
+                      corruptions: Sequence[str] = CORRUPTIONS, severities: Sequence[int] = (1, 2, 3, 4, 5),
+                      mc: str | Sequence[int] = "auto", progress: bool = False) -> pd.DataFrame:
     """Accuracy, AUC, ECE and uncertainty on the test images, clean and per corruption and severity, one row per setting.
-    `test_images`: raw uint8 test images (with `labels`), or None to read the test split of `cfg`'s npz dataset."""
+    `test`: `(raw uint8 test images, labels)`, or None to read the test split of `cfg`'s npz dataset; `cfg['mc_samples']`
+    MC samples."""
     t0 = time.perf_counter()
+    test_images, labels = test if test is not None else (None, None)
     if test_images is None:
         if cfg.get("source") != "npz": raise ValueError(f"corruption_report: dataset {cfg.get('dataset')!r} is not an npz source; pass test_images")
         test_images, labels = load_npz_split(resolve_data_file(cfg["location"], cfg["data_dir"], "location"), "test")
     if labels is None: raise ValueError("corruption_report: `labels` are needed with `test_images`")
     labels = np.asarray(labels, np.int64).reshape(-1)
-    T, seed, mcs = int(T or cfg.get("mc_samples", 30)), int(cfg.get("seed", 0)), _mc_severities(mc, model)
+    T, seed, mcs = int(cfg.get("mc_samples", 30)), int(cfg.get("seed", 0)), _mc_severities(mc, model)
     settings = [("clean", 0)] + [(c, s) for c in corruptions for s in severities]
     rows = []
     if progress:                                         # imported only when asked: no widget warning in reports

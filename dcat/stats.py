@@ -339,9 +339,11 @@ def format_ci(ci: dict | None, digits: int = 4, scale: float = 1.0) -> str:
 
 # %% ../nbs/08_stats.ipynb #c023
 def paired_bootstrap(metric: Callable[..., float], labels: np.ndarray, a: np.ndarray, b: np.ndarray,
-                     extra_a: np.ndarray | None = None, extra_b: np.ndarray | None = None,
-                     n_resamples: int = 2000, confidence_level: float = 0.95, seed: int = 0) -> dict:
-    "Difference `metric(labels, a) - metric(labels, b)` on the same stratified resamples: value, interval, p-value."
+                     extras: tuple | None = None, n_resamples: int = 2000, confidence_level: float = 0.95,
+                     seed: int = 0) -> dict:
+    """Difference `metric(labels, a) - metric(labels, b)` on the same stratified resamples: value, interval, p-value;
+    `extras = (extra_a, extra_b)` are passed to `metric` after `a` and `b` (e.g. per-image uncertainty)."""
+    extra_a, extra_b = extras if extras is not None else (None, None)
     y = np.asarray(labels).reshape(-1)
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     args_a = (a,) if extra_a is None else (a, np.asarray(extra_a))

@@ -270,13 +270,13 @@ def check_writable(folder: Path) -> None:
         raise PermissionError(f"{folder}: reports directory is not writable ({e.strerror or e})") from None
 
 def run_study(dataset: str, model: str | None = None, overrides: dict | None = None,
-              reports_dir: str | os.PathLike | None = None, progress: bool = True, preset: str | None = None,
-              resume: bool = False, echo: Any = None, jobs: int = 1) -> Path:
-    "Run every seed of `dataset`/`model` into `reports/<dataset>/<model>/seed-<k>/`, then the arm's aggregate."
+              reports_dir: str | os.PathLike | None = None, preset: str | None = None, **run: Any) -> Path:
+    """Run every seed of `dataset`/`model` into `reports/<dataset>/<model>/seed-<k>/`, then the arm's aggregate; `run`
+    goes to `run_plan` (`jobs`, `resume`, `progress`, `echo`)."""
     overrides = dict(overrides or {})                   # an explicit empty value (-p ood_set=) unsets a setting
     model = model or overrides.pop("model", None) or load_settings(dataset, overrides=overrides, preset=preset)["model"]
     plan = plan_study([dataset], [model], overrides, reports_dir, preset)
-    run_plan(plan, jobs=jobs, resume=resume, progress=progress, echo=echo)
+    run_plan(plan, **run)
     return plan[0].dest.parent
 
 # %% ../nbs/15_study.ipynb #plan-code
@@ -525,6 +525,7 @@ def _evaluate_classification(r: RunResult, full: bool, stage: Callable) -> dict:
         except (FileNotFoundError, ValueError, KeyError) as e: corruptions = {"skipped": type(e).__name__}
     return {"intervals": intervals, "budget": r.budget, "uncertainty_methods": methods, "ood": ood, "corruptions": corruptions}
 
+# %% ../nbs/15_study.ipynb #run-one-write
 def _write_classification(r: RunResult, paths: dict, extra: dict, wall_s: float) -> None:
     "The predictor beside the checkpoint, `predictions.npz` and `metrics.json`."
     cfg, net, b, dev = r.cfg, r.net, r.bundle, next(r.net.parameters()).device

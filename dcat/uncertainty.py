@@ -490,12 +490,12 @@ def methods_table(df: pd.DataFrame, metrics: Sequence[str] | None = None, digits
     return t.loc[list(dict.fromkeys(d["method"])), list(dict.fromkeys(d["metric"]))]
 
 # %% ../nbs/10_uncertainty.ipynb #c042g
-def uncertainty_methods_report(cal: MCResult, test: MCResult, fusion_cal: MCResult | None = None,
-                               fusion_test: MCResult | None = None, ensemble_cal: Sequence[np.ndarray] | None = None,
-                               ensemble_test: Sequence[np.ndarray] | None = None, alphas: Sequence[float] = (0.05, 0.1),
-                               n_resamples: int = 1000, seed: int = 0, progress: bool = False) -> tuple[pd.DataFrame, dict]:
-    "`compare_uncertainty_methods` for one model (and optional fusion-dropout and ensemble runs): (rows, JSON-ready dict)."
-    ms = method_samples(cal, test, fusion_cal, fusion_test, ensemble_cal, ensemble_test)
+def uncertainty_methods_report(cal: MCResult, test: MCResult, fusion: tuple | None = None, ensemble: tuple | None = None,
+                               alphas: Sequence[float] = (0.05, 0.1), n_resamples: int = 1000, seed: int = 0,
+                               progress: bool = False) -> tuple[pd.DataFrame, dict]:
+    """`compare_uncertainty_methods` for one model (and optional runs: `fusion = (cal, test)` MC results with fusion
+    dropout, `ensemble = (cal, test)` member probabilities): (rows, JSON-ready dict)."""
+    ms = method_samples(cal, test, *(fusion or (None, None)), *(ensemble or (None, None)))
     df = compare_uncertainty_methods(ms, cal.labels, test.labels, alphas=alphas, n_resamples=n_resamples, seed=seed)
     rep = {"methods": {m: {r.metric: {k: nan_to_none(getattr(r, k)) for k in ("value", "low", "high")}
                            for r in g.itertuples()} for m, g in df.groupby("method", sort=False)},

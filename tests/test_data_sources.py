@@ -106,9 +106,9 @@ def test_a_file_that_is_not_the_pinned_one_is_refused(tmp_path):
     with pytest.raises(ValueError) as e: load_dataset(cfg)
     for needle in ("pneumoniamnist.npz", SHIPPED_SHA256, sha256_file(bad)): assert needle in str(e.value)
     with pytest.raises(ValueError, match="64 hex digits"): load_dataset({**cfg, "sha256": "d0bf"})
-    from dcat.cli import parse_params                                # `-p sha256=`: this copy, knowingly, unchecked
+    from dcat.config import parse_overrides                          # `-p sha256=`: this copy, knowingly, unchecked
     with pytest.warns(UserWarning, match="split sizes"):
-        assert load_dataset(load_settings("pneumoniamnist", overrides={"data_dir": str(tmp_path), **parse_params(["sha256="])})).sha256 == sha256_file(bad)
+        assert load_dataset(load_settings("pneumoniamnist", overrides={"data_dir": str(tmp_path), **parse_overrides(["sha256="])})).sha256 == sha256_file(bad)
 
 @pytest.fixture
 def mirror(tmp_path, monkeypatch):
