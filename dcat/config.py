@@ -87,11 +87,13 @@ def list_models(task: str | None = None) -> list[str]:
     return [n for n, e in MODEL_REGISTRY.items() if task is None or e.task == task]
 
 def register_model(name: str) -> Any:
-    "Decorator: `fn(settings, num_classes)` builds the registered model `name` (from the module the registry names, once)."
+    """Decorator: `fn(settings, num_classes)` builds the registered model `name`. Another function for a name that has one
+    is refused; the same function again (its module reloaded, or its lesson run in the same process) replaces it."""
     def deco(fn):
         e = MODEL_REGISTRY.get(name)
         if e is None: raise KeyError(f"register_model: {name!r} is not in dcat.config.MODEL_REGISTRY (known: {', '.join(MODEL_REGISTRY)})")
-        if e.builder is not None and e.builder is not fn: raise ValueError(f"register_model: {name!r} is registered already")
+        same = e.builder is not None and getattr(e.builder, "__qualname__", None) == getattr(fn, "__qualname__", None)
+        if e.builder is not None and not same: raise ValueError(f"register_model: {name!r} is registered already")
         e.builder = fn
         return fn
     return deco
