@@ -13,20 +13,20 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['STAGE_CONTAINERS', 'STAGE_PATTERN', 'PROBE', 'stage_units', 'probe_units', 'resolve_taps', 'create_timm', 'Backbone']
+__all__ = ['stage_units', 'probe_units', 'resolve_taps', 'create_timm', 'Backbone']
 
 # %% ../nbs/04_backbones.ipynb #c007
-STAGE_CONTAINERS = ("blocks", "stages", "features")
-STAGE_PATTERN = re.compile(r"^((blocks|stages|features)\.\d+|layer\d+|s\d+)$")
+_STAGE_CONTAINERS = ("blocks", "stages", "features")
+_STAGE_PATTERN = re.compile(r"^((blocks|stages|features)\.\d+|layer\d+|s\d+)$")
 
 def stage_units(model: nn.Module) -> list[tuple[str, nn.Module, bool]]:
     "`(name, module, is_stage)` for the stem and stages of a timm model, in execution order, up to the head."
     units, seen_stage = [], False
     for name, child in model.named_children():
-        if name in STAGE_CONTAINERS and isinstance(child, nn.Sequential):
+        if name in _STAGE_CONTAINERS and isinstance(child, nn.Sequential):
             units += [(f"{name}.{i}", c, True) for i, c in enumerate(child)]
             seen_stage = True
-        elif STAGE_PATTERN.match(name):
+        elif _STAGE_PATTERN.match(name):
             units.append((name, child, True))
             seen_stage = True
         elif not seen_stage:
@@ -38,17 +38,17 @@ def stage_units(model: nn.Module) -> list[tuple[str, nn.Module, bool]]:
     return units
 
 # %% ../nbs/04_backbones.ipynb #c010
-PROBE = 64
+_PROBE = 64
 
 @torch.no_grad()
 def probe_units(model: nn.Module) -> list[dict]:
     "Name, channels, stride and stage flag of every stem/stage unit, measured with a 64×64 probe in eval mode."
     was_training = model.training
     model.eval()
-    h, out = torch.zeros(1, 3, PROBE, PROBE), []
+    h, out = torch.zeros(1, 3, _PROBE, _PROBE), []
     for name, mod, is_stage in stage_units(model):
         h = mod(h)
-        out.append(dict(name=name, channels=h.shape[1], stride=PROBE // h.shape[-1], stage=is_stage))
+        out.append(dict(name=name, channels=h.shape[1], stride=_PROBE // h.shape[-1], stage=is_stage))
     model.train(was_training)
     return out
 
@@ -105,7 +105,7 @@ class Backbone(nn.Module):
         self._tap_set = set(self.tap_names)
         # delete everything after the deepest tap
         kept_top = {n.split(".")[0] for n in self.unit_names}
-        for cname in STAGE_CONTAINERS:
+        for cname in _STAGE_CONTAINERS:
             c = getattr(model, cname, None)
             if isinstance(c, nn.Sequential) and cname in kept_top:
                 n_keep = sum(1 for n in self.unit_names if n.startswith(cname + "."))

@@ -13,13 +13,11 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['ENV_OVERRIDES', 'LIST_KEYS', 'TASKS', 'SOURCES', 'LOSSES', 'MC_DROPOUT', 'MODEL_REGISTRY', 'MEDMNIST_SIZES',
-           'SUPPORTED_TASKS', 'PATH_KEYS', 'PRESET_PREFIX', 'LAUNCHER_PREFIX', 'CPU_ISA', 'THREAD_VARS', 'PIN_VARS',
-           'PRECISIONS', 'RULES', 'TASK_RULES', 'SEG_REQUIRED', 'project_root', 'settings_path', 'parse_value',
-           'is_segmentation', 'ModelEntry', 'list_models', 'register_model', 'create_model', 'medmnist_info',
-           'parse_medmnist_name', 'medmnist_settings', 'read_ini', 'datasets', 'presets', 'safe_name', 'size_variant',
-           'resolve_dataset', 'load_settings', 'medmnist_datasets', 'seed_everything', 'get_device', 'run_threads',
-           'compute_env', 'apply_compute_settings', 'compute_environment', 'cpu_name', 'compute_record',
+__all__ = ['ENV_OVERRIDES', 'SOURCES', 'LOSSES', 'MC_DROPOUT', 'MODEL_REGISTRY', 'THREAD_VARS', 'project_root', 'settings_path',
+           'parse_value', 'is_segmentation', 'ModelEntry', 'list_models', 'register_model', 'create_model',
+           'medmnist_info', 'parse_medmnist_name', 'medmnist_settings', 'read_ini', 'datasets', 'presets', 'safe_name',
+           'size_variant', 'resolve_dataset', 'load_settings', 'medmnist_datasets', 'seed_everything', 'get_device',
+           'run_threads', 'compute_env', 'apply_compute_settings', 'compute_environment', 'cpu_name', 'compute_record',
            'check_settings', 'parse_overrides', 'config_hash', 'config_diff', 'plain_file_mode', 'clean_stale_tmp',
            'atomic_write', 'atomic_write_text', 'atomic_torch_save', 'sha256_file', 'nan_to_none', 'to_jsonable',
            'write_json']
@@ -46,13 +44,13 @@ def settings_path() -> Path:
     return project_root() / "settings.ini"
 
 # %% ../nbs/00_config.ipynb #c007
-LIST_KEYS = {"classes"}
+_LIST_KEYS = {"classes"}
 
 def parse_value(key: str, raw: Any) -> Any:
     "Convert the string `raw` of setting `key` to int, float, bool, None, list (for `classes`) or leave it a string."
     if not isinstance(raw, str): return raw
     s = raw.strip()
-    if key in LIST_KEYS: return [c.strip() for c in s.split(",") if c.strip()] if s else None
+    if key in _LIST_KEYS: return [c.strip() for c in s.split(",") if c.strip()] if s else None
     if s == "" or s.lower() == "none": return None
     if s.lower() in ("true", "yes", "on"): return True
     if s.lower() in ("false", "no", "off"): return False
@@ -62,7 +60,6 @@ def parse_value(key: str, raw: Any) -> Any:
     return s
 
 # %% ../nbs/00_config.ipynb #cfg-choices
-TASKS = ("classification", "segmentation")
 SOURCES = {"classification": ("npz", "folder", "synthetic"), "segmentation": ("segfolder",)}
 LOSSES = ("ce", "weighted_ce")
 MC_DROPOUT = ("head", "fusion")
@@ -108,8 +105,8 @@ def create_model(cfg: dict, num_classes: int | None = None) -> Any:
     return e.builder(cfg, num_classes)
 
 # %% ../nbs/00_config.ipynb #c009a
-MEDMNIST_SIZES = (28, 64, 128, 224)
-SUPPORTED_TASKS = ("binary-class", "multi-class", "ordinal-regression")
+_MEDMNIST_SIZES = (28, 64, 128, 224)
+_SUPPORTED_TASKS = ("binary-class", "multi-class", "ordinal-regression")
 
 @functools.lru_cache(maxsize=None)
 def _medmnist_info() -> dict:
@@ -139,7 +136,7 @@ def parse_medmnist_name(name: str) -> tuple[str, int | None] | None:
     if n in info: return n, None
     m = re.fullmatch(r"(.+)_(\d+)", n)
     if not (m and m[1] in info): return None
-    if int(m[2]) not in MEDMNIST_SIZES: raise ValueError(f"{name!r}: MedMNIST files come at {MEDMNIST_SIZES} px, not {m[2]}")
+    if int(m[2]) not in _MEDMNIST_SIZES: raise ValueError(f"{name!r}: MedMNIST files come at {_MEDMNIST_SIZES} px, not {m[2]}")
     return m[1], (None if int(m[2]) == 28 else int(m[2]))
 
 def medmnist_settings(flag: str, size: int | None = None) -> dict:
@@ -147,11 +144,11 @@ def medmnist_settings(flag: str, size: int | None = None) -> dict:
     info = medmnist_info(flag)
     task = info["task"]
     if flag.endswith("3d"): raise ValueError(f"MedMNIST {flag!r} holds 3D volumes; the study classifies 2D images")
-    if task not in SUPPORTED_TASKS:
+    if task not in _SUPPORTED_TASKS:
         raise ValueError(f"MedMNIST {flag!r}: task {task!r} is not supported; the study trains single-label classifiers "
-                         f"({', '.join(SUPPORTED_TASKS)}; ordinal regression as multi-class)")
+                         f"({', '.join(_SUPPORTED_TASKS)}; ordinal regression as multi-class)")
     size = None if size in (None, 28) else int(size)
-    if size is not None and size not in MEDMNIST_SIZES: raise ValueError(f"MedMNIST {flag!r}: no {size} px file; sizes: {MEDMNIST_SIZES}")
+    if size is not None and size not in _MEDMNIST_SIZES: raise ValueError(f"MedMNIST {flag!r}: no {size} px file; sizes: {_MEDMNIST_SIZES}")
     name, lic = info["python_class"], info["license"]
     out = {"source": "npz", "location": f"{flag}.npz" if size is None else f"{flag}_{size}.npz",
            "classes": [info["label"][str(k)] for k in range(len(info["label"]))], "task": task, "medmnist_flag": flag,
@@ -162,7 +159,7 @@ def medmnist_settings(flag: str, size: int | None = None) -> dict:
     return out
 
 # %% ../nbs/00_config.ipynb #c010
-PATH_KEYS = ("data_dir", "reports_dir", "checkpoints_dir")
+_PATH_KEYS = ("data_dir", "reports_dir", "checkpoints_dir")
 
 def read_ini(path: str | os.PathLike | None = None) -> configparser.ConfigParser:
     "Parse `settings.ini` (or `path`); errors name the file."
@@ -175,16 +172,16 @@ def read_ini(path: str | os.PathLike | None = None) -> configparser.ConfigParser
     if "study" not in cp: raise KeyError(f"{path}: missing the [study] section")
     return cp
 
-PRESET_PREFIX = "preset."
-LAUNCHER_PREFIX = "launcher."   # [launcher.slurm]: how `dcat study --launcher slurm` submits its jobs (dcat.study)
+_PRESET_PREFIX = "preset."
+_LAUNCHER_PREFIX = "launcher."   # [launcher.slurm]: how `dcat study --launcher slurm` submits its jobs (dcat.study)
 
 def datasets(path: str | os.PathLike | None = None) -> list[str]:
     "Names of the dataset sections in the settings file."
-    return [s for s in read_ini(path).sections() if s != "study" and not s.startswith((PRESET_PREFIX, LAUNCHER_PREFIX))]
+    return [s for s in read_ini(path).sections() if s != "study" and not s.startswith((_PRESET_PREFIX, _LAUNCHER_PREFIX))]
 
 def presets(path: str | os.PathLike | None = None) -> list[str]:
     "Names of the `[preset.NAME]` sections: bundles of settings applied on top of a dataset's (e.g. `paper`)."
-    return [s[len(PRESET_PREFIX):] for s in read_ini(path).sections() if s.startswith(PRESET_PREFIX)]
+    return [s[len(_PRESET_PREFIX):] for s in read_ini(path).sections() if s.startswith(_PRESET_PREFIX)]
 
 # %% ../nbs/00_config.ipynb #c010a
 def safe_name(stem: str) -> str:
@@ -196,8 +193,8 @@ def size_variant(value: Any) -> int | None:
     if value in (None, "", 28, "28"): return None
     try: size = int(value)
     except (TypeError, ValueError): size = None
-    if size not in MEDMNIST_SIZES:
-        raise ValueError(f"setting 'size_variant': {value!r} is not one of {', '.join(map(str, MEDMNIST_SIZES))}")
+    if size not in _MEDMNIST_SIZES:
+        raise ValueError(f"setting 'size_variant': {value!r} is not one of {', '.join(map(str, _MEDMNIST_SIZES))}")
     return size
 
 def _find_npz(name: str, data_dir: str | os.PathLike | None) -> Path | None:
@@ -245,9 +242,9 @@ def load_settings(dataset: str | None = None, path: str | os.PathLike | None = N
     study = _section(cp, "study")
     over = {k: parse_value(k, v) for k, v in (overrides or {}).items()}
     env = {k: os.environ[e] for k, e in ENV_OVERRIDES.items() if os.environ.get(e)}
-    if preset is not None and PRESET_PREFIX + preset not in cp:
+    if preset is not None and _PRESET_PREFIX + preset not in cp:
         raise KeyError(f"{path}: unknown preset {preset!r}; known presets: {', '.join(presets(path)) or 'none'}")
-    pre = _section(cp, PRESET_PREFIX + preset) if preset is not None else {}
+    pre = _section(cp, _PRESET_PREFIX + preset) if preset is not None else {}
     name = dataset or over.get("dataset") or study.get("dataset")
     derived, secs, known = {}, [], datasets(path)
     if name is not None:
@@ -267,7 +264,7 @@ def load_settings(dataset: str | None = None, path: str | os.PathLike | None = N
     if name is not None:  # `dataset_spec` resolves to this dataset again from any working directory
         cfg["dataset"] = name
         cfg["dataset_spec"] = derived["location"] if Path(str(derived.get("location", ""))).is_absolute() else name
-    for k in PATH_KEYS:
+    for k in _PATH_KEYS:
         if cfg.get(k) is not None: cfg[k] = str((root / os.path.expanduser(str(cfg[k]))).resolve())
     return cfg
 
@@ -278,7 +275,7 @@ def medmnist_datasets(data_dir: str | os.PathLike) -> list[str]:
     for p in sorted(Path(data_dir).glob("*.npz")) if Path(data_dir).is_dir() else []:
         try: flag, size = parse_medmnist_name(p.stem) or (None, None)
         except ValueError: continue
-        if flag and not flag.endswith("3d") and _medmnist_info()[flag]["task"] in SUPPORTED_TASKS:
+        if flag and not flag.endswith("3d") and _medmnist_info()[flag]["task"] in _SUPPORTED_TASKS:
             out.append(flag if size is None else f"{flag}_{size}")
     return out
 
@@ -302,11 +299,11 @@ def get_device(pref: str | None = "auto") -> torch.device:
     return dev
 
 # %% ../nbs/00_config.ipynb #cfg-threads
-CPU_ISA: dict[str, dict[str, str]] = {
+_CPU_ISA: dict[str, dict[str, str]] = {
     "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
     "avx512": {"ATEN_CPU_CAPABILITY": "avx512", "MKL_CBWR": "AVX512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}}
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
-PIN_VARS = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")
+_PIN_VARS = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")
 
 def run_threads(cfg: dict,              # merged settings (`torch_threads`)
                 cores: int | None = None, # the cores the run was given, used when the setting is 0 or absent
@@ -320,7 +317,7 @@ def compute_env(cfg: dict,              # merged settings (`torch_threads`, `cpu
     "The environment variables that make a process compute as the settings ask (empty: torch's defaults)."
     n = run_threads(cfg, threads)
     env = {v: str(n) for v in THREAD_VARS} if n > 0 else {}
-    return {**env, **CPU_ISA.get(cfg.get("cpu_isa") or "native", {})}
+    return {**env, **_CPU_ISA.get(cfg.get("cpu_isa") or "native", {})}
 
 # %% ../nbs/00_config.ipynb #cfg-threads2
 def apply_compute_settings(cfg: dict,              # merged settings (`torch_threads`, `cpu_isa`)
@@ -357,12 +354,12 @@ def compute_record() -> dict:
     "What decides this process's CPU arithmetic: torch threads, the kernels' instruction set, the CPU and the pinning variables."
     return {"torch_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "cpu": cpu_name(), "cores": os.cpu_count(),
-            "pinned": {k: os.environ[k] for k in (*THREAD_VARS, *PIN_VARS) if os.environ.get(k)}}
+            "pinned": {k: os.environ[k] for k in (*THREAD_VARS, *_PIN_VARS) if os.environ.get(k)}}
 
 # %% ../nbs/00_config.ipynb #cfg-rules
-PRECISIONS = ("auto", "fp32", "bf16")   # bf16: autocast on any device (the GPU path, rehearsed on a CPU)
+_PRECISIONS = ("auto", "fp32", "bf16")   # bf16: autocast on any device (the GPU path, rehearsed on a CPU)
 # key: (kind, low, high, optional); kind int / number / choice (low holds the choices) / bool / text
-RULES: dict[str, tuple] = {
+_RULES: dict[str, tuple] = {
     "image_size": ("int", 16, None, False), "epochs": ("int", 1, None, False), "batch_size": ("int", 1, None, False),
     "mc_samples": ("int", 1, None, False), "seed": ("int", 0, None, False), "patience": ("int", 1, None, False),
     "fusion_dim": ("int", 8, None, False), "fusion_heads": ("int", 1, None, False),
@@ -374,14 +371,14 @@ RULES: dict[str, tuple] = {
     "loss": ("choice", LOSSES, None, True), "split_by": ("choice", ("patient",), None, True),
     "mc_dropout": ("choice", MC_DROPOUT, None, True), "embedding": ("choice", ("umap", "pca", "none"), None, True),
     "compile": ("bool", None, None, True), "epochs_given": ("bool", None, None, True), "ood_set": ("text", None, None, True),
-    "torch_threads": ("int", 0, None, True), "cpu_isa": ("choice", ("native", *CPU_ISA), None, True),
-    "precision": ("choice", PRECISIONS, None, True), "fused_adamw": ("bool", None, None, True),
+    "torch_threads": ("int", 0, None, True), "cpu_isa": ("choice", ("native", *_CPU_ISA), None, True),
+    "precision": ("choice", _PRECISIONS, None, True), "fused_adamw": ("bool", None, None, True),
     "sha256": ("text", None, None, True),   # the data file's checksum, checked before training (dcat.data.check_sha256)
 }
 # what differs for a segmentation run: patience 0 means no early stopping; the sources and models of the task; and
 # only the settings its template reads are required (the classifier's fusion width, loss, ... may be absent)
-TASK_RULES = {"segmentation": {"patience": ("int", 0, None, False)}}
-SEG_REQUIRED = ("image_size", "epochs", "batch_size", "mc_samples", "seed", "patience", "fusion_heads", "lr", "weight_decay",
+_TASK_RULES = {"segmentation": {"patience": ("int", 0, None, False)}}
+_SEG_REQUIRED = ("image_size", "epochs", "batch_size", "mc_samples", "seed", "patience", "fusion_heads", "lr", "weight_decay",
                 "dropout", "warmup_epochs")
 
 # %% ../nbs/00_config.ipynb #cfg-check
@@ -405,10 +402,10 @@ def _check_value(k: str, v: Any, rule: tuple) -> None:
 
 # %% ../nbs/00_config.ipynb #cfg-check2
 def check_settings(cfg: dict) -> dict:
-    "Validate merged settings of either task against `RULES`; raise `ValueError` naming the key and value at fault. Returns `cfg`."
+    "Validate merged settings of either task against `_RULES`; raise `ValueError` naming the key and value at fault. Returns `cfg`."
     task = "segmentation" if is_segmentation(cfg) else "classification"
-    rules = {**RULES, **TASK_RULES.get(task, {})}
-    if task == "segmentation": rules = {k: r if k in SEG_REQUIRED else (*r[:3], True) for k, r in rules.items()}
+    rules = {**_RULES, **_TASK_RULES.get(task, {})}
+    if task == "segmentation": rules = {k: r if k in _SEG_REQUIRED else (*r[:3], True) for k, r in rules.items()}
     for k, rule in rules.items(): _check_value(k, cfg.get(k), rule)
     if cfg.get("source") is not None and cfg["source"] not in SOURCES[task]:
         raise ValueError(f"setting 'source': {cfg['source']!r} is not one of {', '.join(SOURCES[task])}")
@@ -426,7 +423,7 @@ def check_settings(cfg: dict) -> dict:
 def parse_overrides(pairs: Sequence[str]) -> dict:
     """Typed setting overrides from `key=value` strings (the command line's `-p`); a key that is neither in `[study]`
     nor a checked setting nor a dataset key is an error listing the known ones."""
-    known = set(read_ini()["study"]) | set(RULES) | {"source", "location", "classes", "seeds", "split_by", "cache"}
+    known = set(read_ini()["study"]) | set(_RULES) | {"source", "location", "classes", "seeds", "split_by", "cache"}
     out = {}
     for p in pairs:
         if "=" not in p: raise ValueError(f"-p {p!r}: expected key=value")

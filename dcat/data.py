@@ -24,9 +24,9 @@ from tqdm import tqdm
 from .config import SOURCES, atomic_write, medmnist_info, sha256_file
 
 # %% auto #0
-__all__ = ['SPLITS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGE_EXTS', 'GRAY_MODES', 'PATIENT_PATTERNS', 'MEDMNIST_URL_ENV',
-           'TensorImages', 'SplitData', 'DataBundle', 'make_synthetic', 'resize_uint8', 'load_npz', 'read_image',
-           'FileImages', 'verify_images', 'cache_images', 'CachedImages', 'patient_id', 'stratified_split',
+__all__ = ['SPLITS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGE_EXTS', 'PATIENT_PATTERNS', 'MEDMNIST_URL_ENV', 'TensorImages',
+           'SplitData', 'DataBundle', 'make_synthetic', 'resize_uint8', 'load_npz', 'read_image', 'FileImages',
+           'verify_images', 'cache_images', 'CachedImages', 'patient_id', 'stratified_split',
            'grouped_stratified_split', 'load_folder', 'check_sha256', 'medmnist_file', 'medmnist_url', 'fetch_medmnist',
            'ensure_data', 'load_dataset', 'resolve_data_file', 'load_npz_split']
 
@@ -210,7 +210,7 @@ def load_npz(path: str | os.PathLike, image_size: int, classes: Sequence[str] | 
 
 # %% ../nbs/01_data.ipynb #c021
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
+_GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
 
 def _check_alpha(im: Image.Image) -> None:
     "Refuse an image with transparent pixels: a radiograph has none, and flattening would be a guess."
@@ -224,7 +224,7 @@ def _to_gray_or_rgb(im: Image.Image) -> Image.Image:
     "An `L` image for grayscale sources (16-bit and float min-max scaled to 8 bits), else `RGB`; transparency is refused."
     _check_alpha(im)
     if im.mode in ("1", "L", "LA"): return im.convert("L")
-    if im.mode in GRAY_MODES:
+    if im.mode in _GRAY_MODES:
         a = np.asarray(im, dtype=np.float32)
         lo, hi = float(a.min()), float(a.max())
         a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)

@@ -16,7 +16,7 @@ from .backbones import Backbone
 from .fusion import ConcatFusion, DCAFusion, DCATFusion, DRIFAFusion, SingleStream
 
 # %% auto #0
-__all__ = ['DEFAULTS', 'STRIDES', 'DIRECTIONS', 'Head', 'DCAT', 'build_model', 'model_from_settings']
+__all__ = ['STRIDES', 'DIRECTIONS', 'Head', 'DCAT', 'build_model', 'model_from_settings']
 
 # %% ../nbs/06_model.ipynb #c005
 class Head(nn.Module):
@@ -101,7 +101,7 @@ def mc_features(self: DCAT, cache: Any) -> torch.Tensor:
     return self.pool(self.fusion.suffix(cache) if hasattr(self.fusion, "prefix") else cache)
 
 # %% ../nbs/06_model.ipynb #c009
-DEFAULTS: dict[str, Any] = dict(backbone_a="efficientnet_b4", backbone_b="resnet34", dim=128, heads=4,
+_DEFAULTS: dict[str, Any] = dict(backbone_a="efficientnet_b4", backbone_b="resnet34", dim=128, heads=4,
                                 dropout=0.3, pretrained_a=None, pretrained_b=None, mc_dropout="head", fusion_dropout=0.1)
 
 STRIDES = (8, 16)
@@ -130,13 +130,13 @@ _ARMS: dict[str, tuple[str, Any]] = {   # arm -> (which backbones, fusion factor
 
 # %% ../nbs/06_model.ipynb #c009p1
 def build_model(name: str = "dcat", num_classes: int = 2, **cfg: Any) -> DCAT:
-    "Build the arm `name` for `num_classes` classes; `cfg` overrides `DEFAULTS` (unknown keys are errors)."
+    "Build the arm `name` for `num_classes` classes; `cfg` overrides `_DEFAULTS` (unknown keys are errors)."
     if name not in _ARMS: raise ValueError(f"unknown model {name!r}; known models: {', '.join(_ARMS)}")
-    bad = sorted(set(cfg) - set(DEFAULTS))
-    if bad: raise ValueError(f"unknown model setting(s) {bad}; known: {sorted(DEFAULTS)}")
+    bad = sorted(set(cfg) - set(_DEFAULTS))
+    if bad: raise ValueError(f"unknown model setting(s) {bad}; known: {sorted(_DEFAULTS)}")
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes={num_classes!r}: need an int of at least 2")
-    c = {**DEFAULTS, **cfg}
+    c = {**_DEFAULTS, **cfg}
     if not 0 <= c["dropout"] < 1: raise ValueError(f"dropout={c['dropout']}: must be in [0, 1)")
     if c["mc_dropout"] not in MC_DROPOUT: raise ValueError(f"mc_dropout={c['mc_dropout']!r}: expected one of {MC_DROPOUT}")
     if not 0 <= c["fusion_dropout"] < 1: raise ValueError(f"fusion_dropout={c['fusion_dropout']}: must be in [0, 1)")

@@ -15,19 +15,19 @@ from .config import parse_value, read_ini
 from .stats import METRIC_LABELS, compare_arms, compare_runs, format_ci, seed_mean_ci, verdict
 
 # %% auto #0
-__all__ = ['METRIC_COLUMNS', 'SINGLE_BACKBONES', 'SUMMARY_INTRO', 'metrics_table', 'history_table', 'uncertainty_tables',
-           'ci_table', 'glance_markdown', 'forest_rows', 'summary_markdown']
+__all__ = ['metrics_table', 'history_table', 'uncertainty_tables', 'ci_table', 'glance_markdown', 'forest_rows',
+           'summary_markdown']
 
 # %% ../nbs/13_report.ipynb #c014
-METRIC_COLUMNS = ("accuracy", "precision", "recall", "f1", "auc", "aupr")
+_METRIC_COLUMNS = ("accuracy", "precision", "recall", "f1", "auc", "aupr")
 
 def metrics_table(metrics: dict, digits: int | None = 4) -> pd.DataFrame:
     "The output of `classification_metrics` as a table: an `overall` row and one row per class."
-    missing = [k for k in METRIC_COLUMNS if k not in metrics]
+    missing = [k for k in _METRIC_COLUMNS if k not in metrics]
     if missing: raise KeyError(f"metrics_table: missing keys {missing}; expected the output of classification_metrics")
-    rows = {"overall": {**{k: metrics[k] for k in METRIC_COLUMNS}, "support": metrics.get("n")}}
+    rows = {"overall": {**{k: metrics[k] for k in _METRIC_COLUMNS}, "support": metrics.get("n")}}
     for name, v in metrics.get("per_class", {}).items():
-        rows[name] = {"accuracy": np.nan, **{k: v.get(k, np.nan) for k in METRIC_COLUMNS[1:]}, "support": v.get("support")}
+        rows[name] = {"accuracy": np.nan, **{k: v.get(k, np.nan) for k in _METRIC_COLUMNS[1:]}, "support": v.get("support")}
     df = pd.DataFrame(rows).T.astype(float)
     df["support"] = df["support"].astype("Int64")
     return df.round(digits) if digits is not None else df
@@ -137,15 +137,15 @@ def _p(v: float | None) -> str:
     return "–" if v is None else ("< 0.001" if v < 0.001 else f"{v:.3f}")
 
 # %% ../nbs/13_report.ipynb #c025f
-SINGLE_BACKBONES = ("effnet_only", "resnet_only")
+_SINGLE_BACKBONES = ("effnet_only", "resnet_only")
 
 def _load_npz(path: Path) -> dict:
     with np.load(path) as z: return {k: z[k] for k in z.files}
 
 def _vs_single_backbones(cfg: dict, here: Path) -> list[str]:
-    if cfg["model"] in SINGLE_BACKBONES or not (here / "predictions.npz").is_file(): return []
+    if cfg["model"] in _SINGLE_BACKBONES or not (here / "predictions.npz").is_file(): return []
     mine, lines = _load_npz(here / "predictions.npz"), []
-    for base in SINGLE_BACKBONES:
+    for base in _SINGLE_BACKBONES:
         f = Path(cfg["reports_dir"]) / cfg["dataset"] / base / f"seed-{cfg['seed']}" / "predictions.npz"
         if not f.is_file():
             lines.append(f"- against {base}: no report of that arm for this seed yet")
@@ -229,7 +229,7 @@ def glance_markdown(record: dict, cfg: dict, here: str | os.PathLike | None = No
 
 # %% ../nbs/13_report.ipynb #c017c
 def _arm_order(model: str) -> tuple:
-    return (model != "dcat", model not in SINGLE_BACKBONES, model)
+    return (model != "dcat", model not in _SINGLE_BACKBONES, model)
 
 def _arm_rows(arms: dict) -> list[str]:
     lines = ["| arm | seeds | AUC (mean ± sd) | AUC, first seed [95 % CI] | AUPR | accuracy | F1 | ECE | error at 80 % coverage | conformal coverage (α = 0.1) | parameters (M) | commit |",
@@ -330,7 +330,7 @@ def _uncertainty_rows(arms: dict) -> list[str]:
     return lines
 
 # %% ../nbs/13_report.ipynb #c017e
-SUMMARY_INTRO = ("Test-split figures of every arm, in percent, from `reports/<dataset>/<model>/seed-<k>/metrics.json` and the "
+_SUMMARY_INTRO = ("Test-split figures of every arm, in percent, from `reports/<dataset>/<model>/seed-<k>/metrics.json` and the "
     "arm's `aggregate.json`. Mean ± sd is over seeds; intervals over test images are 95 % stratified bootstrap intervals "
     "(2,000 resamples); the comparisons with DCAT are paired (the same test images score both arms). A difference whose "
     "interval contains zero is reported as *no detectable difference*, which is not the same as *equal*. The paper's "
@@ -340,7 +340,7 @@ def summary_markdown(by_ds: dict, forests: dict | None = None, n_resamples: int 
     """`reports/summary.md` from `{dataset: {arm: (runs, aggregate)}}` (runs: `(metrics.json record, predictions)` per
     seed); `forests` maps a dataset to its forest plot's path relative to the summary, where one was drawn."""
     forests = forests or {}
-    lines = ["# dcat: study summary", "", SUMMARY_INTRO, ""]
+    lines = ["# dcat: study summary", "", _SUMMARY_INTRO, ""]
     for ds, arms in sorted(by_ds.items()):
         arms = dict(sorted(arms.items(), key=lambda kv: _arm_order(kv[0])))
         lines += [f"## {ds}", ""]
@@ -356,7 +356,7 @@ def summary_markdown(by_ds: dict, forests: dict | None = None, n_resamples: int 
         if "dcat" in arms and len(arms) > 1:
             rows, cmp = _comparison_rows(arms, n_resamples=n_resamples)
             lines += ["### Every arm against DCAT", ""] + rows + [""]
-            for base in SINGLE_BACKBONES:
+            for base in _SINGLE_BACKBONES:
                 if base in cmp: lines.append(f"- {base} − DCAT: **{cmp[base]['verdict']}** ({cmp[base]['basis']}).")
             lines.append("")
     return "\n".join(lines)

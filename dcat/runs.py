@@ -24,13 +24,12 @@ from .uncertainty import conformal_sets, ensemble_report, mc_predict, mutual_inf
 from .shift import ensemble_ood
 
 # %% auto #0
-__all__ = ['PACKAGES', 'TIMING_KEYS', 'RUN_EXCLUDE', 'REPORT_KEYS', 'COMPUTE_KEYS', 'IDENTITY_DEFAULTS', 'PREDICTOR_FORMAT',
-           'provenance', 'run_identity', 'run_hash', 'run_record', 'write_metrics', 'checkpoint_path', 'run_file',
-           'RunLockedError', 'run_lock', 'load_runs', 'write_aggregate', 'save_predictions', 'save_predictor',
-           'load_predictor', 'predict_images']
+__all__ = ['TIMING_KEYS', 'REPORT_KEYS', 'provenance', 'run_identity', 'run_hash', 'run_record', 'write_metrics',
+           'checkpoint_path', 'run_file', 'RunLockedError', 'run_lock', 'load_runs', 'write_aggregate',
+           'save_predictions', 'save_predictor', 'load_predictor', 'predict_images']
 
 # %% ../nbs/14_runs.ipynb #c007
-PACKAGES = ("dcat", "torch", "torchvision", "timm", "numpy", "scikit-learn", "torchmetrics", "grad-cam", "umap-learn",
+_PACKAGES = ("dcat", "torch", "torchvision", "timm", "numpy", "scikit-learn", "torchmetrics", "grad-cam", "umap-learn",
             "papermill")
 
 def _git(*args: str) -> str | None:
@@ -48,28 +47,28 @@ def provenance(device: Any = None) -> dict:
     dev = torch.device(device) if device is not None else get_device("auto")
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()
     return {"git_commit": _git("rev-parse", "HEAD"), "git_dirty": None if status is None else bool(status),
-            "packages": {p: ver(p) for p in PACKAGES}, "python": platform.python_version(),
+            "packages": {p: ver(p) for p in _PACKAGES}, "python": platform.python_version(),
             "platform": platform.platform(), "device": str(dev), "device_name": name,
             "torch_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 # %% ../nbs/14_runs.ipynb #c010
 TIMING_KEYS = ("wall_s", "train_wall_s", "seconds", "utc")
-RUN_EXCLUDE = ("output_dir", "reports_dir", "checkpoints_dir", "data_dir", "seeds")
+_RUN_EXCLUDE = ("output_dir", "reports_dir", "checkpoints_dir", "data_dir", "seeds")
 # settings that change only how a report is drawn (interval resamples, the feature-map figure), never the trained
 # weights: they are recorded in metrics.json and checked before a finished run is reused, but do not key checkpoints
 REPORT_KEYS = ("bootstrap_resamples", "embedding")
 # how a run computes, not what it is: torch threads and the pinned kernels change the weights' last bits, not the
 # experiment (a GPU run ignores them); they decide reuse through the training fingerprint (dcat.study) instead.
 # `sha256` is a check on the data file, whose checksum every metrics.json records anyway
-COMPUTE_KEYS = ("torch_threads", "cpu_isa", "sha256")
+_COMPUTE_KEYS = ("torch_threads", "cpu_isa", "sha256")
 # settings added after runs were committed: left out of the identity at these values, so finished runs keep their hash
-IDENTITY_DEFAULTS = {"precision": "auto", "fused_adamw": False}
+_IDENTITY_DEFAULTS = {"precision": "auto", "fused_adamw": False}
 
 def run_identity(cfg: dict) -> dict:
-    "The settings that make one training run what it is: all but where files live, the seed count, `REPORT_KEYS` and `COMPUTE_KEYS`."
-    return {k: cfg[k] for k in sorted(cfg) if k not in (*RUN_EXCLUDE, *REPORT_KEYS, *COMPUTE_KEYS)
-            and not (k in IDENTITY_DEFAULTS and cfg[k] == IDENTITY_DEFAULTS[k])}
+    "The settings that make one training run what it is: all but where files live, the seed count, `REPORT_KEYS` and `_COMPUTE_KEYS`."
+    return {k: cfg[k] for k in sorted(cfg) if k not in (*_RUN_EXCLUDE, *REPORT_KEYS, *_COMPUTE_KEYS)
+            and not (k in _IDENTITY_DEFAULTS and cfg[k] == _IDENTITY_DEFAULTS[k])}
 
 def run_hash(cfg: dict) -> str:
     "A short hash of `run_identity(cfg)` (dataset, model and seed included)."
@@ -78,7 +77,7 @@ def run_hash(cfg: dict) -> str:
 # %% ../nbs/14_runs.ipynb #c010b
 def run_record(cfg: dict) -> dict:
     "The `params` (every setting but where files live: no machine paths) and `run` (hash, seed) blocks of a `metrics.json`."
-    return {"params": {k: v for k, v in cfg.items() if k not in RUN_EXCLUDE or k == "seeds"},
+    return {"params": {k: v for k, v in cfg.items() if k not in _RUN_EXCLUDE or k == "seeds"},
             "run": {"hash": run_hash(cfg), "seed": cfg.get("seed")}}   # `dcat study --seeds N` reuses finished seeds by it
 
 def _training_record(fit: Any) -> dict:
@@ -198,12 +197,12 @@ def save_predictions(path: str | os.PathLike, mc_val: Any, mc_test: Any, mc_ood:
     return Path(path)
 
 # %% ../nbs/14_runs.ipynb #c020
-PREDICTOR_FORMAT = "dcat-predictor/1"
+_PREDICTOR_FORMAT = "dcat-predictor/1"
 
 def save_predictor(path: str | os.PathLike, model: torch.nn.Module, *, classes: Sequence[str], image_size: int,
                    mc_samples: int = 30, conformal: dict | None = None, seed: int = 0, meta: dict | None = None) -> Path:
     "Save `model` with what `dcat predict` needs; `conformal` maps alpha (str) to the LAC threshold q̂."
-    state = {"format": PREDICTOR_FORMAT, "model_config": dict(model.config), "classes": list(map(str, classes)),
+    state = {"format": _PREDICTOR_FORMAT, "model_config": dict(model.config), "classes": list(map(str, classes)),
              "image_size": int(image_size), "mc_samples": int(mc_samples), "seed": int(seed),
              "conformal": {str(k): (None if v is None else float(v)) for k, v in (conformal or {}).items()},
              "meta": to_jsonable(meta or {}), "state_dict": model.state_dict()}
@@ -212,8 +211,8 @@ def save_predictor(path: str | os.PathLike, model: torch.nn.Module, *, classes: 
 def load_predictor(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
     "The model (eval mode) and the metadata saved by `save_predictor`; loads with `weights_only=True`."
     ck = load_checkpoint(path)
-    if not isinstance(ck, dict) or ck.get("format") != PREDICTOR_FORMAT:
-        raise ValueError(f"{path}: not a dcat predictor (expected format {PREDICTOR_FORMAT!r}; a study run writes one "
+    if not isinstance(ck, dict) or ck.get("format") != _PREDICTOR_FORMAT:
+        raise ValueError(f"{path}: not a dcat predictor (expected format {_PREDICTOR_FORMAT!r}; a study run writes one "
                          f"beside its checkpoint as <model>.predictor.pt)")
     cfg = dict(ck["model_config"])
     name, nc = cfg.pop("name"), cfg.pop("num_classes")

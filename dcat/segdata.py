@@ -24,8 +24,8 @@ from .data import IMAGE_EXTS, SPLITS, ensure_data, read_image
 from .loaders import make_loaders, normalize
 
 # %% auto #0
-__all__ = ['CACHE_VERSION', 'write_seg_folder', 'pair_files', 'read_mask', 'read_pair', 'seg_split', 'SegSplit', 'SegBundle',
-           'folder_checksum', 'load_segfolder', 'load_segdata', 'SegAugment', 'SegLoaderDataset', 'SegCollate']
+__all__ = ['write_seg_folder', 'pair_files', 'read_mask', 'read_pair', 'seg_split', 'SegSplit', 'SegBundle', 'folder_checksum',
+           'load_segfolder', 'load_segdata', 'SegAugment', 'SegLoaderDataset', 'SegCollate']
 
 # %% ../nbs/03_segdata.ipynb #c005
 def write_seg_folder(root: str | os.PathLike, n: int = 16, size: tuple[int, int] = (48, 40), seed: int = 0,
@@ -158,7 +158,7 @@ def folder_checksum(root: str | os.PathLike, pairs: Sequence[tuple[Path, Path]],
     lines = sorted(f"{Path(p).relative_to(root).as_posix()}\t{h}\n" for p, h in zip(files, hashes))
     return hashlib.sha256("".join(lines).encode()).hexdigest()
 
-CACHE_VERSION = 1
+_CACHE_VERSION = 1
 
 def _decode_all(pairs, size, threshold, workers):
     with ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1)) as ex:
@@ -174,7 +174,7 @@ def load_segfolder(root: str | os.PathLike, image_size: int, fracs: Sequence[flo
     checksum = folder_checksum(root, pairs, workers)
     names = [p[0].stem for p in pairs]
     key_src = {"files": [[p[0].name, p[1].name] for p in pairs], "size": int(image_size), "threshold": int(threshold),
-               "sha256": checksum, "version": CACHE_VERSION}
+               "sha256": checksum, "version": _CACHE_VERSION}
     key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:20]
     cache = Path(cache_dir) / f"segfolder-{root.name}-{image_size}px-{key}.pt" if cache_dir else None
     blob = None

@@ -21,8 +21,8 @@ from .stats import auc, expected_calibration_error, ood_metrics
 from .uncertainty import MCResult, deterministic_predict, method_samples, mc_predict, mutual_information, predictive_entropy
 
 # %% auto #0
-__all__ = ['SEVERITY_PARAMS', 'CORRUPTIONS', 'ood_scores', 'ood_table', 'ood_report', 'corrupt', 'corruption_report',
-           'corruption_summary', 'ensemble_ood']
+__all__ = ['CORRUPTIONS', 'ood_scores', 'ood_table', 'ood_report', 'corrupt', 'corruption_report', 'corruption_summary',
+           'ensemble_ood']
 
 # %% ../nbs/11_shift.ipynb #c008
 def ood_scores(probs: np.ndarray, logits: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -102,7 +102,7 @@ def _ood_samples(in_mc, ood_mc, cal_mc, ens_in, ens_out, ens_cal):
             method_samples(cal_mc, ood_mc, ensemble_cal=ens_cal, ensemble_test=ens_out))
 
 # %% ../nbs/11_shift.ipynb #c022
-SEVERITY_PARAMS: dict[str, tuple] = {   # MedMNIST-C's PneumoniaMNIST parameters, severities 1..5
+_SEVERITY_PARAMS: dict[str, tuple] = {   # MedMNIST-C's PneumoniaMNIST parameters, severities 1..5
     "gaussian_noise": (0.04, 0.05, 0.06, 0.07, 0.08),      # σ of additive noise on [0, 1] pixels
     "gaussian_blur": (3, 5, 7, 9, 11),                     # kernel size (σ from torchvision's default for the size)
     "contrast_down": (0.9, 0.8, 0.7, 0.6, 0.4),            # contrast factor (1 = unchanged)
@@ -112,7 +112,7 @@ SEVERITY_PARAMS: dict[str, tuple] = {   # MedMNIST-C's PneumoniaMNIST parameters
     "jpeg_compression": (50, 30, 15, 10, 7),               # JPEG quality
     "pixelate": (0.8, 0.7, 0.6, 0.5, 0.4),                 # box-downscale factor, then box-upscale back
 }
-CORRUPTIONS = tuple(SEVERITY_PARAMS)
+CORRUPTIONS = tuple(_SEVERITY_PARAMS)
 
 # %% ../nbs/11_shift.ipynb #c023
 def _pixelate(x: torch.Tensor, f: float) -> torch.Tensor:
@@ -126,13 +126,13 @@ def _pixelate(x: torch.Tensor, f: float) -> torch.Tensor:
 def corrupt(images: np.ndarray, name: str, severity: int, seed: int = 0) -> np.ndarray:
     "uint8 images `(N, H, W)` or `(N, H, W, 3)` under corruption `name` at `severity` 1..5 (torchvision; same shape, uint8)."
     from torchvision.transforms.v2 import functional as TF
-    if name not in SEVERITY_PARAMS: raise ValueError(f"corruption {name!r}: expected one of {', '.join(CORRUPTIONS)}")
+    if name not in _SEVERITY_PARAMS: raise ValueError(f"corruption {name!r}: expected one of {', '.join(CORRUPTIONS)}")
     if severity not in range(1, 6): raise ValueError(f"severity={severity!r}: expected 1, 2, 3, 4 or 5")
     a = np.asarray(images)
     if a.dtype != np.uint8 or a.ndim not in (3, 4): raise ValueError(f"images: expected uint8 (N, H, W[, 3]), got {a.dtype} {a.shape}")
     x = torch.from_numpy(np.ascontiguousarray(a))
     x = x[:, None] if a.ndim == 3 else x.permute(0, 3, 1, 2)
-    p = SEVERITY_PARAMS[name][severity - 1]
+    p = _SEVERITY_PARAMS[name][severity - 1]
     if name == "gaussian_noise":
         with torch.random.fork_rng():
             torch.manual_seed(seed)
@@ -210,7 +210,7 @@ def corruption_summary(df: pd.DataFrame) -> dict:
     by = df.assign(mc_mutual_information=pd.to_numeric(df["mc_mutual_information"])).groupby("severity")[cols].mean()
     names = [c for c in dict.fromkeys(df["corruption"]) if c != "clean"]
     return {"rows": rows, "by_severity": {str(s): {k: clean(float(v)) for k, v in r.items()} for s, r in by.iterrows()},
-            "corruptions": names, "severity_params": {c: list(SEVERITY_PARAMS[c]) for c in names},
+            "corruptions": names, "severity_params": {c: list(_SEVERITY_PARAMS[c]) for c in names},
             "library": "torchvision.transforms.v2.functional (severities: MedMNIST-C, PneumoniaMNIST)",
             "wall_s": df.attrs.get("wall_s")}
 

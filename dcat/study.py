@@ -30,13 +30,12 @@ from .runs import (REPORT_KEYS, checkpoint_path, load_runs, provenance, run_file
                        save_predictions, save_predictor, write_aggregate, write_metrics)
 
 # %% auto #0
-__all__ = ['KERNEL_ARGS', 'RUN_SETTINGS', 'FIGURES_ELSEWHERE', 'TRAINING_MODULES', 'FINGERPRINT_PACKAGES', 'SLURM_KEYS',
-           'StudyError', 'find_template', 'template_path', 'check_template', 'render_html', 'scrub_paths',
-           'strip_figures', 'finish_notebook', 'hold_point', 'recover_report', 'seed_list', 'code_digest',
-           'training_fingerprint', 'training_provenance', 'run_state', 'reusable_checkpoint', 'clean_leftovers',
-           'run_seed', 'check_writable', 'run_study', 'PlannedRun', 'plan_study', 'execute_run', 'slurm_options',
-           'run_plan', 'plan_status', 'settings_task', 'model_for', 'fit_from_settings', 'RunResult', 'train_one',
-           'run_one', 'train_run', 'write_summary']
+__all__ = ['StudyError', 'find_template', 'template_path', 'check_template', 'render_html', 'scrub_paths', 'strip_figures',
+           'finish_notebook', 'hold_point', 'recover_report', 'seed_list', 'code_digest', 'training_fingerprint',
+           'training_provenance', 'run_state', 'reusable_checkpoint', 'clean_leftovers', 'run_seed', 'check_writable',
+           'run_study', 'PlannedRun', 'plan_study', 'execute_run', 'slurm_options', 'run_plan', 'plan_status',
+           'settings_task', 'model_for', 'fit_from_settings', 'RunResult', 'train_one', 'run_one', 'train_run',
+           'write_summary']
 
 # %% ../nbs/15_study.ipynb #c015
 class StudyError(RuntimeError):
@@ -71,9 +70,9 @@ def render_html(nb: Any, html_path: str | os.PathLike) -> Path:
     return atomic_write_text(html_path, body)
 
 # %% ../nbs/15_study.ipynb #c015c
-KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR", "--IPKernelApp.capture_fd_output=False"]
+_KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR", "--IPKernelApp.capture_fd_output=False"]
 
-RUN_SETTINGS = "run-settings.json"
+_RUN_SETTINGS = "run-settings.json"
 
 def _execute(tpl: Path, nb_out: Path, params: dict, progress_bar: bool, log_output: bool, label: str) -> None:
     "papermill with a quiet kernel (no transport warnings; what it writes to the terminal stays off the notebook)."
@@ -81,7 +80,7 @@ def _execute(tpl: Path, nb_out: Path, params: dict, progress_bar: bool, log_outp
     try:
         papermill.execute_notebook(str(tpl), str(nb_out), parameters=params, progress_bar=progress_bar,
                                    log_output=log_output, cwd=str(nb_out.parent), kernel_name="python3",
-                                   language="python", extra_arguments=KERNEL_ARGS)
+                                   language="python", extra_arguments=_KERNEL_ARGS)
     except papermill.PapermillExecutionError as e:
         keep = Path(tempfile.mkdtemp(prefix="dcat-failed-")) / "report.ipynb"
         if nb_out.exists(): shutil.copy(nb_out, keep)
@@ -108,7 +107,7 @@ def strip_figures(nb, note: str) -> None:
                 o["data"] = {"text/plain": note}
 
 # %% ../nbs/15_study.ipynb #c015cp1
-FIGURES_ELSEWHERE = "(figure: in report.html, and as a PNG in figures/ beside this notebook)"
+_FIGURES_ELSEWHERE = "(figure: in report.html, and as a PNG in figures/ beside this notebook)"
 
 def finish_notebook(nb_path: str | os.PathLike, template: str | os.PathLike, figure_note: str | None = None,
                     html_path: str | os.PathLike | None = None) -> None:
@@ -160,13 +159,13 @@ def code_digest(source: str, # Python source; lines of IPython magics (`%matplot
     return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
 
 # %% ../nbs/15_study.ipynb #reuse-fp
-TRAINING_MODULES = ("config", "data", "loaders", "segdata", "backbones", "fusion", "model", "unet", "train")
-FINGERPRINT_PACKAGES = ("torch", "torchvision", "timm", "numpy")
+_TRAINING_MODULES = ("config", "data", "loaders", "segdata", "backbones", "fusion", "model", "unet", "train")
+_FINGERPRINT_PACKAGES = ("torch", "torchvision", "timm", "numpy")
 
 @functools.lru_cache(maxsize=8)
 def _code_fingerprint(task: str) -> str:
     pkg = Path(__file__).resolve().parent if "__file__" in globals() else project_root() / "dcat"
-    parts = {m: code_digest((pkg / f"{m}.py").read_text()) for m in TRAINING_MODULES}
+    parts = {m: code_digest((pkg / f"{m}.py").read_text()) for m in _TRAINING_MODULES}
     study = ast.parse((pkg / "study.py").read_text())
     parts.update({f.name: code_digest(ast.unparse(f)) for f in study.body
                   if isinstance(f, ast.FunctionDef) and f.name in ("settings_task", "model_for", "fit_from_settings", "train_one")})
@@ -178,7 +177,7 @@ def training_fingerprint(cfg: dict, # one run's settings (`torch_threads`, `cpu_
     "What decides a run's weights beyond its settings: the code that trains, package versions, threads, kernels, device kind."
     from importlib import metadata
     task = "segmentation" if is_segmentation(cfg) else "classification"
-    parts = {"code": _code_fingerprint(task), "packages": {p: metadata.version(p) for p in FINGERPRINT_PACKAGES},
+    parts = {"code": _code_fingerprint(task), "packages": {p: metadata.version(p) for p in _FINGERPRINT_PACKAGES},
              "torch_threads": run_threads(cfg), "cpu_isa": cfg.get("cpu_isa") or "native",
              "device": get_device(cfg.get("device")).type}
     return {"fingerprint": config_hash(parts)[:12], **parts}
@@ -239,18 +238,18 @@ def run_seed(cfg: dict, dest: Path, *, full: bool = True, progress: bool = True,
     os.umask(mask)
     os.chmod(tmp, 0o777 & ~mask)  # readable as a plain mkdir would make it
     try:
-        atomic_write_text(tmp / RUN_SETTINGS, json.dumps(to_jsonable(cfg), indent=1, sort_keys=True))
-        params = {"dataset": cfg["dataset"], "model": cfg["model"], "seed": cfg["seed"], "settings_file": RUN_SETTINGS,
+        atomic_write_text(tmp / _RUN_SETTINGS, json.dumps(to_jsonable(cfg), indent=1, sort_keys=True))
+        params = {"dataset": cfg["dataset"], "model": cfg["model"], "seed": cfg["seed"], "settings_file": _RUN_SETTINGS,
                   "full_report": full, "progress": progress, "resume": resume}
         with compute_environment(cfg):        # the kernel that trains starts with the run's threads and kernels
             _execute(tpl, tmp / "report.ipynb", params, False, log_output, label)
         if not (tmp / "metrics.json").is_file():
             raise StudyError(f"{label}: the template finished without writing metrics.json")
-        (tmp / RUN_SETTINGS).unlink()
+        (tmp / _RUN_SETTINGS).unlink()
         if progress: print(f"{label}: rendering the report", file=sys.stderr, flush=True)
         hold_point("html")
         lean_note = "(figure kept only in the first seed's report)"
-        finish_notebook(tmp / "report.ipynb", tpl, FIGURES_ELSEWHERE if full else lean_note,
+        finish_notebook(tmp / "report.ipynb", tpl, _FIGURES_ELSEWHERE if full else lean_note,
                         html_path=tmp / "report.html" if full else None)
         if not full: shutil.rmtree(tmp / "figures", ignore_errors=True)
         _swap_into_place(tmp, dest)
@@ -341,16 +340,16 @@ def _run_local(plan: list[PlannedRun], jobs: int, resume: bool, echo: Any) -> di
     return out
 
 # %% ../nbs/15_study.ipynb #plan-slurm
-SLURM_KEYS = {"partition": str, "time_min": int, "mem_gb": float, "cpus_per_task": int, "gpus_per_node": int}
+_SLURM_KEYS = {"partition": str, "time_min": int, "mem_gb": float, "cpus_per_task": int, "gpus_per_node": int}
 
 def slurm_options(overrides: dict | None = None) -> dict:
     "The `[launcher.slurm]` section of the settings, typed, with `overrides` (flags) on top; unknown keys are refused."
     cp = read_ini()
     sec = dict(cp["launcher.slurm"]) if "launcher.slurm" in cp else {}
     opts = {**{k: parse_value(k, v) for k, v in sec.items()}, **{k: v for k, v in (overrides or {}).items() if v is not None}}
-    bad = sorted(set(opts) - set(SLURM_KEYS))
-    if bad: raise ValueError(f"[launcher.slurm]: unknown key(s) {bad}; known: {', '.join(SLURM_KEYS)}")
-    return {k: SLURM_KEYS[k](v) for k, v in opts.items() if v not in (None, "")}
+    bad = sorted(set(opts) - set(_SLURM_KEYS))
+    if bad: raise ValueError(f"[launcher.slurm]: unknown key(s) {bad}; known: {', '.join(_SLURM_KEYS)}")
+    return {k: _SLURM_KEYS[k](v) for k, v in opts.items() if v not in (None, "")}
 
 @contextlib.contextmanager
 def _quiet_stderr() -> Iterator[None]:

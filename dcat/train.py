@@ -21,10 +21,10 @@ from .loaders import shard_loader
 from .stats import auc, dice_iou
 
 # %% auto #0
-__all__ = ['CHANNELS_LAST_DEVICES', 'TASK_PROTOCOLS', 'warmup_cosine', 'make_scheduler', 'evaluate_logits', 'CheckpointError',
-           'load_checkpoint', 'last_checkpoint_path', 'loader_generators', 'rng_state', 'set_rng_state',
-           'NonFiniteLossError', 'FitResult', 'FitConfig', 'Task', 'Classification', 'Segmentation', 'get_task',
-           'EarlyStopping', 'ModelCheckpoint', 'fit', 'steps_per_epoch', 'resolve_epochs', 'run_budget']
+__all__ = ['CHANNELS_LAST_DEVICES', 'warmup_cosine', 'make_scheduler', 'evaluate_logits', 'CheckpointError', 'load_checkpoint',
+           'last_checkpoint_path', 'loader_generators', 'rng_state', 'set_rng_state', 'NonFiniteLossError', 'FitResult',
+           'FitConfig', 'Task', 'Classification', 'Segmentation', 'get_task', 'EarlyStopping', 'ModelCheckpoint', 'fit',
+           'steps_per_epoch', 'resolve_epochs', 'run_budget']
 
 # %% ../nbs/09_train.ipynb #c005
 def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
@@ -250,13 +250,13 @@ class Segmentation(Task):
         return {"val_loss": float(self.loss(lt, mt)), "val_dice": float(d.mean()), "val_iou": float(j.mean())}
     def probs(self, logits: torch.Tensor) -> torch.Tensor: return torch.sigmoid(logits)
 
-TASK_PROTOCOLS = {"classification": Classification(), "segmentation": Segmentation()}
+_TASK_PROTOCOLS = {"classification": Classification(), "segmentation": Segmentation()}
 
 def get_task(task: str | Task = "classification") -> Task:
     "The `Task` called `task` (`classification` or `segmentation`); a `Task` is returned as it is."
     if isinstance(task, Task): return task
-    if task not in TASK_PROTOCOLS: raise ValueError(f"task={task!r}: unknown task; choose one of {', '.join(TASK_PROTOCOLS)}")
-    return TASK_PROTOCOLS[task]
+    if task not in _TASK_PROTOCOLS: raise ValueError(f"task={task!r}: unknown task; choose one of {', '.join(_TASK_PROTOCOLS)}")
+    return _TASK_PROTOCOLS[task]
 
 # %% ../nbs/09_train.ipynb #c025p1
 def _kept(last_path: Path | None, epoch: int) -> str:

@@ -23,13 +23,12 @@ from .stats import (accuracy_at_coverage, aurc, bootstrap_ci, brier, calibration
 from .train import evaluate_logits
 
 # %% auto #0
-__all__ = ['CONFORMAL_METHODS', 'MCResult', 'binary_entropy', 'mc_predict', 'mc_predict_naive', 'deterministic_predict',
-           'predictive_entropy', 'expected_entropy', 'mutual_information', 'fit_temperature', 'apply_temperature',
-           'uncertainty_scores', 'selective_table', 'conformal_scores', 'conformal_calibrate', 'conformal_sets',
-           'conformal_summary', 'token_reshape', 'gradcam', 'uncertainty_report', 'method_samples',
-           'mondrian_calibrate', 'mondrian_sets', 'compare_uncertainty_methods', 'methods_table',
-           'uncertainty_methods_report', 'ensemble_result', 'ensemble_report', 'seg_uncertainty_report',
-           'segmentation_metrics']
+__all__ = ['MCResult', 'binary_entropy', 'mc_predict', 'mc_predict_naive', 'deterministic_predict', 'predictive_entropy',
+           'expected_entropy', 'mutual_information', 'fit_temperature', 'apply_temperature', 'uncertainty_scores',
+           'selective_table', 'conformal_scores', 'conformal_calibrate', 'conformal_sets', 'conformal_summary',
+           'token_reshape', 'gradcam', 'uncertainty_report', 'method_samples', 'mondrian_calibrate', 'mondrian_sets',
+           'compare_uncertainty_methods', 'methods_table', 'uncertainty_methods_report', 'ensemble_result',
+           'ensemble_report', 'seg_uncertainty_report', 'segmentation_metrics']
 
 # %% ../nbs/10_uncertainty.ipynb #c007
 @dataclass
@@ -283,11 +282,11 @@ def selective_table(labels: np.ndarray, probs: np.ndarray, coverages: Sequence[f
     return pd.DataFrame(rows).T.rename_axis("ranking")
 
 # %% ../nbs/10_uncertainty.ipynb #c031
-CONFORMAL_METHODS = ("lac", "aps")
+_CONFORMAL_METHODS = ("lac", "aps")
 
 def conformal_scores(probs: np.ndarray, labels: np.ndarray | None = None, method: str = "lac") -> np.ndarray:
     "Non-conformity scores: of the true class (N,) when `labels` is given, else of every class (N, C)."
-    if method not in CONFORMAL_METHODS: raise ValueError(f"method={method!r}: expected one of {CONFORMAL_METHODS}")
+    if method not in _CONFORMAL_METHODS: raise ValueError(f"method={method!r}: expected one of {_CONFORMAL_METHODS}")
     p = np.asarray(probs, dtype=np.float64)
     if p.ndim != 2: raise ValueError(f"probs: expected (N, C), got shape {p.shape}")
     if method == "lac": s = 1 - p
@@ -315,7 +314,7 @@ def conformal_sets(probs: np.ndarray, qhat: float, method: str = "lac") -> np.nd
 
 # %% ../nbs/10_uncertainty.ipynb #c031p1
 def conformal_summary(probs_val: np.ndarray, labels_val: np.ndarray, probs_test: np.ndarray, labels_test: np.ndarray,
-                      alphas: Sequence[float] = (0.05, 0.1), methods: Sequence[str] = CONFORMAL_METHODS) -> dict:
+                      alphas: Sequence[float] = (0.05, 0.1), methods: Sequence[str] = _CONFORMAL_METHODS) -> dict:
     "For each method and alpha: q̂ (from validation), and on test the empirical coverage, mean set size, share of empty and singleton sets."
     labels_test = np.asarray(labels_test).astype(np.int64)
     out = {}
