@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .data import IMAGENET_MEAN, IMAGENET_STD, DataBundle, SplitData, TensorImages, resize_uint8, stratified_split
+from .data import IMAGENET_MEAN, IMAGENET_STD, SplitData, TensorImages, resize_uint8, stratified_split
 
 # %% auto #0
 __all__ = ['Augment', 'LoaderDataset', 'SeededSampler', 'imagenet_stats', 'normalize', 'denormalize', 'to_display', 'Collate',

@@ -11,7 +11,7 @@ from fastcore.basics import patch
 import torch
 from torch import nn
 
-from .config import MC_DROPOUT, list_models, register_model
+from .config import MC_DROPOUT, register_model
 from .backbones import Backbone
 from .fusion import ConcatFusion, DCAFusion, DCATFusion, DRIFAFusion, SingleStream
 

@@ -16,12 +16,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from fastcore.basics import patch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from .config import atomic_torch_save, sha256_file
 from .config import SOURCES
 from .data import IMAGE_EXTS, SPLITS, ensure_data, read_image
-from .loaders import make_loaders, normalize
+from .loaders import normalize
 
 # %% auto #0
 __all__ = ['write_seg_folder', 'pair_files', 'read_mask', 'read_pair', 'seg_split', 'SegSplit', 'SegBundle', 'folder_checksum',

@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_shift.ipynb #c002
 from __future__ import annotations
-import math, os, time
+import math, time
 from pathlib import Path
 from typing import Callable, Sequence
 

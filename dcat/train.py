@@ -5,9 +5,9 @@ atomic checkpoints, exact resume after a crash, and a guard against non-finite l
 
 # %% ../nbs/09_train.ipynb #c002
 from __future__ import annotations
-import dataclasses, hashlib, json, math, os, pickle, random, time, warnings
+import dataclasses, json, math, os, pickle, random, time, warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
