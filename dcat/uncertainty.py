@@ -20,7 +20,7 @@ from .config import nan_to_none
 from .stats import (accuracy_at_coverage, aurc, bootstrap_ci, brier, calibration_summary, check_labels_probs,
                         classification_metrics, expected_calibration_error, image_uncertainty, metrics_with_ci, nll,
                         pixel_auroc, dice_iou)
-from .train import evaluate_logits
+from .train import evaluate_logits, get_task
 
 # %% auto #0
 __all__ = ['MCResult', 'binary_entropy', 'mc_predict', 'mc_predict_naive', 'deterministic_predict', 'predictive_entropy',
@@ -144,13 +144,13 @@ def binary_entropy(p: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
 class _Collected:
     "The sampler's output, batch by batch, reduced the task's way: class logits kept whole; pixel probabilities averaged."
     def __init__(self, task: str, keep_samples: bool):
-        self.task, self.keep = task, keep_samples
+        self.task, self.keep, self.to_probs = task, keep_samples, get_task(task).probs   # softmax or sigmoid: the task's
         self.parts = {k: [] for k in ("logits", "det", "labels", "features", "mean", "entropy", "mi")}
     def add(self, s: torch.Tensor, d: torch.Tensor, y: Any, z: torch.Tensor | None) -> None:
         p, y = self.parts, torch.as_tensor(y).cpu()
         if self.task == "segmentation":                      # (T, B, 1, H, W) -> per-pixel reductions over T
             s, d, y = s[:, :, 0], d[:, 0], y[:, 0].bool()
-            prob = torch.sigmoid(s.float()).cpu().double()
+            prob = self.to_probs(s.float()).cpu().double()
             mean = prob.mean(0)
             ent = binary_entropy(mean)
             for k, v in (("mean", mean.float()), ("entropy", ent.float()), ("mi", (ent - binary_entropy(prob).mean(0)).clamp_min(0).float())):
@@ -162,7 +162,7 @@ class _Collected:
     def result(self, T: int, seed: int, mc_dropout: str) -> MCResult:
         cat = {k: torch.cat(v, 1 if k == "logits" else 0) for k, v in self.parts.items() if v}
         logits, seg = cat.get("logits"), self.task == "segmentation"
-        probs = None if logits is None else (torch.sigmoid(logits) if seg else torch.softmax(logits, -1)).numpy()
+        probs = None if logits is None else self.to_probs(logits).numpy()
         labels = cat["labels"].numpy() if seg else cat["labels"].numpy().astype(np.int64)
         return MCResult(probs=probs, labels=labels, logits=None if seg or logits is None else logits.numpy(),
                         det_logits=cat["det"].numpy(), features=cat["features"].numpy() if "features" in cat else None,
