@@ -4,10 +4,10 @@
 
 # %% ../nbs/16_cli.ipynb #cli-imports
 from __future__ import annotations
-import argparse, json, sys
+import argparse, json, os, sys, tempfile, time, traceback, warnings
 from typing import Sequence
 
-from .config import check_settings, datasets, load_settings, list_models, medmnist_datasets, parse_overrides
+from .config import check_settings, datasets, load_settings, list_models, medmnist_datasets, parse_overrides, settings_help
 
 # The library behind each command is imported by the command itself: `dcat datasets`, `dcat --help` and a refused
 # setting answer without loading timm, the study and its report (seconds of start-up on a small machine).
@@ -33,7 +33,10 @@ def train_cli(a: argparse.Namespace) -> int:
     over = parse_overrides(a.param)
     if a.model: over["model"] = a.model
     cfg = check_settings(load_settings(a.dataset, overrides=over, preset=a.preset))
-    from dcat.study import train_run
+    from dcat.segdata import load_data
+    load_data(cfg, False)                           # the data, checked before the study's modules load
+    from dcat.study import preflight, train_run
+    preflight(cfg, full=False)                      # data, model and folders checked before anything trains
     done = train_run(cfg, a.resume, not a.quiet)
     if done is None: return 0
     print(done.table().to_string())
@@ -44,8 +47,10 @@ def train_cli(a: argparse.Namespace) -> int:
 # %% ../nbs/16_cli.ipynb #c025c
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="dcat", description="Run the DCAT study.")
+    ap.add_argument("--debug", action="store_true", help="show the full traceback of an unexpected error")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    st = sub.add_parser("study", help="train and evaluate, render reports/<dataset>/<model>/seed-<k>/")
+    st = sub.add_parser("study", help="train and evaluate, render reports/<dataset>/<model>/seed-<k>/",
+                        epilog=settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     st.add_argument("datasets", nargs="*", help="datasets (settings.ini sections; default: [study] dataset)")
     st.add_argument("-m", "--model", action="append", help="model arm (repeatable; 'all' for every arm)")
     st.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
@@ -62,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--slurm-mem-gb", type=float, help="Slurm memory per run, GB")
     st.add_argument("--slurm-cpus", type=int, help="CPUs per Slurm job (also its torch threads)")
     st.add_argument("--slurm-gpus", type=int, help="GPUs per Slurm job")
-    tr = sub.add_parser("train", help="train and evaluate without a report (runs under torchrun for several GPUs)")
+    tr = sub.add_parser("train", help="train and evaluate without a report (runs under torchrun for several GPUs)",
+                        epilog=settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     tr.add_argument("dataset", nargs="?", default=None)
     tr.add_argument("-m", "--model", default=None)
     tr.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE")
@@ -87,7 +93,13 @@ def _study_cli(a: argparse.Namespace) -> int:
     if a.seeds is not None: over["seeds"] = a.seeds
     models = a.model or [over.pop("model", None) or load_settings()["model"]]
     if "all" in models: models = list_models("classification")
-    names = a.datasets or [load_settings()["dataset"]]
+    ds = over.pop("dataset", "")
+    if ds is None: raise ValueError("-p dataset=: the dataset name is empty")
+    if ds and a.datasets: raise ValueError(f"-p dataset={ds}: the datasets are already given ({' '.join(a.datasets)}); give one or the other")
+    names = a.datasets or [ds or load_settings()["dataset"]]
+    if not a.status:                   # settings and data, checked before the study's modules load (seconds on a small CPU)
+        from dcat.segdata import load_data
+        for ds in names: load_data(check_settings(load_settings(ds, overrides={**over, "model": models[0]}, preset=a.preset)), False)
     from dcat.study import plan_status, plan_study, run_plan, slurm_options, write_summary
     plan = plan_study(names, models, over, a.reports_dir, a.preset)   # bad dataset, preset or value: fails before any run
     if a.status:
@@ -97,14 +109,40 @@ def _study_cli(a: argparse.Namespace) -> int:
                            "cpus_per_task": a.slurm_cpus, "gpus_per_node": a.slurm_gpus}) if a.launcher == "slurm" else None
     out = run_plan(plan, jobs=a.jobs, launcher=a.launcher, resume=a.resume, progress=not a.quiet, slurm=slurm,
                    echo=lambda s: print(s, file=sys.stderr if a.jobs > 1 or a.launcher == "slurm" else sys.stdout, flush=True))
-    print(write_summary(a.reports_dir or plan[0].cfg["reports_dir"]))
+    print(write_summary(a.reports_dir or plan[0].cfg.reports_dir))
     failed = [k for k, v in out.items() if v.startswith("failed")]
     for k in failed: print(f"dcat: error: {k}: {out[k]}", file=sys.stderr)
     return 1 if failed else 0
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"dcat: warning: {message}", file=sys.stderr)
+
+def _log_unexpected(a: argparse.Namespace, argv: Sequence[str]) -> str:
+    "Write the traceback of the exception being handled to a log file; return its path."
+    fd, path = tempfile.mkstemp(prefix=f"dcat-{a.cmd}-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".log")
+    with os.fdopen(fd, "w") as f: f.write(f"dcat {' '.join(argv)}\n\n{traceback.format_exc()}")
+    return path
+
 def main(argv: Sequence[str] | None = None) -> int:
-    "Entry point of the `dcat` command."
+    """Entry point of the `dcat` command. Bad input is answered in one line naming the file, key or value; anything
+    unexpected in one line naming the command and the exception, its traceback in a log file (`--debug`: in full)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     a = _parser().parse_args(argv)
+    with warnings.catch_warnings():
+        if not a.debug: warnings.showwarning = _one_line_warning
+        try: return _run(a)
+        except KeyboardInterrupt:
+            print("dcat: interrupted", file=sys.stderr); return 130
+        except Exception as e:
+            if a.debug: raise
+            log = _log_unexpected(a, argv)
+            why = (str(e).splitlines() or [""])[0][:200]
+            print(f"dcat: error: {a.cmd}: unexpected {type(e).__name__}: {why} (traceback in {log}; --debug shows it)",
+                  file=sys.stderr)
+            return 2
+
+def _run(a: argparse.Namespace) -> int:
+    "Run the command `a.cmd`; the expected errors (bad settings, files, values) become one line and exit status 1."
     try:
         if a.cmd == "datasets":
             print("\n".join(dict.fromkeys(datasets() + medmnist_datasets(load_settings()["data_dir"]))))

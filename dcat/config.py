@@ -4,7 +4,8 @@
 
 # %% ../nbs/00_config.ipynb #c002
 from __future__ import annotations
-import ast, configparser, contextlib, copy, functools, hashlib, importlib.util, json, math, os, random, re, socket, tempfile, time
+import ast, configparser, contextlib, copy, dataclasses, difflib, functools, hashlib, importlib.util, json, math, os, random, re, socket, tempfile, textwrap, time
+from collections.abc import Mapping
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -18,9 +19,9 @@ __all__ = ['ENV_OVERRIDES', 'SOURCES', 'LOSSES', 'MC_DROPOUT', 'MODEL_REGISTRY',
            'medmnist_info', 'parse_medmnist_name', 'medmnist_settings', 'read_ini', 'datasets', 'presets', 'safe_name',
            'size_variant', 'resolve_dataset', 'load_settings', 'medmnist_datasets', 'seed_everything', 'get_device',
            'run_threads', 'compute_env', 'apply_compute_settings', 'compute_environment', 'cpu_name', 'compute_record',
-           'check_settings', 'parse_overrides', 'config_hash', 'config_diff', 'plain_file_mode', 'clean_stale_tmp',
-           'atomic_write', 'atomic_write_text', 'atomic_torch_save', 'sha256_file', 'nan_to_none', 'to_jsonable',
-           'write_json']
+           'Settings', 'check_name', 'check_inside', 'check_settings', 'settings_help', 'parse_overrides',
+           'config_hash', 'config_diff', 'plain_file_mode', 'clean_stale_tmp', 'atomic_write', 'atomic_write_text',
+           'atomic_torch_save', 'sha256_file', 'nan_to_none', 'to_jsonable', 'write_json']
 
 # %% ../nbs/00_config.ipynb #c004
 ENV_OVERRIDES = {"data_dir": "DCAT_DATA_DIR", "reports_dir": "DCAT_REPORTS_DIR",
@@ -95,8 +96,8 @@ def register_model(name: str) -> Any:
         return fn
     return deco
 
-def create_model(cfg: dict, num_classes: int | None = None) -> Any:
-    "The model `cfg['model']` built from checked settings by its registered builder (its module is imported on demand)."
+def create_model(cfg: Mapping, num_classes: int | None = None) -> Any:
+    "The model `cfg['model']` built from a run's settings (`Settings`) by its registered builder (its module is imported on demand)."
     name = cfg.get("model")
     if name not in MODEL_REGISTRY: raise ValueError(f"setting 'model': unknown model {name!r}; known: {', '.join(MODEL_REGISTRY)}")
     e = MODEL_REGISTRY[name]
@@ -166,8 +167,10 @@ def read_ini(path: str | os.PathLike | None = None) -> configparser.ConfigParser
     path = Path(path) if path else settings_path()
     cp = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=None)
     try:
-        with open(path) as f: cp.read_file(f)
+        with open(path, encoding="utf-8") as f: cp.read_file(f)
     except FileNotFoundError: raise FileNotFoundError(f"{path}: settings file not found") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason}); save the settings file as UTF-8") from None
     except configparser.Error as e: raise ValueError(f"{path}: cannot parse settings: {e}") from None
     if "study" not in cp: raise KeyError(f"{path}: missing the [study] section")
     return cp
@@ -245,6 +248,7 @@ def load_settings(dataset: str | None = None, path: str | os.PathLike | None = N
     if preset is not None and _PRESET_PREFIX + preset not in cp:
         raise KeyError(f"{path}: unknown preset {preset!r}; known presets: {', '.join(presets(path)) or 'none'}")
     pre = _section(cp, _PRESET_PREFIX + preset) if preset is not None else {}
+    if dataset is not None and not str(dataset).strip(): raise ValueError(f"{path}: the dataset name is empty")
     name = dataset or over.get("dataset") or study.get("dataset")
     derived, secs, known = {}, [], datasets(path)
     if name is not None:
@@ -305,13 +309,13 @@ _CPU_ISA: dict[str, dict[str, str]] = {
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 _PIN_VARS = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")
 
-def run_threads(cfg: dict,              # merged settings (`torch_threads`)
+def run_threads(cfg: Mapping,           # a run's settings (`torch_threads`)
                 cores: int | None = None, # the cores the run was given, used when the setting is 0 or absent
                ) -> int:
     "The torch threads a run trains with: the setting, else `cores`; 0 means torch's default."
     return int(cfg.get("torch_threads") or 0) or int(cores or 0)
 
-def compute_env(cfg: dict,              # merged settings (`torch_threads`, `cpu_isa`)
+def compute_env(cfg: Mapping,           # a run's settings (`torch_threads`, `cpu_isa`)
                 threads: int | None = None, # the thread count to use when the setting is 0 or absent (None: leave it)
                ) -> dict[str, str]:
     "The environment variables that make a process compute as the settings ask (empty: torch's defaults)."
@@ -320,7 +324,7 @@ def compute_env(cfg: dict,              # merged settings (`torch_threads`, `cpu
     return {**env, **_CPU_ISA.get(cfg.get("cpu_isa") or "native", {})}
 
 # %% ../nbs/00_config.ipynb #cfg-threads2
-def apply_compute_settings(cfg: dict,              # merged settings (`torch_threads`, `cpu_isa`)
+def apply_compute_settings(cfg: Mapping,           # a run's settings (`torch_threads`, `cpu_isa`)
                            threads: int | None = None, # used when `torch_threads` is 0 or absent
                           ) -> int:
     "Set this process's torch threads and pinned kernels from the settings, before any tensor work; return the threads."
@@ -330,7 +334,7 @@ def apply_compute_settings(cfg: dict,              # merged settings (`torch_thr
     return torch.get_num_threads()
 
 @contextlib.contextmanager
-def compute_environment(cfg: dict, threads: int | None = None) -> Iterator[dict]:
+def compute_environment(cfg: Mapping, threads: int | None = None) -> Iterator[dict]:
     "Within the block, `os.environ` carries `compute_env(cfg, threads)` (for a child process that trains); restored after."
     env = compute_env(cfg, threads)
     saved = {k: os.environ.get(k) for k in env}
@@ -358,30 +362,160 @@ def compute_record() -> dict:
 
 # %% ../nbs/00_config.ipynb #cfg-rules
 _PRECISIONS = ("auto", "fp32", "bf16")   # bf16: autocast on any device (the GPU path, rehearsed on a CPU)
-# key: (kind, low, high, optional); kind int / number / choice (low holds the choices) / bool / text
-_RULES: dict[str, tuple] = {
-    "image_size": ("int", 16, None, False), "epochs": ("int", 1, None, False), "batch_size": ("int", 1, None, False),
-    "mc_samples": ("int", 1, None, False), "seed": ("int", 0, None, False), "patience": ("int", 1, None, False),
-    "fusion_dim": ("int", 8, None, False), "fusion_heads": ("int", 1, None, False),
-    "max_train": ("int", 0, None, True), "num_workers": ("int", 0, None, True), "seeds": ("int", 1, None, True),
-    "data_seed": ("int", 0, None, True), "min_steps": ("int", 0, None, True), "bootstrap_resamples": ("int", 10, None, True),
-    "lr": ("number", 0.0, 10.0, False), "weight_decay": ("number", 0.0, 10.0, False), "dropout": ("number", 0.0, 0.99, False),
-    "warmup_epochs": ("number", 0.0, 1e6, False), "calibration_frac": ("number", 0.0, 0.9, True),
-    "fusion_dropout": ("number", 0.0, 0.99, True),
-    "loss": ("choice", LOSSES, None, True), "split_by": ("choice", ("patient",), None, True),
-    "mc_dropout": ("choice", MC_DROPOUT, None, True), "embedding": ("choice", ("umap", "pca", "none"), None, True),
-    "compile": ("bool", None, None, True), "epochs_given": ("bool", None, None, True), "ood_set": ("text", None, None, True),
-    "torch_threads": ("int", 0, None, True), "cpu_isa": ("choice", ("native", *_CPU_ISA), None, True),
-    "precision": ("choice", _PRECISIONS, None, True), "fused_adamw": ("bool", None, None, True),
-    "sha256": ("text", None, None, True),   # the data file's checksum, checked before training (dcat.data.check_sha256)
-}
-# what differs for a segmentation run: patience 0 means no early stopping; the sources and models of the task; and
-# only the settings its template reads are required (the classifier's fusion width, loss, ... may be absent)
-_TASK_RULES = {"segmentation": {"patience": ("int", 0, None, False)}}
+_ROOMS = ("run", "paths", "data", "model", "fit", "evaluation", "compute", "about")
+
+def _rule(room: str, kind: str = "text", lo: Any = None, hi: Any = None, required: bool = False) -> Any:
+    """A field of `Settings`: its room and its check. `kind` is int / number / choice (`lo` holds the choices) / bool /
+    text / list / table; `lo`, `hi` bound a number; `required` settings must be given for a classification run."""
+    return dataclasses.field(default=None, metadata={"room": room, "rule": (kind, lo, hi, not required)})
+
+# %% ../nbs/00_config.ipynb #cfg-check
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class Settings(Mapping):
+    """One run's settings, typed and read-only: `s.fusion_dim`, and `s["fusion_dim"]` as before. Each field has a room
+    (`room("model")`, ...) and a rule that `check_settings` applies. A setting nobody gave reads `None` and stays out of
+    the mapping, so the settings a run hashes are the ones it was given (`dcat.runs.run_identity`)."""
+    # run: which run this is
+    dataset: str | None = _rule("run")
+    dataset_spec: str | None = _rule("run")                 # how to find the dataset again from any folder
+    task: str | None = _rule("run")                         # segmentation, or MedMNIST's task name
+    model: str | None = _rule("run")                        # the arm (`list_models`)
+    seed: int | None = _rule("run", "int", 0, required=True)
+    seeds: int | None = _rule("run", "int", 1)
+    # paths: where files live (made absolute by `load_settings`)
+    data_dir: str | None = _rule("paths")
+    reports_dir: str | None = _rule("paths")
+    checkpoints_dir: str | None = _rule("paths")
+    cache_dir: str | None = _rule("paths")
+    # data: which images, how split and how large
+    source: str | None = _rule("data")
+    location: str | None = _rule("data")
+    classes: list[str] | None = _rule("data", "list")
+    positive_class: str | None = _rule("data")
+    medmnist_flag: str | None = _rule("data")
+    size_variant: int | None = _rule("data", "int", 28)
+    n_channels: int | None = _rule("data", "int", 1)
+    split_sizes: dict | None = _rule("data", "table")
+    sha256: str | None = _rule("data")                      # the data file's checksum (dcat.data.check_sha256)
+    split_by: str | None = _rule("data", "choice", ("patient",))
+    split_seed: int | None = _rule("data", "int", 0)
+    val_frac: float | None = _rule("data", "number", 0.0, 0.9)
+    test_frac: float | None = _rule("data", "number", 0.0, 0.9)
+    calibration_frac: float | None = _rule("data", "number", 0.0, 0.9)
+    data_seed: int | None = _rule("data", "int", 0)
+    cache: bool | None = _rule("data", "bool")
+    num_classes: int | None = _rule("data", "int", 2)        # generated data only
+    n_per_class: int | None = _rule("data", "int", 1)        # generated data only
+    image_size: int | None = _rule("data", "int", 16, required=True)
+    max_train: int | None = _rule("data", "int", 0)
+    # model: exactly `dcat.model.build_model`'s settings
+    backbone_a: str | None = _rule("model")
+    backbone_b: str | None = _rule("model")
+    pretrained_a: str | None = _rule("model")
+    pretrained_b: str | None = _rule("model")
+    fusion_dim: int | None = _rule("model", "int", 8, required=True)
+    fusion_heads: int | None = _rule("model", "int", 1, required=True)
+    dropout: float | None = _rule("model", "number", 0.0, 0.99, required=True)
+    mc_dropout: str | None = _rule("model", "choice", MC_DROPOUT)
+    fusion_dropout: float | None = _rule("model", "number", 0.0, 0.99)
+    # fit: the training budget and optimiser
+    epochs: int | None = _rule("fit", "int", 1, required=True)
+    epochs_given: bool | None = _rule("fit", "bool")
+    min_steps: int | None = _rule("fit", "int", 0)
+    batch_size: int | None = _rule("fit", "int", 1, required=True)
+    lr: float | None = _rule("fit", "number", 0.0, 10.0, required=True)
+    weight_decay: float | None = _rule("fit", "number", 0.0, 10.0, required=True)
+    warmup_epochs: float | None = _rule("fit", "number", 0.0, 1e6, required=True)
+    loss: str | None = _rule("fit", "choice", LOSSES)
+    patience: int | None = _rule("fit", "int", 1, required=True)
+    num_workers: int | None = _rule("fit", "int", 0)
+    compile: bool | None = _rule("fit", "bool")
+    precision: str | None = _rule("fit", "choice", _PRECISIONS)
+    fused_adamw: bool | None = _rule("fit", "bool")
+    device: str | None = _rule("fit")
+    # evaluation: what the report computes (bootstrap_resamples and embedding never change the weights)
+    mc_samples: int | None = _rule("evaluation", "int", 1, required=True)
+    ood_set: str | None = _rule("evaluation")
+    bootstrap_resamples: int | None = _rule("evaluation", "int", 10)
+    embedding: str | None = _rule("evaluation", "choice", ("umap", "pca", "none"))
+    # compute: how the process computes (the weights' last bits, not the run)
+    torch_threads: int | None = _rule("compute", "int", 0)
+    cpu_isa: str | None = _rule("compute", "choice", ("native", *_CPU_ISA))
+    # about: words and published numbers for the pages
+    description: str | None = _rule("about")
+    credit: str | None = _rule("about")
+    license: str | None = _rule("about")
+    paper_reference: str | None = _rule("about")
+    paper_auc: float | None = _rule("about", "number", 0.0, 100.0)
+    paper_aupr: float | None = _rule("about", "number", 0.0, 100.0)
+    paper_dice_unet: float | None = _rule("about", "number", 0.0, 100.0)
+    paper_dice_unet_dca: float | None = _rule("about", "number", 0.0, 100.0)
+
+    @classmethod
+    def of(cls, cfg: Mapping) -> Settings:
+        "`cfg` as `Settings` (itself if it already is): unknown keys and ill-typed values are refused by name."
+        if isinstance(cfg, Settings): return cfg
+        unknown = [k for k in cfg if k not in _FIELDS]
+        if unknown:
+            near = difflib.get_close_matches(str(unknown[0]), _FIELDS, 1)
+            raise ValueError(f"unknown setting {unknown[0]!r}" + (f" (did you mean {near[0]!r}?)" if near else "") +
+                             f"; known: {', '.join(_FIELDS)}")
+        s = cls(**cfg)
+        object.__setattr__(s, "_given", tuple(cfg))
+        return s
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_given", tuple(k for k in _FIELDS if getattr(self, k) is not None))
+        rules = _task_rules(self)
+        for k in self._given: _check_value(k, getattr(self, k), rules[k])
+    def __getitem__(self, k: str) -> Any:
+        if k not in self._given: raise KeyError(k)
+        return getattr(self, k)
+    def __iter__(self) -> Iterator[str]: return iter(self._given)
+    def __len__(self) -> int: return len(self._given)
+    def __repr__(self) -> str: return f"Settings({', '.join(f'{k}={self[k]!r}' for k in self)})"
+    def replace(self, **changes: Any) -> Settings:
+        "A copy with `changes`, their names and types checked (`check_settings` checks a whole run's)."
+        return Settings.of({**self, **changes})
+    def room(self, name: str) -> dict:
+        "The given settings of one room (`_ROOMS`): `room('model')` is `dcat.model.build_model`'s keywords."
+        if name not in _ROOMS: raise ValueError(f"unknown room {name!r}; rooms: {', '.join(_ROOMS)}")
+        return {k: self[k] for k in self if _FIELDS[k].metadata["room"] == name}
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+# the checked settings of a classification run: (kind, low, high, optional) per key
+_RULES: dict[str, tuple] = {k: f.metadata["rule"] for k, f in _FIELDS.items()}
+# what differs for a segmentation run: patience 0 means no early stopping; and only the settings its run reads are
+# required (the classifier's fusion width, loss, ... may be absent)
 _SEG_REQUIRED = ("image_size", "epochs", "batch_size", "mc_samples", "seed", "patience", "fusion_heads", "lr", "weight_decay",
                 "dropout", "warmup_epochs")
 
-# %% ../nbs/00_config.ipynb #cfg-check
+def _task_rules(cfg: Mapping) -> dict[str, tuple]:
+    if not is_segmentation(cfg): return _RULES
+    rules = {**_RULES, "patience": ("int", 0, None, False)}
+    return {k: r if k in _SEG_REQUIRED else (*r[:3], True) for k, r in rules.items()}
+
+# %% ../nbs/00_config.ipynb #cfg-names
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+def check_name(value: Any, # the name as given
+               key: str,   # the setting it came from, for the message
+              ) -> str:
+    """`value` if it is a name: 1-64 letters, digits, `_`, `-` and `.`, a letter or digit first. Dataset, model and
+    section names become folder names, so a name never holds a path (`/`, `..`) and is never empty."""
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise ValueError(f"setting {key!r}: {value!r} is not a name (1-64 letters, digits, _ - . ; a letter or digit first)")
+    return value
+
+def check_inside(path: str | os.PathLike, # a file or folder the study will write
+                 root: str | os.PathLike, # the folder it must stay inside
+                 key: str,                # the setting naming `root`, for the message
+                ) -> Path:
+    "`path`, resolved, if it lies inside `root` (also resolved: links followed); else a `ValueError` naming both."
+    p, r = Path(path).resolve(), Path(root).resolve()
+    if not p.is_relative_to(r): raise ValueError(f"{p}: outside the {key} folder {r}; nothing is written there")
+    return p
+
+# %% ../nbs/00_config.ipynb #cfg-check-value
 def _check_value(k: str, v: Any, rule: tuple) -> None:
     kind, lo, hi, optional = rule
     if v is None and optional: return
@@ -398,32 +532,61 @@ def _check_value(k: str, v: Any, rule: tuple) -> None:
     elif kind == "bool" and not isinstance(v, bool):
         raise ValueError(f"setting {k!r}: expected true or false, got {v!r}")
     elif kind == "text" and not isinstance(v, str):
-        raise ValueError(f"setting {k!r}: expected a file name, got {v!r}")
+        raise ValueError(f"setting {k!r}: expected text (a name or a file name), got {v!r}")
+    elif kind == "list":
+        if not (isinstance(v, list) and v and all(isinstance(x, str) and x for x in v)):
+            raise ValueError(f"setting {k!r}: expected a comma-separated list of names, got {v!r}")
+        twice = [x for i, x in enumerate(v) if x in v[:i]]
+        if twice: raise ValueError(f"setting {k!r}: {twice[0]!r} is named twice in {', '.join(v)}")
+    elif kind == "table" and not isinstance(v, dict):
+        raise ValueError(f"setting {k!r}: expected a table, got {v!r}")
 
 # %% ../nbs/00_config.ipynb #cfg-check2
-def check_settings(cfg: dict) -> dict:
-    "Validate merged settings of either task against `_RULES`; raise `ValueError` naming the key and value at fault. Returns `cfg`."
-    task = "segmentation" if is_segmentation(cfg) else "classification"
-    rules = {**_RULES, **_TASK_RULES.get(task, {})}
-    if task == "segmentation": rules = {k: r if k in _SEG_REQUIRED else (*r[:3], True) for k, r in rules.items()}
-    for k, rule in rules.items(): _check_value(k, cfg.get(k), rule)
-    if cfg.get("source") is not None and cfg["source"] not in SOURCES[task]:
-        raise ValueError(f"setting 'source': {cfg['source']!r} is not one of {', '.join(SOURCES[task])}")
-    if cfg.get("model") not in list_models(task):
+def check_settings(cfg: Mapping) -> Settings:
+    """Validate merged settings of either task against their rules (`Settings`' fields); raise `ValueError` naming the
+    key and value at fault. Returns them as the typed, read-only `Settings` every module reads."""
+    s = Settings.of(cfg)                                      # unknown keys and ill-typed values
+    task = "segmentation" if is_segmentation(s) else "classification"
+    for k, rule in _task_rules(s).items(): _check_value(k, s.get(k), rule)   # and the required ones, present
+    if s.source is not None and s.source not in SOURCES[task]:
+        raise ValueError(f"setting 'source': {s.source!r} is not one of {', '.join(SOURCES[task])}")
+    if s.model not in list_models(task):
         kind = "a segmentation model" if task == "segmentation" else "a classification model"
-        raise ValueError(f"setting 'model': unknown model {cfg.get('model')!r} (not {kind}); known: {', '.join(list_models(task))}")
-    if task == "segmentation" and cfg["image_size"] % 16:
-        raise ValueError(f"setting 'image_size': {cfg['image_size']} is not a multiple of 16 (four poolings)")
-    if cfg.get("mc_dropout") == "fusion" and not cfg.get("fusion_dropout"):
-        raise ValueError(f"setting 'fusion_dropout': must be > 0 with mc_dropout = fusion, got {cfg.get('fusion_dropout')!r}")
-    get_device(cfg.get("device"))
-    return cfg
+        raise ValueError(f"setting 'model': unknown model {s.model!r} (not {kind}); known: {', '.join(list_models(task))}")
+    if task == "segmentation" and s.image_size % 16:
+        raise ValueError(f"setting 'image_size': {s.image_size} is not a multiple of 16 (four poolings)")
+    for k in _PATH_KEYS:
+        if not s.get(k): raise ValueError(f"setting {k!r}: empty; a folder is required (settings.ini [study] or {ENV_OVERRIDES[k]})")
+    if s.dataset is not None: check_name(s.dataset, "dataset")
+    for k in ("pretrained_a", "pretrained_b"):
+        if s.get(k) and not Path(s[k]).expanduser().is_file(): raise FileNotFoundError(f"setting {k!r}: {s[k]}: no such weights file")
+    if task == "classification" and s.fusion_dim % s.fusion_heads:
+        raise ValueError(f"setting 'fusion_heads': {s.fusion_heads} does not divide fusion_dim = {s.fusion_dim}")
+    if s.mc_dropout == "fusion" and not s.fusion_dropout:
+        raise ValueError(f"setting 'fusion_dropout': must be > 0 with mc_dropout = fusion, got {s.fusion_dropout!r}")
+    get_device(s.device)
+    return s
 
 # %% ../nbs/00_config.ipynb #parse-overrides
+def settings_help() -> str:
+    "The settings `-p key=value` takes, room by room, with each one's kind and range (the text of `dcat study --help`)."
+    def kind(rule: tuple) -> str:
+        k, lo, hi, _ = rule
+        if k == "choice": return "|".join(map(str, lo))
+        if k == "int": return f"int>={lo}"
+        if k == "number": return f"{lo:g}..{hi:g}"
+        return {"bool": "true|false", "list": "a,b,...", "table": "table"}.get(k, "text")
+    lines = ["settings (-p key=value; settings.ini [study] holds the defaults):"]
+    for room in _ROOMS:
+        keys = [k for k, f in _FIELDS.items() if f.metadata["room"] == room]
+        lines.append(textwrap.fill(", ".join(f"{k}={kind(_RULES[k])}" for k in keys), 116, initial_indent=f"  {room}: ",
+                                   subsequent_indent="    ", break_on_hyphens=False))
+    return "\n".join(lines)
+
 def parse_overrides(pairs: Sequence[str]) -> dict:
-    """Typed setting overrides from `key=value` strings (the command line's `-p`); a key that is neither in `[study]`
-    nor a checked setting nor a dataset key is an error listing the known ones."""
-    known = set(read_ini()["study"]) | set(_RULES) | {"source", "location", "classes", "seeds", "split_by", "cache"}
+    """Typed setting overrides from `key=value` strings (the command line's `-p`); a key that is not
+    a `Settings` field is an error listing the known ones."""
+    known = set(_FIELDS)
     out = {}
     for p in pairs:
         if "=" not in p: raise ValueError(f"-p {p!r}: expected key=value")
@@ -558,7 +721,7 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, (bool, np.bool_)): return bool(obj)
     if isinstance(obj, (int, np.integer)): return int(obj)
     if isinstance(obj, (float, np.floating)): return nan_to_none(obj)
-    if isinstance(obj, dict): return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, Mapping): return {str(k): to_jsonable(v) for k, v in obj.items()}   # dicts and `Settings`
     if isinstance(obj, (list, tuple, set)): return [to_jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray): return to_jsonable(obj.tolist())
     if isinstance(obj, os.PathLike): return str(obj)

@@ -17,11 +17,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from fastcore.basics import patch
-from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
-from .config import SOURCES, atomic_write, medmnist_info, sha256_file
+from .config import SOURCES, Settings, atomic_write, medmnist_info, sha256_file
 
 # %% auto #0
 __all__ = ['SPLITS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGE_EXTS', 'PATIENT_PATTERNS', 'MEDMNIST_URL_ENV', 'TensorImages',
@@ -377,6 +376,7 @@ def stratified_split(labels: np.ndarray, frac: float, seed: int) -> tuple[np.nda
     "Indices `(keep, taken)` with a seeded, stratified `frac` of `labels` taken out."
     idx = np.arange(len(labels))
     if not 0 < frac < 1: raise ValueError(f"split fraction {frac} must lie strictly between 0 and 1")
+    from sklearn.model_selection import train_test_split   # here: a refused setting answers without loading scikit-learn
     try: keep, taken = train_test_split(idx, test_size=frac, stratify=labels, random_state=seed)
     except ValueError as e: raise ValueError(f"cannot draw a stratified {frac:.0%} split from {np.bincount(labels).tolist()} images per class: {e}") from None
     return np.sort(keep), np.sort(taken)
@@ -542,49 +542,51 @@ def fetch_medmnist(flag: str, size: int | None = None, # the file: `<flag>.npz`,
     return dest
 
 # %% ../nbs/01_data.ipynb #c033s01
-def ensure_data(settings: dict,        # merged study settings (`location`, `data_dir`, `source`, `medmnist_flag`, `sha256`)
+def ensure_data(settings: Settings,        # merged study settings (`location`, `data_dir`, `source`, `medmnist_flag`, `sha256`)
                 progress: bool = True  # a progress bar while a missing MedMNIST file downloads
                ) -> Path:              # the data file or folder, there and checked
     "The data the settings name: a missing MedMNIST file fetched into `data_dir`, an `.npz` checked against `sha256`."
-    loc = settings.get("location")
-    if not loc: raise KeyError(f"dataset {settings.get('dataset')!r}: the settings name no 'location'")
+    settings = Settings.of(settings)
+    loc = settings.location
+    if not loc: raise KeyError(f"dataset {settings.dataset!r}: the settings name no 'location'")
     hint = "see data/README.md for how to obtain it, and set data_dir in settings.ini or $DCAT_DATA_DIR to the folder holding it"
     path = Path(os.path.expanduser(str(loc)))
     if not path.is_absolute():
-        data_dir = settings.get("data_dir")
+        data_dir = settings.data_dir
         if not data_dir: raise FileNotFoundError(f"no data_dir set for {loc!r}: {hint}")
         if not Path(data_dir).is_dir(): raise FileNotFoundError(f"{data_dir}: data_dir does not exist; {hint}")
         path = Path(data_dir) / path
-    flag, size = settings.get("medmnist_flag"), settings.get("size_variant")
-    if not path.exists() and settings.get("source") == "npz" and flag and path.parent.is_dir() and path.name == medmnist_file(flag, size):
+    flag, size = settings.medmnist_flag, settings.size_variant
+    if not path.exists() and settings.source == "npz" and flag and path.parent.is_dir() and path.name == medmnist_file(flag, size):
         fetch_medmnist(flag, size, path.parent, progress=progress)
-    if not path.exists(): raise FileNotFoundError(f"{path}: dataset {settings.get('dataset')!r} not found; {hint}")
-    if settings.get("source") == "npz": check_sha256(path, settings.get("sha256"))
+    if not path.exists(): raise FileNotFoundError(f"{path}: dataset {settings.dataset!r} not found; {hint}")
+    if settings.source == "npz": check_sha256(path, settings.sha256)
     return path
 
 # %% ../nbs/01_data.ipynb #c034
-def load_dataset(settings: dict, progress: bool | None = None) -> DataBundle:
+def load_dataset(settings: Settings, progress: bool | None = None) -> DataBundle:
     "Load the dataset described by merged study settings (`source`, `location`, `data_dir`, `image_size`, `classes`, `data_seed`)."
-    source = settings.get("source")
-    size, classes = int(settings.get("image_size") or 28), settings.get("classes")
+    settings = Settings.of(settings)
+    source = settings.source
+    size, classes = int(settings.image_size or 28), settings.classes
     # splits drawn here (and generated data) follow the fixed `data_seed`, not the training seed: every arm and seed sees the same images
-    seed = int(settings["data_seed"]) if settings.get("data_seed") is not None else int(settings.get("seed") or 0)
+    seed = int(settings.data_seed) if settings.data_seed is not None else int(settings.seed or 0)
     if source == "synthetic":
-        b = make_synthetic(num_classes=len(classes) if classes else int(settings.get("num_classes") or 2),
-                           n_per_class=int(settings.get("n_per_class") or 64), image_size=size, seed=seed)
+        b = make_synthetic(num_classes=len(classes) if classes else int(settings.num_classes or 2),
+                           n_per_class=int(settings.n_per_class or 64), image_size=size, seed=seed)
         if classes: b.classes = list(classes)                  # the settings' names for the generated classes
         return b
     if source not in SOURCES["classification"]:
-        raise ValueError(f"dataset {settings.get('dataset')!r}: unknown source {source!r}; expected one of {SOURCES['classification']}")
+        raise ValueError(f"dataset {settings.dataset!r}: unknown source {source!r}; expected one of {SOURCES['classification']}")
     path = ensure_data(settings, progress=progress is not False)   # the template passes False: no bar in a report
     if source == "folder":
-        b = load_folder(path, size, classes=classes, seed=seed, val_frac=float(settings.get("val_frac") or 0.1),
-                        test_frac=float(settings.get("test_frac") or 0.2), split_by=settings.get("split_by"),
-                        cache=settings.get("cache") is not False, progress=progress)
-        if settings.get("sha256") is not None and b.sha256: check_sha256(path, settings["sha256"], b.sha256)
+        b = load_folder(path, size, classes=classes, seed=seed, val_frac=float(settings.val_frac or 0.1),
+                        test_frac=float(settings.test_frac or 0.2), split_by=settings.split_by,
+                        cache=settings.cache is not False, progress=progress)
+        if settings.sha256 is not None and b.sha256: check_sha256(path, settings.sha256, b.sha256)
         return b
     bundle = load_npz(path, size, classes=classes)
-    want, got = settings.get("split_sizes"), {s: len(bundle.split(s)) for s in SPLITS}
+    want, got = settings.split_sizes, {s: len(bundle.split(s)) for s in SPLITS}
     if isinstance(want, dict) and any(want.get(s) != got[s] for s in SPLITS):
         bundle.notes.append(f"{path.name}: split sizes {got} differ from MedMNIST's official {want}")
         warnings.warn(bundle.notes[-1])

@@ -11,7 +11,7 @@ from fastcore.basics import patch
 import torch
 from torch import nn
 
-from .config import MC_DROPOUT, register_model
+from .config import MC_DROPOUT, Settings, register_model
 from .backbones import Backbone
 from .fusion import ConcatFusion, DCAFusion, DCATFusion, DRIFAFusion, SingleStream
 
@@ -101,7 +101,7 @@ def mc_features(self: DCAT, cache: Any) -> torch.Tensor:
     return self.pool(self.fusion.suffix(cache) if hasattr(self.fusion, "prefix") else cache)
 
 # %% ../nbs/06_model.ipynb #c009
-_DEFAULTS: dict[str, Any] = dict(backbone_a="efficientnet_b4", backbone_b="resnet34", dim=128, heads=4,
+_DEFAULTS: dict[str, Any] = dict(backbone_a="efficientnet_b4", backbone_b="resnet34", fusion_dim=128, fusion_heads=4,
                                 dropout=0.3, pretrained_a=None, pretrained_b=None, mc_dropout="head", fusion_dropout=0.1)
 
 STRIDES = (8, 16)
@@ -110,11 +110,11 @@ def _fusion(kind: str, **kw):
     def make(ch_a, ch_b, c):
         if kind == "dcat":
             drop = c["fusion_dropout"] if c["mc_dropout"] == "fusion" else 0.0
-            return DCATFusion(ch_a, ch_b, c["dim"], c["heads"], drop=drop, **kw)
-        if kind == "concat": return ConcatFusion(ch_a, ch_b, c["dim"])
-        if kind == "dca": return DCAFusion(ch_a, ch_b, c["dim"], c["heads"])
-        if kind == "drifa": return DRIFAFusion(ch_a, ch_b, c["dim"])
-        return SingleStream(ch_a, c["dim"])
+            return DCATFusion(ch_a, ch_b, c["fusion_dim"], c["fusion_heads"], drop=drop, **kw)
+        if kind == "concat": return ConcatFusion(ch_a, ch_b, c["fusion_dim"])
+        if kind == "dca": return DCAFusion(ch_a, ch_b, c["fusion_dim"], c["fusion_heads"])
+        if kind == "drifa": return DRIFAFusion(ch_a, ch_b, c["fusion_dim"])
+        return SingleStream(ch_a, c["fusion_dim"])
     return make
 
 _ARMS: dict[str, tuple[str, Any]] = {   # arm -> (which backbones, fusion factory); the names: dcat.config.MODEL_REGISTRY
@@ -195,15 +195,13 @@ def attention_summary(self: DCAT, x: torch.Tensor) -> "pd.DataFrame":
     return pd.DataFrame(rows)
 
 # %% ../nbs/06_model.ipynb #c013x1
-def model_from_settings(cfg: dict, num_classes: int) -> torch.nn.Module:
-    "The model arm `cfg['model']` with the settings' backbones, fusion width, heads, dropout and weight files."
-    return build_model(cfg["model"], num_classes, backbone_a=cfg["backbone_a"], backbone_b=cfg["backbone_b"],
-                       dim=cfg["fusion_dim"], heads=cfg["fusion_heads"], dropout=cfg["dropout"],
-                       pretrained_a=cfg.get("pretrained_a"), pretrained_b=cfg.get("pretrained_b"),
-                       mc_dropout=cfg.get("mc_dropout") or "head", fusion_dropout=cfg.get("fusion_dropout", 0.1))
+def model_from_settings(cfg: Settings, num_classes: int) -> torch.nn.Module:
+    "The model arm `cfg.model` built from the settings' model room (backbones, fusion width and heads, dropout, weight files)."
+    cfg = Settings.of(cfg)
+    return build_model(cfg.model, num_classes, **{k: v for k, v in cfg.room("model").items() if v is not None})
 
 def _arm(name: str):
     "The registry's builder of arm `name`: `model_from_settings` with that arm."
-    return lambda cfg, num_classes: model_from_settings({**cfg, "model": name}, num_classes)
+    return lambda cfg, num_classes: model_from_settings(Settings.of(cfg).replace(model=name), num_classes)
 
 for _name in _ARMS: register_model(_name)(_arm(_name))   # dcat.config.create_model builds them by name

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .config import parse_value, read_ini
+from .config import Settings, parse_value, read_ini
 from .stats import METRIC_LABELS, compare_arms, compare_runs, format_ci, seed_mean_ci, verdict
 
 # %% auto #0
@@ -143,10 +143,10 @@ def _load_npz(path: Path) -> dict:
     with np.load(path) as z: return {k: z[k] for k in z.files}
 
 def _vs_single_backbones(cfg: dict, here: Path) -> list[str]:
-    if cfg["model"] in _SINGLE_BACKBONES or not (here / "predictions.npz").is_file(): return []
+    if cfg.model in _SINGLE_BACKBONES or not (here / "predictions.npz").is_file(): return []
     mine, lines = _load_npz(here / "predictions.npz"), []
     for base in _SINGLE_BACKBONES:
-        f = Path(cfg["reports_dir"]) / cfg["dataset"] / base / f"seed-{cfg['seed']}" / "predictions.npz"
+        f = Path(cfg.reports_dir) / cfg.dataset / base / f"seed-{cfg.seed}" / "predictions.npz"
         if not f.is_file():
             lines.append(f"- against {base}: no report of that arm for this seed yet")
             continue
@@ -163,14 +163,14 @@ def _vs_single_backbones(cfg: dict, here: Path) -> list[str]:
 
 def _vs_reference_seg(record: dict, cfg: dict, here: Path, reference: str) -> list[str]:
     mine = here / "predictions.npz"
-    ref = Path(cfg["reports_dir"]) / cfg["dataset"] / reference / f"seed-{cfg['seed']}"
-    if cfg["model"] == reference: return []
+    ref = Path(cfg.reports_dir) / cfg.dataset / reference / f"seed-{cfg.seed}"
+    if cfg.model == reference: return []
     if not (mine.is_file() and (ref / "predictions.npz").is_file()):
         return [f"**Against {reference}:** no report of that arm for this seed yet."]
     rec_ref = json.loads((ref / "metrics.json").read_text()) if (ref / "metrics.json").is_file() else {"metrics": {}}
     c = compare_runs([(rec_ref, _load_npz(ref / "predictions.npz"))], [(record, _load_npz(mine))], metric="dice")
     bs = c["bootstrap"]
-    return [f"**Against {reference}** (seed {cfg['seed']}, same test images): " + (
+    return [f"**Against {reference}** (seed {cfg.seed}, same test images): " + (
         f"ΔDice {100 * bs['diff']:+.2f} points [{100 * bs['low']:+.2f}, {100 * bs['high']:+.2f}], p {bs['p']:.3f}: "
         f"**{c['verdict']}** (one seed; the summary compares all seeds)." if bs else "its test images differ; not compared.")]
 
@@ -195,31 +195,32 @@ def _glance_rows(record: dict, segmentation: bool) -> list[tuple[str, str]]:
 def _glance_lines(record: dict, cfg: dict, segmentation: bool) -> list[str]:
     d, t, prov = (record.get(k) or {} for k in ("data", "training", "provenance"))
     budget = record.get("budget") or {}
-    runs = f"{len(t.get('history') or [])} of {budget.get('epochs', cfg.get('epochs'))} epochs run (best: {t.get('best_epoch')})"
+    runs = f"{len(t.get('history') or [])} of {budget.get('epochs', cfg.epochs)} epochs run (best: {t.get('best_epoch')})"
     rule = f" ({budget['rule']})" if budget.get("rule") else ""
     if segmentation:
         sp = d.get("split") or {}
         data = (f"**Data:** {d.get('n_train')} training, {d.get('n_val')} validation and {d.get('n_test')} test images at "
-                f"{cfg.get('image_size')} px (seeded {'/'.join(f'{100 * x:g}' for x in sp.get('fractions') or [])} split, "
-                f"split seed {sp.get('seed', cfg.get('split_seed'))}).")
-        spend = f"**Budget:** {runs}{rule}, batch {cfg.get('batch_size')}, lr {cfg.get('lr')}, {cfg.get('mc_samples')} MC-dropout samples in the decoder"
+                f"{cfg.image_size} px (seeded {'/'.join(f'{100 * x:g}' for x in sp.get('fractions') or [])} split, "
+                f"split seed {sp.get('seed', cfg.split_seed)}).")
+        spend = f"**Budget:** {runs}{rule}, batch {cfg.batch_size}, lr {cfg.lr}, {cfg.mc_samples} MC-dropout samples in the decoder"
     else:
         pre = "pretrained backbones" if (record.get("model_info") or {}).get("pretrained") else "backbones trained from scratch"
         data = (f"**Data:** {d.get('n_train')} training, {d.get('n_val')} validation and {d.get('n_test')} test images "
-                f"({', '.join(map(str, d.get('classes') or []))}) at {cfg.get('image_size')} px.")
-        spend = (f"**Budget:** {cfg.get('backbone_a')} + {cfg.get('backbone_b')}, {pre}; {runs}{rule}, batch {cfg.get('batch_size')}, "
-                 f"lr {cfg.get('lr')}, {cfg.get('mc_samples')} MC-dropout samples")
+                f"({', '.join(map(str, d.get('classes') or []))}) at {cfg.image_size} px.")
+        spend = (f"**Budget:** {cfg.backbone_a} + {cfg.backbone_b}, {pre}; {runs}{rule}, batch {cfg.batch_size}, "
+                 f"lr {cfg.lr}, {cfg.mc_samples} MC-dropout samples")
     commit = (prov.get("git_commit") or "unknown")[:10] + (" (with uncommitted changes)" if prov.get("git_dirty") else "")
     pk = prov.get("packages") or {}
     return [data, f"{spend}; {_training_time(t)} on {prov.get('device')}.",
             f"**Code:** commit {commit}; dcat {pk.get('dcat')}, torch {pk.get('torch')}."]
 
-def glance_markdown(record: dict, cfg: dict, here: str | os.PathLike | None = None, reference: str = "unet") -> str:
+def glance_markdown(record: dict, cfg: Settings, here: str | os.PathLike | None = None, reference: str = "unet") -> str:
     "The 'results at a glance' block of a report (either task), from its `metrics.json` record and settings."
+    cfg = Settings.of(cfg)
     seg = record.get("task") == "segmentation"
     here = Path(here) if here else Path.cwd()
     what = "test figures with 95 % bootstrap intervals over test images" if seg else "test metrics with 95 % bootstrap intervals"
-    head = [f"**{cfg['model']}** on **{cfg['dataset']}**, seed {cfg['seed']}: {what}.", "",
+    head = [f"**{cfg.model}** on **{cfg.dataset}**, seed {cfg.seed}: {what}.", "",
             "| metric | value [95 % CI] |", "|---|---|", *[f"| {k} | {v} |" for k, v in _glance_rows(record, seg)]]
     if seg: vs = _vs_reference_seg(record, cfg, here, reference)
     else:

@@ -13,7 +13,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
-from .config import (atomic_torch_save, atomic_write, atomic_write_text, compute_record, config_hash, get_device, is_segmentation,
+from .config import (Settings, atomic_torch_save, check_inside, atomic_write, atomic_write_text, compute_record, config_hash, get_device, is_segmentation,
                      project_root, to_jsonable)
 from .data import read_image
 from .loaders import normalize
@@ -25,7 +25,7 @@ from .shift import ensemble_ood
 
 # %% auto #0
 __all__ = ['TIMING_KEYS', 'REPORT_KEYS', 'provenance', 'run_identity', 'run_hash', 'run_record', 'write_metrics',
-           'checkpoint_path', 'run_file', 'RunLockedError', 'run_lock', 'load_runs', 'write_aggregate',
+           'checkpoint_path', 'run_file', 'RunLockedError', 'run_lock', 'read_record', 'load_runs', 'write_aggregate',
            'save_predictions', 'save_predictor', 'load_predictor', 'predict_images']
 
 # %% ../nbs/14_runs.ipynb #c007
@@ -54,7 +54,7 @@ def provenance(device: Any = None) -> dict:
 
 # %% ../nbs/14_runs.ipynb #c010
 TIMING_KEYS = ("wall_s", "train_wall_s", "seconds", "utc")
-_RUN_EXCLUDE = ("output_dir", "reports_dir", "checkpoints_dir", "data_dir", "seeds")
+_RUN_EXCLUDE = ("reports_dir", "checkpoints_dir", "data_dir", "cache_dir", "seeds")
 # settings that change only how a report is drawn (interval resamples, the feature-map figure), never the trained
 # weights: they are recorded in metrics.json and checked before a finished run is reused, but do not key checkpoints
 REPORT_KEYS = ("bootstrap_resamples", "embedding")
@@ -75,10 +75,11 @@ def run_hash(cfg: dict) -> str:
     return config_hash(run_identity(cfg))[:10]
 
 # %% ../nbs/14_runs.ipynb #c010b
-def run_record(cfg: dict) -> dict:
+def run_record(cfg: Settings) -> dict:
     "The `params` (every setting but where files live: no machine paths) and `run` (hash, seed) blocks of a `metrics.json`."
+    cfg = Settings.of(cfg)
     return {"params": {k: v for k, v in cfg.items() if k not in _RUN_EXCLUDE or k == "seeds"},
-            "run": {"hash": run_hash(cfg), "seed": cfg.get("seed")}}   # `dcat study --seeds N` reuses finished seeds by it
+            "run": {"hash": run_hash(cfg), "seed": cfg.seed}}   # `dcat study --seeds N` reuses finished seeds by it
 
 def _training_record(fit: Any) -> dict:
     "The `training` block of a `dcat.train.FitResult`, either task (its best validation AUC, or Dice)."
@@ -89,15 +90,16 @@ def _training_record(fit: Any) -> dict:
     else: rec.update(best_val_auc=fit.best_val_auc, resumed_from_epoch=fit.resumed_from_epoch)
     return rec
 
-def write_metrics(path: str | os.PathLike, *, cfg: dict, metrics: dict, fit: Any = None, wall_s: float | None = None,
+def write_metrics(path: str | os.PathLike, *, cfg: Settings, metrics: dict, fit: Any = None, wall_s: float | None = None,
                   device: Any = None, **sections: Any) -> dict:
     """Write a run's `metrics.json`, either task: metrics, training (from `fit`), parameters, run, provenance, and the
     `sections` given: `uncertainty`, `data`, `model` (as `model_info`) and `extra` (merged at the top level)."""
+    cfg = Settings.of(cfg)
     if bad := set(sections) - {"uncertainty", "data", "model", "extra"}:
         raise TypeError(f"write_metrics: unknown section(s) {sorted(bad)}; known: uncertainty, data, model, extra")
     uncertainty, data, model, extra = (sections.get(k) for k in ("uncertainty", "data", "model", "extra"))
-    rec = {**({"task": "segmentation"} if is_segmentation(cfg) else {}), "dataset": cfg.get("dataset"),
-           "model": cfg.get("model"), "metrics": metrics, "uncertainty": uncertainty or {}, "data": data or {},
+    rec = {**({"task": "segmentation"} if is_segmentation(cfg) else {}), "dataset": cfg.dataset,
+           "model": cfg.model, "metrics": metrics, "uncertainty": uncertainty or {}, "data": data or {},
            "model_info": model or {}, **run_record(cfg), **(extra or {})}
     if fit is not None: rec["training"] = _training_record(fit)
     rec["provenance"] = {**provenance(device), "wall_s": wall_s}
@@ -106,9 +108,12 @@ def write_metrics(path: str | os.PathLike, *, cfg: dict, metrics: dict, fit: Any
     return rec
 
 # %% ../nbs/14_runs.ipynb #c013c
-def checkpoint_path(cfg: dict) -> Path:
+def checkpoint_path(cfg: Settings) -> Path:
     "The run's best checkpoint: `<checkpoints_dir>/<dataset>/<model>/seed-<seed>-<run_hash>.pt`."
-    return Path(cfg["checkpoints_dir"]) / cfg["dataset"] / cfg["model"] / f"seed-{cfg['seed']}-{run_hash(cfg)}.pt"
+    cfg = Settings.of(cfg)
+    path = Path(cfg.checkpoints_dir) / cfg.dataset / cfg.model / f"seed-{cfg.seed}-{run_hash(cfg)}.pt"
+    check_inside(path, cfg.checkpoints_dir, "checkpoints_dir")
+    return path
 
 def run_file(cfg: dict, suffix: str) -> Path:
     "A file of the run beside its checkpoint, e.g. `run_file(cfg, '.predictor.pt')`, `'.metrics.json'`, `'.lock'`."
@@ -143,16 +148,28 @@ def _seed_of(p: Path) -> int:
     try: return int(p.name.split("-", 1)[1])
     except (IndexError, ValueError): return 1 << 30
 
+def read_record(path: str | os.PathLike) -> dict | None:
+    "The `metrics.json` at `path`; None, with a warning naming the file, when it is unreadable or not a run's record."
+    try: rec = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:             # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        warnings.warn(f"{path}: unreadable metrics.json, skipped ({type(e).__name__}: {str(e)[:80]})"); return None
+    if not isinstance(rec, dict) or not isinstance(rec.get("metrics"), dict):
+        warnings.warn(f"{path}: not a run's metrics.json (no metrics), skipped"); return None
+    return rec
+
 def load_runs(arm: str | os.PathLike) -> list[tuple[dict, dict | None]]:
-    "`(metrics.json record, predictions or None)` for every seed folder of an arm, by seed (a legacy report: one run)."
+    """`(metrics.json record, predictions or None)` for every seed folder of an arm, by seed (a legacy report: one run);
+    a run whose files cannot be read is skipped with a warning naming the file."""
     arm, runs = Path(arm), []
     for d in sorted(arm.glob("seed-*"), key=_seed_of):
-        if not (d / "metrics.json").is_file(): continue
+        if not (d / "metrics.json").is_file() or (rec := read_record(d / "metrics.json")) is None: continue
         pred = None
         if (d / "predictions.npz").is_file():
-            with np.load(d / "predictions.npz") as z: pred = {k: z[k] for k in z.files}
-        runs.append((json.loads((d / "metrics.json").read_text()), pred))
-    if not runs and (arm / "metrics.json").is_file(): runs.append((json.loads((arm / "metrics.json").read_text()), None))
+            try:
+                with np.load(d / "predictions.npz") as z: pred = {k: z[k] for k in z.files}
+            except (OSError, ValueError) as e: warnings.warn(f"{d / 'predictions.npz'}: unreadable, skipped ({type(e).__name__})")
+        runs.append((rec, pred))
+    if not runs and (arm / "metrics.json").is_file() and (rec := read_record(arm / "metrics.json")) is not None: runs.append((rec, None))
     return runs
 
 def _settings_hash(rec: dict) -> str:
@@ -216,11 +233,17 @@ def load_predictor(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
                          f"beside its checkpoint as <model>.predictor.pt)")
     cfg = dict(ck["model_config"])
     name, nc = cfg.pop("name"), cfg.pop("num_classes")
+    for old, new in (("dim", "fusion_dim"), ("heads", "fusion_heads")):   # predictors saved before the settings' names
+        if old in cfg: cfg[new] = cfg.pop(old)
     cfg.update(pretrained_a=None, pretrained_b=None)  # the saved weights replace any pretrained ones
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = build_model(name, nc, **cfg)
-    model.load_state_dict(ck["state_dict"])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = build_model(name, nc, **cfg)
+        model.load_state_dict(ck["state_dict"])
+    except (RuntimeError, ValueError, KeyError, TypeError) as e:   # a state-dict mismatch: nine lines of keys, made one
+        raise ValueError(f"{path}: its weights do not match its recorded architecture ({name}, "
+                         f"{', '.join(f'{k}={v}' for k, v in cfg.items() if v is not None)}): {str(e).splitlines()[0][:120]}") from None
     model.eval()
     return model, {k: v for k, v in ck.items() if k != "state_dict"}
 
@@ -229,7 +252,7 @@ def predict_images(paths: Sequence[str | os.PathLike], predictor: str | os.PathL
                    alpha: float = 0.1, batch_size: int = 32, device: str = "cpu") -> tuple[list[dict], list[tuple[str, str]]]:
     "Predict every readable image in `paths`; returns (one row per image, [(path, reason) for each skipped image])."
     model, meta = load_predictor(predictor)
-    T = T or meta["mc_samples"]
+    T = meta["mc_samples"] if T is None else T       # 0 is refused below, never read as "the default"
     if T < 1: raise ValueError(f"mc samples T={T}: need at least 1")
     qhat = meta["conformal"].get(f"{alpha:g}")
     if f"{alpha:g}" not in meta["conformal"]:

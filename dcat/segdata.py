@@ -8,7 +8,7 @@ import hashlib, json, os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -19,13 +19,14 @@ from fastcore.basics import patch
 from torch.utils.data import Dataset
 
 from .config import atomic_torch_save, sha256_file
-from .config import SOURCES
-from .data import IMAGE_EXTS, SPLITS, ensure_data, read_image
+from .config import SOURCES, Settings, is_segmentation
+from .data import IMAGE_EXTS, SPLITS, ensure_data, load_dataset, read_image
 from .loaders import normalize
 
 # %% auto #0
 __all__ = ['write_seg_folder', 'pair_files', 'read_mask', 'read_pair', 'seg_split', 'SegSplit', 'SegBundle', 'folder_checksum',
-           'load_segfolder', 'load_segdata', 'SegAugment', 'SegLoaderDataset', 'SegCollate']
+           'load_segfolder', 'load_segdata', 'check_classes', 'load_data', 'SegAugment', 'SegLoaderDataset',
+           'SegCollate']
 
 # %% ../nbs/03_segdata.ipynb #c005
 def write_seg_folder(root: str | os.PathLike, n: int = 16, size: tuple[int, int] = (48, 40), seed: int = 0,
@@ -194,17 +195,36 @@ def load_segfolder(root: str | os.PathLike, image_size: int, fracs: Sequence[flo
     return SegBundle(**splits, source=str(root.resolve()), sha256=checksum, image_size=int(image_size), split=info)
 
 # %% ../nbs/03_segdata.ipynb #c028
-def load_segdata(settings: dict) -> SegBundle:
+def load_segdata(settings: Settings) -> SegBundle:
     "Load the segmentation dataset described by merged study settings (see the list above)."
-    name, source = settings.get("dataset"), settings.get("source")
+    settings = Settings.of(settings)
+    name, source = settings.dataset, settings.source
     if source not in SOURCES["segmentation"]:
         raise ValueError(f"dataset {name!r}: source {source!r} is not a segmentation source {SOURCES['segmentation']}")
     path = ensure_data(settings)                             # the folder, there (the same check as classification's)
-    val, test = float(settings.get("val_frac") or 0.1), float(settings.get("test_frac") or 0.1)
-    cache = settings.get("cache_dir") or (Path(settings["checkpoints_dir"]) / "cache" if settings.get("checkpoints_dir") else None)
-    split_seed = settings.get("split_seed")
-    return load_segfolder(path, int(settings.get("image_size") or 224), (1 - val - test, val, test),
+    val, test = float(settings.val_frac or 0.1), float(settings.test_frac or 0.1)
+    cache = settings.cache_dir or (Path(settings.checkpoints_dir) / "cache" if settings.checkpoints_dir else None)
+    split_seed = settings.split_seed
+    return load_segfolder(path, int(settings.image_size or 224), (1 - val - test, val, test),
                           seed=int(split_seed if split_seed is not None else 0), cache_dir=cache)
+
+# %% ../nbs/03_segdata.ipynb #load-data
+def check_classes(bundle: Any,   # a classification `DataBundle`
+                  where: str,    # the file or dataset, for the message
+                 ) -> None:
+    "Every class of the bundle's list has training images; else a `ValueError` naming the class, the labels and `where`."
+    empty = [c for c, n in zip(bundle.classes, bundle.class_counts("train")) if n == 0]
+    if empty:
+        raise ValueError(f"{where}: class {empty[0]!r} has no training images; the settings' classes ({', '.join(bundle.classes)}) "
+                         f"do not match the labels {sorted(set(bundle.train.labels.tolist()))} (setting 'classes')")
+
+def load_data(settings: Settings, progress: bool | None = None) -> Any:
+    "The checked data of either task: `load_segdata`, or `load_dataset` and `check_classes`."
+    settings = Settings.of(settings)
+    if is_segmentation(settings): return load_segdata(settings)
+    bundle = load_dataset(settings, progress=progress)
+    check_classes(bundle, str(settings.location or settings.dataset))
+    return bundle
 
 # %% ../nbs/03_segdata.ipynb #c031
 @dataclass

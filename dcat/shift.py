@@ -14,7 +14,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
-from .config import nan_to_none, sha256_file
+from .config import Settings, nan_to_none, sha256_file
 from .data import load_npz_split, resolve_data_file
 from .loaders import images_loader
 from .stats import auc, expected_calibration_error, ood_metrics
@@ -59,22 +59,23 @@ def _table_dict(df: pd.DataFrame) -> dict:
                              "mean_in": float(r["mean_in"]), "mean_out": float(r["mean_out"])} for _, r in g.iterrows()}
             for m, g in df.groupby("method", sort=False)}
 
-def ood_report(model: nn.Module, cfg: dict, in_mc: MCResult, device: str | torch.device = "cpu", cal_mc: MCResult | None = None,
+def ood_report(model: nn.Module, cfg: Settings, in_mc: MCResult, device: str | torch.device = "cpu", cal_mc: MCResult | None = None,
                ensemble: dict | None = None, n_resamples: int = 1000, progress: bool = False) -> tuple[dict, MCResult]:
-    """OOD detection of the test split of `cfg['ood_set']` against the test images of `in_mc`: the JSON-ready dict and the
+    """OOD detection of the test split of `cfg.ood_set` against the test images of `in_mc`: the JSON-ready dict and the
     OOD images' `MCResult` (for the histograms of `dcat.plots` and for `save_predictions`, so seeds can be ensembled later).
     `ensemble`: the members' probabilities, `{"in": [...], "out": [...], "cal": [...]}`."""
+    cfg = Settings.of(cfg)
     t0 = time.perf_counter()
-    name, split, ens = cfg.get("ood_set"), "test", ensemble or {}
+    name, split, ens = cfg.ood_set, "test", ensemble or {}
     if not name: raise ValueError("setting 'ood_set' is empty: name a MedMNIST-format .npz in the data directory")
-    path = resolve_data_file(name, cfg["data_dir"])
-    if cfg.get("source") == "npz" and cfg.get("location"):
-        own = Path(cfg["data_dir"]) / str(cfg["location"])
+    path = resolve_data_file(name, cfg.data_dir)
+    if cfg.source == "npz" and cfg.location:
+        own = Path(cfg.data_dir) / str(cfg.location)
         if own.exists() and own.resolve() == path.resolve():
             raise ValueError(f"ood_set {Path(str(name)).name!r} is this study's own dataset: name another MedMNIST-format "
                              f"file (e.g. -p ood_set=pneumoniamnist.npz)")
     images, _ = load_npz_split(path, split)
-    loader = images_loader(images, None, cfg["image_size"], cfg.get("batch_size", 64))
+    loader = images_loader(images, None, cfg.image_size, cfg.batch_size or 64)
     ood_mc = mc_predict(model, loader, T=in_mc.T, seed=in_mc.seed, device=device, progress=progress)
     s_in, s_out = _ood_samples(in_mc, ood_mc, cal_mc, ens.get("in"), ens.get("out"), ens.get("cal"))
     df = ood_table(s_in, s_out, n_resamples, seed=in_mc.seed)
@@ -174,20 +175,21 @@ def _mc_severities(mc, model) -> set[int]:
     if not sev <= {0, 1, 2, 3, 4, 5}: raise ValueError(f"mc={mc!r}: severities must lie in 0..5")
     return sev
 
-def corruption_report(model: nn.Module, test: tuple | None, cfg: dict, device: str | torch.device = "cpu",
+def corruption_report(model: nn.Module, test: tuple | None, cfg: Settings, device: str | torch.device = "cpu",
                       corruptions: Sequence[str] = CORRUPTIONS, severities: Sequence[int] = (1, 2, 3, 4, 5),
                       mc: str | Sequence[int] = "auto", progress: bool = False) -> pd.DataFrame:
     """Accuracy, AUC, ECE and uncertainty on the test images, clean and per corruption and severity, one row per setting.
-    `test`: `(raw uint8 test images, labels)`, or None to read the test split of `cfg`'s npz dataset; `cfg['mc_samples']`
+    `test`: `(raw uint8 test images, labels)`, or None to read the test split of `cfg`'s npz dataset; `cfg.mc_samples`
     MC samples."""
+    cfg = Settings.of(cfg)
     t0 = time.perf_counter()
     test_images, labels = test if test is not None else (None, None)
     if test_images is None:
-        if cfg.get("source") != "npz": raise ValueError(f"corruption_report: dataset {cfg.get('dataset')!r} is not an npz source; pass test_images")
-        test_images, labels = load_npz_split(resolve_data_file(cfg["location"], cfg["data_dir"], "location"), "test")
+        if cfg.source != "npz": raise ValueError(f"corruption_report: dataset {cfg.dataset!r} is not an npz source; pass test_images")
+        test_images, labels = load_npz_split(resolve_data_file(cfg.location, cfg.data_dir, "location"), "test")
     if labels is None: raise ValueError("corruption_report: `labels` are needed with `test_images`")
     labels = np.asarray(labels, np.int64).reshape(-1)
-    T, seed, mcs = int(cfg.get("mc_samples", 30)), int(cfg.get("seed", 0)), _mc_severities(mc, model)
+    T, seed, mcs = int(cfg.mc_samples or 30), int(cfg.seed or 0), _mc_severities(mc, model)
     settings = [("clean", 0)] + [(c, s) for c in corruptions for s in severities]
     rows = []
     if progress:                                         # imported only when asked: no widget warning in reports
@@ -195,7 +197,7 @@ def corruption_report(model: nn.Module, test: tuple | None, cfg: dict, device: s
         settings = tqdm(settings, desc="corruptions", leave=False)
     for name, sev in settings:
         imgs = test_images if sev == 0 else corrupt(test_images, name, sev, seed=seed)
-        loader = images_loader(imgs, labels, cfg["image_size"], cfg.get("batch_size", 64))
+        loader = images_loader(imgs, labels, cfg.image_size, cfg.batch_size or 64)
         rows.append({"corruption": name, "severity": sev, **_score_setting(model, loader, labels, T, seed, device, sev in mcs)})
     df = pd.DataFrame(rows)
     df.attrs["wall_s"] = round(time.perf_counter() - t0, 2)

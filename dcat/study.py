@@ -5,7 +5,7 @@ without a report, and the summary file."""
 
 # %% ../nbs/15_study.ipynb #c002
 from __future__ import annotations
-import ast, contextlib, dataclasses, functools, hashlib, json, os, shutil, sys, tempfile, textwrap, time
+import ast, contextlib, dataclasses, functools, hashlib, json, os, shutil, subprocess, sys, tempfile, textwrap, time, warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -13,20 +13,20 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import (apply_compute_settings, atomic_write, atomic_write_text, check_settings, compute_environment, compute_record,
+from .config import (Settings, apply_compute_settings, atomic_write, atomic_write_text, check_inside, check_settings, compute_environment, compute_record,
                          config_hash, create_model, get_device, is_segmentation, load_settings, parse_value, project_root, read_ini,
                          run_threads, seed_everything, to_jsonable)
-from .data import ensure_data, load_dataset
+from .data import ensure_data, load_npz_split, resolve_data_file
 from .loaders import make_loaders, split_validation
-from .segdata import load_segdata
+from .segdata import load_data
 from .stats import classification_metrics, format_ci, metrics_with_ci
 from .train import FitConfig, fit, last_checkpoint_path, load_checkpoint, run_budget
 from .uncertainty import (mc_predict, predictive_entropy, seg_uncertainty_report, segmentation_metrics,
                               uncertainty_methods_report, uncertainty_report)
-from .shift import corruption_report, corruption_summary, ood_report
+from .shift import CORRUPTIONS, corrupt, corruption_report, corruption_summary, ood_report
 from .plots import close_figure, plot_forest
 from .report import forest_rows, metrics_table, summary_markdown
-from .runs import (REPORT_KEYS, checkpoint_path, load_runs, provenance, run_file, run_hash, run_identity, run_lock,
+from .runs import (REPORT_KEYS, checkpoint_path, load_runs, provenance, read_record, run_file, run_hash, run_identity, run_lock,
                        save_predictions, save_predictor, write_aggregate, write_metrics)
 
 # %% auto #0
@@ -35,7 +35,7 @@ __all__ = ['StudyError', 'find_template', 'template_path', 'check_template', 're
            'training_provenance', 'run_state', 'reusable_checkpoint', 'clean_leftovers', 'run_seed', 'check_writable',
            'run_study', 'PlannedRun', 'plan_study', 'execute_run', 'slurm_options', 'run_plan', 'plan_status',
            'settings_task', 'model_for', 'fit_from_settings', 'RunResult', 'train_one', 'run_one', 'train_run',
-           'write_summary']
+           'preflight', 'preflight_plan', 'write_summary']
 
 # %% ../nbs/15_study.ipynb #c015
 class StudyError(RuntimeError):
@@ -122,7 +122,9 @@ def finish_notebook(nb_path: str | os.PathLike, template: str | os.PathLike, fig
     atomic_write_text(nb_path, nbformat.writes(nb))
 
 def hold_point(name: str) -> None:
-    "Test hook: with `DCAT_TEST_HOLD=name` in the environment, say so and wait here, so a test can kill the study at this stage."
+    """Test hook: with `DCAT_TEST_HOLD=name` in the environment, say so and wait here, so a test can kill the study at
+    this stage; with `DCAT_TEST_HOLD=fail:name`, fail here (a run that passed every check before work, then failed)."""
+    if os.environ.get("DCAT_TEST_HOLD") == f"fail:{name}": raise RuntimeError(f"failing at {name} (DCAT_TEST_HOLD)")
     if os.environ.get("DCAT_TEST_HOLD") == name:
         print(f"dcat: holding at {name}", file=sys.__stderr__, flush=True)
         time.sleep(3600)
@@ -143,9 +145,10 @@ def recover_report(dest: Path) -> None:
     if old.exists() and not dest.exists(): os.replace(old, dest)
 
 # %% ../nbs/15_study.ipynb #c015d
-def seed_list(cfg: dict) -> list[int]:
+def seed_list(cfg: Settings) -> list[int]:
     "The seeds of a study: `seed`, `seed + 1`, ... (`seeds` of them; 1 when unset)."
-    return [int(cfg["seed"]) + i for i in range(int(cfg.get("seeds") or 1))]
+    cfg = Settings.of(cfg)
+    return [int(cfg.seed) + i for i in range(int(cfg.seeds or 1))]
 
 # %% ../nbs/15_study.ipynb #reuse-digest
 def code_digest(source: str, # Python source; lines of IPython magics (`%matplotlib inline`) are skipped
@@ -172,19 +175,21 @@ def _code_fingerprint(task: str) -> str:
     return config_hash(parts)
 
 # %% ../nbs/15_study.ipynb #reuse-fp2
-def training_fingerprint(cfg: dict, # one run's settings (`torch_threads`, `cpu_isa`, `device`)
+def training_fingerprint(cfg: Settings, # one run's settings (`torch_threads`, `cpu_isa`, `device`)
                         ) -> dict:
     "What decides a run's weights beyond its settings: the code that trains, package versions, threads, kernels, device kind."
+    cfg = Settings.of(cfg)
     from importlib import metadata
     task = "segmentation" if is_segmentation(cfg) else "classification"
     parts = {"code": _code_fingerprint(task), "packages": {p: metadata.version(p) for p in _FINGERPRINT_PACKAGES},
-             "torch_threads": run_threads(cfg), "cpu_isa": cfg.get("cpu_isa") or "native",
-             "device": get_device(cfg.get("device")).type}
+             "torch_threads": run_threads(cfg), "cpu_isa": cfg.cpu_isa or "native",
+             "device": get_device(cfg.device).type}
     return {"fingerprint": config_hash(parts)[:12], **parts}
 
-def training_provenance(cfg: dict) -> dict:
+def training_provenance(cfg: Settings) -> dict:
     "Who trains this run: commit, fingerprint, threads, kernels and CPU of this process (kept in the checkpoint with its epochs)."
-    prov = provenance(get_device(cfg.get("device")))
+    cfg = Settings.of(cfg)
+    prov = provenance(get_device(cfg.device))
     return {"git_commit": prov["git_commit"], "git_dirty": prov["git_dirty"], "utc": prov["utc"],
             "fingerprint": training_fingerprint(cfg)["fingerprint"], **compute_record()}
 
@@ -194,8 +199,7 @@ def run_state(dest: str | os.PathLike, # the run's report folder
               full: bool,              # whether the run keeps the full report (HTML, figures)
              ) -> str:
     "`current`, `rerender`, `stale` or `missing`: what a study must do with the run in `dest` (see above)."
-    try: rec = json.loads((Path(dest) / "metrics.json").read_text())
-    except (OSError, ValueError): return "missing"
+    if not (Path(dest) / "metrics.json").is_file() or (rec := read_record(Path(dest) / "metrics.json")) is None: return "missing"
     if (rec.get("run") or {}).get("hash") != run_hash(cfg): return "stale"
     trained = (rec.get("training") or {}).get("trained_by") or []
     fp = training_fingerprint(cfg)["fingerprint"]
@@ -224,12 +228,13 @@ def clean_leftovers(cfg: dict, dest: Path) -> list[Path]:
     return stale
 
 # %% ../nbs/15_study.ipynb #c015e
-def run_seed(cfg: dict, dest: Path, *, full: bool = True, progress: bool = True, log_output: bool = False,
+def run_seed(cfg: Settings, dest: Path, *, full: bool = True, progress: bool = True, log_output: bool = False,
              resume: bool = False) -> Path:
     "Execute the template for one seed's settings `cfg` into `dest` (atomically); return `dest`."
+    cfg = Settings.of(cfg)
     tpl = find_template("seg_eval.ipynb") if is_segmentation(cfg) else template_path()
     check_template(tpl)
-    label = f"{cfg['dataset']}/{cfg['model']}/seed-{cfg['seed']}"
+    label = f"{cfg.dataset}/{cfg.model}/seed-{cfg.seed}"
     dest.parent.mkdir(parents=True, exist_ok=True)
     recover_report(dest)
     clean_leftovers(cfg, dest)
@@ -239,7 +244,7 @@ def run_seed(cfg: dict, dest: Path, *, full: bool = True, progress: bool = True,
     os.chmod(tmp, 0o777 & ~mask)  # readable as a plain mkdir would make it
     try:
         atomic_write_text(tmp / _RUN_SETTINGS, json.dumps(to_jsonable(cfg), indent=1, sort_keys=True))
-        params = {"dataset": cfg["dataset"], "model": cfg["model"], "seed": cfg["seed"], "settings_file": _RUN_SETTINGS,
+        params = {"dataset": cfg.dataset, "model": cfg.model, "seed": cfg.seed, "settings_file": _RUN_SETTINGS,
                   "full_report": full, "progress": progress, "resume": resume}
         with compute_environment(cfg):        # the kernel that trains starts with the run's threads and kernels
             _execute(tpl, tmp / "report.ipynb", params, False, log_output, label)
@@ -282,12 +287,13 @@ def run_study(dataset: str, model: str | None = None, overrides: dict | None = N
 @dataclasses.dataclass
 class PlannedRun:
     "One run of a plan: its settings (`cfg`, seed included), report folder and whether it keeps the full report."
-    cfg: dict
+    cfg: Settings
     dest: Path
     full: bool
+    def __post_init__(self) -> None: self.cfg = Settings.of(self.cfg)
 
     @property
-    def label(self) -> str: return f"{self.cfg['dataset']}/{self.cfg['model']}/seed-{self.cfg['seed']}"
+    def label(self) -> str: return f"{self.cfg.dataset}/{self.cfg.model}/seed-{self.cfg.seed}"
 
 def plan_study(datasets: Sequence[str], models: Sequence[str], overrides: dict | None = None,
                reports_dir: str | os.PathLike | None = None, preset: str | None = None) -> list[PlannedRun]:
@@ -297,8 +303,8 @@ def plan_study(datasets: Sequence[str], models: Sequence[str], overrides: dict |
         for m in models:
             over = {**(overrides or {}), "model": m, **({"reports_dir": str(reports_dir)} if reports_dir else {})}
             base = check_settings(load_settings(ds, overrides=over, preset=preset))
-            arm = Path(base["reports_dir"]) / base["dataset"] / base["model"]
-            plan += [PlannedRun({**base, "seed": s}, arm / f"seed-{s}", i == 0) for i, s in enumerate(seed_list(base))]
+            arm = check_inside(Path(base.reports_dir) / base.dataset / base.model, base.reports_dir, "reports_dir")
+            plan += [PlannedRun(base.replace(seed=s), arm / f"seed-{s}", i == 0) for i, s in enumerate(seed_list(base))]
     return plan
 
 def execute_run(run: PlannedRun, progress: bool = False, resume: bool = False, threads: int | None = None) -> str:
@@ -349,7 +355,19 @@ def slurm_options(overrides: dict | None = None) -> dict:
     opts = {**{k: parse_value(k, v) for k, v in sec.items()}, **{k: v for k, v in (overrides or {}).items() if v is not None}}
     bad = sorted(set(opts) - set(_SLURM_KEYS))
     if bad: raise ValueError(f"[launcher.slurm]: unknown key(s) {bad}; known: {', '.join(_SLURM_KEYS)}")
-    return {k: _SLURM_KEYS[k](v) for k, v in opts.items() if v not in (None, "")}
+    out = {}
+    for k, v in opts.items():
+        if v in (None, ""): continue
+        try: out[k] = _SLURM_KEYS[k](v)
+        except (TypeError, ValueError): raise ValueError(f"[launcher.slurm] {k}: {v!r} is not {_SLURM_KEYS[k].__name__}") from None
+        if k != "partition" and (out[k] < 0 or out[k] == 0 and k != "gpus_per_node"):
+            raise ValueError(f"[launcher.slurm] {k}: {v!r} must be {'>= 0' if k == 'gpus_per_node' else '> 0'}")
+    if out.get("partition") and shutil.which("sinfo"):        # a partition the cluster does not have: refused before submitting
+        known = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=30).stdout.split()
+        known = [p.rstrip("*") for p in known]
+        if known and out["partition"] not in known:
+            raise ValueError(f"[launcher.slurm] partition: {out['partition']!r} is not a partition of this cluster ({', '.join(known)})")
+    return out
 
 @contextlib.contextmanager
 def _quiet_stderr() -> Iterator[None]:
@@ -369,7 +387,7 @@ def _run_slurm(plan: list[PlannedRun], resume: bool, opts: dict, echo: Any) -> d
     os.environ.setdefault("SUBMITIT_LOG_LEVEL", "ERROR")     # without an accounting database submitit's sacct fallback
     import submitit                                          # warns on every poll; its results still come back
     logging.getLogger("submitit").setLevel(logging.ERROR)
-    folder = Path(plan[0].cfg["checkpoints_dir"]) / ".slurm" / time.strftime("%Y%m%d-%H%M%S")
+    folder = Path(plan[0].cfg.checkpoints_dir) / ".slurm" / time.strftime("%Y%m%d-%H%M%S")
     ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
     ex.update_parameters(name="dcat", timeout_min=opts.get("time_min", 60), cpus_per_task=opts.get("cpus_per_task", 1),
                          **({"slurm_partition": opts["partition"]} if opts.get("partition") else {}),
@@ -393,8 +411,9 @@ def run_plan(plan: list[PlannedRun], jobs: int = 1, launcher: str = "local", res
     echo = echo or (lambda s: None)
     if launcher not in ("local", "slurm"): raise ValueError(f"launcher {launcher!r}: expected local or slurm")
     if jobs < 1: raise ValueError(f"jobs={jobs}: must be at least 1")
-    for cfg in {r.cfg["dataset"]: r.cfg for r in plan}.values():       # once per dataset, before any run: a missing
-        if cfg.get("source") != "synthetic": ensure_data(cfg, progress)                              # file is fetched
+    if launcher == "local" and jobs > len(plan): raise ValueError(f"--jobs {jobs}: the plan has {len(plan)} run(s); ask for at most {len(plan)}")
+    if launcher == "slurm" and not shutil.which("sbatch"): raise ValueError("--launcher slurm: no Slurm here (sbatch is not on PATH)")
+    preflight_plan(plan)                          # data, model, folders: every run checked before any starts
     if launcher == "slurm": out = _run_slurm(plan, resume, slurm or {}, echo)
     elif jobs > 1: out = _run_local(plan, jobs, resume, echo)
     else:
@@ -418,7 +437,7 @@ def plan_status(plan: list[PlannedRun]) -> list[dict]:
     import fcntl
     rows, words = [], {"current": "finished", "rerender": "finished, re-render", "stale": "finished, stale", "missing": "pending"}
     for r in plan:
-        cfg = {**r.cfg, "torch_threads": run_threads(r.cfg, os.cpu_count())}
+        cfg = r.cfg.replace(torch_threads=run_threads(r.cfg, os.cpu_count()))
         state = words[run_state(r.dest, cfg, full=r.full)]
         if state == "finished, stale" and not (r.dest / "metrics.json").is_file(): state = "pending"
         lock = run_file(r.cfg, ".lock")
@@ -438,17 +457,18 @@ def model_for(cfg: dict, bundle: Any) -> torch.nn.Module:
     "The model the settings name, built by its registered builder (`dcat.config.create_model`: a U-Net or a `dcat.model` arm)."
     return create_model(cfg, getattr(bundle, "num_classes", None))
 
-def fit_from_settings(net: torch.nn.Module, loaders: dict, bundle: Any, cfg: dict, device: Any,
+def fit_from_settings(net: torch.nn.Module, loaders: dict, bundle: Any, cfg: Settings, device: Any,
                       resume: bool = False, progress: Any = True) -> Any:
     "`dcat.train.fit` with the settings' budget (`run_budget`), for their task; `resume=True` continues this run's checkpoint if there is one."
+    cfg = Settings.of(cfg)
     seg = settings_task(cfg) == "segmentation"
     b = run_budget(cfg, len(loaders["train"].dataset))
-    amp = {"auto": "auto", "fp32": False, "bf16": True}[cfg.get("precision") or "auto"]
-    fc = FitConfig(epochs=b["epochs"], lr=cfg["lr"], weight_decay=cfg["weight_decay"], warmup_epochs=cfg["warmup_epochs"],
-                   loss=None if seg else cfg["loss"], class_weights=None if seg else bundle.class_weights(),
-                   patience=b["patience"], checkpoint_path=checkpoint_path(cfg), device=device, seed=cfg["seed"],
-                   resume="auto" if resume else False, compile=bool(cfg.get("compile")), progress=progress,
-                   run_config=run_identity(cfg), amp=amp, provenance=training_provenance(cfg), fused=bool(cfg.get("fused_adamw")))
+    amp = {"auto": "auto", "fp32": False, "bf16": True}[cfg.precision or "auto"]
+    fc = FitConfig(epochs=b["epochs"], lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_epochs=cfg.warmup_epochs,
+                   loss=None if seg else cfg.loss, class_weights=None if seg else bundle.class_weights(),
+                   patience=b["patience"], checkpoint_path=checkpoint_path(cfg), device=device, seed=cfg.seed,
+                   resume="auto" if resume else False, compile=bool(cfg.compile), progress=progress,
+                   run_config=run_identity(cfg), amp=amp, provenance=training_provenance(cfg), fused=bool(cfg.fused_adamw))
     return fit(net, loaders, settings_task(cfg), fc)
 
 # %% ../nbs/15_study.ipynb #c025b
@@ -481,28 +501,28 @@ class RunResult:
 # %% ../nbs/15_study.ipynb #c025b2
 def _no_stage(msg: str, key: str) -> None: pass
 
-def train_one(cfg: dict, resume: bool = False, progress: Any = False, stage: Callable = _no_stage) -> RunResult:
+def train_one(cfg: Settings, resume: bool = False, progress: Any = False, stage: Callable = _no_stage) -> RunResult:
     "The training half of `run_one`: the data and loaders, the model, and `fit_from_settings` (seeded, compute settings applied)."
+    cfg = Settings.of(cfg)
     seg = settings_task(cfg) == "segmentation"
     apply_compute_settings(cfg)                               # torch threads and pinned kernels, before any tensor work
-    seed_everything(cfg["seed"])
+    seed_everything(cfg.seed)
     stage("loading data", "data")
-    bundle = load_segdata(cfg) if seg else load_dataset(cfg, progress=False)
-    loaders = make_loaders(bundle, cfg["batch_size"], seed=cfg["seed"], max_train=cfg.get("max_train") or 0,
-                           num_workers=cfg.get("num_workers") or 0)
-    if not seg: loaders = split_validation(bundle, loaders, cfg.get("calibration_frac") or 0, cfg.get("data_seed") or 0)
+    bundle = load_data(cfg, progress=False)
+    loaders = make_loaders(bundle, cfg.batch_size, seed=cfg.seed, max_train=cfg.max_train or 0,
+                           num_workers=cfg.num_workers or 0)
+    if not seg: loaders = split_validation(bundle, loaders, cfg.calibration_frac or 0, cfg.data_seed or 0)
     net = model_for(cfg, bundle)
     stage("training", "training")
     budget = run_budget(cfg, len(loaders["train"].dataset))
-    res = fit_from_settings(net, loaders, bundle, cfg, get_device(cfg["device"]), resume=resume, progress=progress)
+    res = fit_from_settings(net, loaders, bundle, cfg, get_device(cfg.device), resume=resume, progress=progress)
     return RunResult(cfg, bundle, loaders, net, res, budget, mc_test=None, metrics={}, uncertainty={})
-
 
 # %% ../nbs/15_study.ipynb #run-one-eval
 def _evaluate_classification(r: RunResult, full: bool, stage: Callable) -> dict:
     "MC dropout on the calibration and test splits, the metrics and their intervals, uncertainty, the methods, OOD, corruptions."
     cfg, net, loaders = r.cfg, r.net, r.loaders
-    dev, n_boot, T, seed = next(net.parameters()).device, int(cfg.get("bootstrap_resamples") or 2000), cfg["mc_samples"], cfg["seed"]
+    dev, n_boot, T, seed = next(net.parameters()).device, int(cfg.bootstrap_resamples or 2000), cfg.mc_samples, cfg.seed
     stage("MC-dropout evaluation", "mc")
     r.mc_val = mc_predict(net, loaders["cal"], T=T, seed=seed, device=dev)
     r.mc_test = mc = mc_predict(net, loaders["test"], T=T, seed=seed, device=dev, return_features=True)
@@ -529,15 +549,15 @@ def _write_classification(r: RunResult, paths: dict, extra: dict, wall_s: float)
     "The predictor beside the checkpoint, `predictions.npz` and `metrics.json`."
     cfg, net, b, dev = r.cfg, r.net, r.bundle, next(r.net.parameters()).device
     qhats = {a: v["qhat"] for a, v in (r.uncertainty.get("conformal") or {}).get("lac", {}).items()}
-    r.files["predictor"] = save_predictor(run_file(cfg, ".predictor.pt"), net, classes=b.classes, image_size=cfg["image_size"],
-                                          mc_samples=cfg["mc_samples"], conformal=qhats, seed=cfg["seed"],
-                                          meta={"dataset": cfg["dataset"], "test_auc": r.metrics.get("auc")})
-    r.files["predictions"] = save_predictions(paths["predictions"], r.mc_val, r.mc_test, r.extra.get("ood_mc"), cfg.get("ood_set"))
+    r.files["predictor"] = save_predictor(run_file(cfg, ".predictor.pt"), net, classes=b.classes, image_size=cfg.image_size,
+                                          mc_samples=cfg.mc_samples, conformal=qhats, seed=cfg.seed,
+                                          meta={"dataset": cfg.dataset, "test_auc": r.metrics.get("auc")})
+    r.files["predictions"] = save_predictions(paths["predictions"], r.mc_val, r.mc_test, r.extra.get("ood_mc"), cfg.ood_set)
     L = r.loaders
     data = {"n_train": len(L["train"].dataset), "n_val": len(L["val"].dataset), "n_cal": len(L["cal"].dataset),
             "n_test": len(r.mc_test.labels), "classes": b.classes, "source": Path(str(b.source)).name, "sha256": b.sha256,
             "class_counts_train": b.class_counts("train").tolist()}
-    model = {"name": cfg["model"], "parameters": sum(p.numel() for p in net.parameters()), "pretrained": bool(net.pretrained),
+    model = {"name": cfg.model, "parameters": sum(p.numel() for p in net.parameters()), "pretrained": bool(net.pretrained),
              "config": net.config, "checkpoint": checkpoint_path(cfg).name, "predictor": r.files["predictor"].name}
     r.record = write_metrics(paths["metrics"], cfg=cfg, metrics=r.metrics, uncertainty=r.uncertainty, fit=r.fit, data=data,
                              model=model, wall_s=wall_s, device=dev, extra=extra)
@@ -547,8 +567,8 @@ def _evaluate_segmentation(r: RunResult, full: bool, stage: Callable) -> dict:
     "MC dropout on the test split: Dice and IoU with their intervals, and the pixel and image uncertainty."
     cfg, net = r.cfg, r.net
     stage("MC-dropout evaluation", "mc")
-    r.mc_test = mc = mc_predict(net, r.loaders["test"], T=cfg["mc_samples"], seed=cfg["seed"], device=next(net.parameters()).device)
-    r.metrics, r.extra["per_image"] = segmentation_metrics(mc, int(cfg.get("bootstrap_resamples") or 2000))
+    r.mc_test = mc = mc_predict(net, r.loaders["test"], T=cfg.mc_samples, seed=cfg.seed, device=next(net.parameters()).device)
+    r.metrics, r.extra["per_image"] = segmentation_metrics(mc, int(cfg.bootstrap_resamples or 2000))
     r.uncertainty = seg_uncertainty_report(mc, r.extra["per_image"]["dice"])
     return {}
 
@@ -560,12 +580,11 @@ def _write_segmentation(r: RunResult, paths: dict, extra: dict, wall_s: float) -
                  foreground_truth=mc.masks.mean((1, 2)), foreground_pred=mc.pred().mean((1, 2)))
     r.files["predictions"] = Path(paths["predictions"])
     data = {"n_train": len(r.loaders["train"].dataset), "n_val": len(b.val), "n_test": len(b.test), "split": b.split,
-            "location": cfg.get("location"), "sha256": b.sha256, "image_size": b.image_size}
-    model = {"name": cfg["model"], "parameters": sum(p.numel() for p in net.parameters()), "config": net.config,
-             "checkpoint": f"{cfg['dataset']}/{checkpoint_path(cfg).name}"}
+            "location": cfg.location, "sha256": b.sha256, "image_size": b.image_size}
+    model = {"name": cfg.model, "parameters": sum(p.numel() for p in net.parameters()), "config": net.config,
+             "checkpoint": f"{cfg.dataset}/{checkpoint_path(cfg).name}"}
     r.record = write_metrics(paths["metrics"], cfg=cfg, metrics=r.metrics, uncertainty=r.uncertainty, fit=r.fit, data=data,
                              model=model, wall_s=wall_s, device=next(net.parameters()).device, extra=extra or None)
-
 
 # %% ../nbs/15_study.ipynb #run-one
 def run_one(cfg: dict,                     # one run's checked settings (`check_settings`)
@@ -598,6 +617,69 @@ def train_run(cfg: dict, resume: bool = False, progress: bool = True) -> RunResu
         train_one(cfg, resume)
         return None
     with run_lock(run_file(cfg, ".lock")): return run_one(cfg, None, full=False, resume=resume, progress=progress)
+
+# %% ../nbs/15_study.ipynb #preflight-helpers
+def _can_create(folder: Path, key: str) -> None:
+    "`folder` exists as a writable folder, or can be made: its nearest existing ancestor is a writable folder."
+    p = folder
+    while not p.exists(): p = p.parent
+    if not p.is_dir() or not os.access(p, os.W_OK | os.X_OK):
+        raise PermissionError(f"{folder}: the {key} folder cannot be written ({p} is {'not a folder' if not p.is_dir() else 'read-only'})")
+
+def _check_model(cfg: Settings, bundle: Any) -> None:
+    "The model builds (weight files included) and runs on one blank image of the run's size."
+    size = int(getattr(bundle, "image_size", None) or cfg.image_size)
+    try:
+        with warnings.catch_warnings():                           # "no pretrained weights": the run itself says so
+            warnings.simplefilter("ignore"); net = model_for(cfg, bundle).eval()
+    except FileNotFoundError: raise                               # a weight file: its message names it
+    except Exception as e:
+        raise ValueError(f"setting 'model': {cfg.model} cannot be built from these settings ({type(e).__name__}: {e})") from None
+    try:
+        with torch.no_grad(): net(torch.zeros(1, 3, size, size))
+    except Exception as e:
+        why = (str(e).splitlines() or [""])[0][:160]
+        raise ValueError(f"setting 'image_size': {cfg.model} cannot run on {size} px images ({type(e).__name__}: {why})") from None
+
+def _check_corruptions(cfg: Settings) -> None:
+    "The corruption report can corrupt the stored test images (a blur needs more pixels than its kernel)."
+    imgs, _ = load_npz_split(resolve_data_file(cfg.location, cfg.data_dir, "location"), "test")
+    for name in CORRUPTIONS:
+        try: corrupt(imgs[:2], name, 5)
+        except Exception as e:
+            raise ValueError(f"{cfg.location}: test images of {imgs.shape[1]}x{imgs.shape[2]} px are too small for the corruption "
+                             f"report ({name} at severity 5: {type(e).__name__})") from None
+
+# %% ../nbs/15_study.ipynb #preflight
+def preflight(cfg: Settings,                               # one run's checked settings
+              dest: str | os.PathLike | None = None,       # its report folder (None: `dcat train`, files beside the checkpoint)
+              full: bool = True,                           # the full report (classification: the corruption report too)
+              bundle: Any = None,                          # the data, when an earlier run of the plan loaded it
+              once: bool = True,                           # the checks a plan needs once per arm and size: the model, the corruptions
+             ) -> Any:
+    """Check one run in seconds, before a kernel starts or anything trains: its files stay inside the reports and
+    checkpoints folders, which can be written; the data loads and passes its checks (shapes, types, values, labels
+    against the class list both ways); the model builds and runs on one image of the run's size; the corruption
+    report can corrupt the test images. Raises naming the file, key or value; writes nothing; returns the data."""
+    cfg = Settings.of(cfg)
+    if dest is not None: check_inside(dest, cfg.reports_dir, "reports_dir")
+    checkpoint_path(cfg)                                         # inside checkpoints_dir, or refused
+    for key in ("reports_dir", "checkpoints_dir"): _can_create(Path(cfg[key]), key)
+    seg = settings_task(cfg) == "segmentation"
+    if bundle is None:
+        if cfg.source != "synthetic": ensure_data(cfg, progress=False)
+        bundle = load_data(cfg, progress=False)
+    if once: _check_model(cfg, bundle)
+    if once and full and not seg and cfg.source == "npz": _check_corruptions(cfg)
+    return bundle
+
+def preflight_plan(plan: list[PlannedRun]) -> None:
+    "`preflight` for every run of a plan: the data once per dataset, the model and corruptions once per arm and size."
+    bundles, built = {}, set()
+    for r in plan:
+        key = (r.cfg.dataset, r.cfg.model, r.cfg.image_size)
+        bundles = {r.cfg.dataset: preflight(r.cfg, r.dest, r.full, bundles.get(r.cfg.dataset), once=key not in built)}
+        built.add(key)
 
 # %% ../nbs/15_study.ipynb #study-summary
 def write_summary(reports_dir: str | os.PathLike | None = None, n_resamples: int = 2000) -> Path:

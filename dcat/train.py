@@ -16,7 +16,7 @@ from torch import nn
 from fastcore.basics import patch
 from tqdm import tqdm
 
-from .config import LOSSES, atomic_torch_save, config_diff, config_hash, get_device, seed_everything
+from .config import LOSSES, Settings, atomic_torch_save, config_diff, config_hash, get_device, seed_everything
 from .loaders import shard_loader
 from .stats import auc, dice_iou
 
@@ -592,26 +592,28 @@ def steps_per_epoch(n_train: int, batch_size: int) -> int:
     "Optimizer steps in one epoch of `make_loaders`' training loader over `n_train` images."
     return n_train // batch_size + (1 if n_train % batch_size > 1 else 0)
 
-def resolve_epochs(cfg: dict, n_train: int) -> int:
-    "Epochs to train: `cfg['epochs']`, raised to reach at least `cfg['min_steps']` optimizer steps."
-    n = min(n_train, cfg["max_train"]) if cfg.get("max_train") else n_train
-    spe = max(1, steps_per_epoch(n, int(cfg["batch_size"])))
-    return max(int(cfg["epochs"]), math.ceil(int(cfg.get("min_steps") or 0) / spe))
+def resolve_epochs(cfg: Settings, n_train: int) -> int:
+    "Epochs to train: `cfg.epochs`, raised to reach at least `cfg.min_steps` optimizer steps."
+    cfg = Settings.of(cfg)
+    n = min(n_train, cfg.max_train) if cfg.max_train else n_train
+    spe = max(1, steps_per_epoch(n, int(cfg.batch_size)))
+    return max(int(cfg.epochs), math.ceil(int(cfg.min_steps or 0) / spe))
 
 # %% ../nbs/09_train.ipynb #c013h
-def run_budget(cfg: dict, n_train: int) -> dict:
+def run_budget(cfg: Settings, n_train: int) -> dict:
     """Epochs and patience of a run, and the rule that set them: `epochs` as given when the user gave it (command line,
     dataset section or preset: `epochs_given`) or capped the training set (`max_train`); otherwise the default epochs,
     raised for a small dataset to reach `min_steps` optimizer steps, with the patience scaled alike. Segmentation
     studies train the epochs they set (they have no step floor)."""
-    seg = cfg.get("task") == "segmentation"
-    given = bool(cfg.get("epochs_given") or cfg.get("max_train") or seg)
-    epochs = cfg["epochs"] if given else resolve_epochs(cfg, n_train)
-    patience = cfg.get("patience")
-    if patience and epochs > cfg["epochs"]: patience = math.ceil(patience * epochs / cfg["epochs"])
-    spe = steps_per_epoch(n_train, cfg["batch_size"])
+    cfg = Settings.of(cfg)
+    seg = cfg.task == "segmentation"
+    given = bool(cfg.epochs_given or cfg.max_train or seg)
+    epochs = cfg.epochs if given else resolve_epochs(cfg, n_train)
+    patience = cfg.patience
+    if patience and epochs > cfg.epochs: patience = math.ceil(patience * epochs / cfg.epochs)
+    spe = steps_per_epoch(n_train, cfg.batch_size)
     if seg: rule = "epochs as set (segmentation has no step floor)"
-    elif given: rule = "epochs as given" if cfg.get("epochs_given") else "epochs as set (a capped training set keeps them)"
-    elif epochs > cfg["epochs"]: rule = f"default {cfg['epochs']} epochs raised to reach min_steps = {cfg.get('min_steps')} optimizer steps"
-    else: rule = f"default epochs (at least min_steps = {cfg.get('min_steps') or 0} optimizer steps already)"
+    elif given: rule = "epochs as given" if cfg.epochs_given else "epochs as set (a capped training set keeps them)"
+    elif epochs > cfg.epochs: rule = f"default {cfg.epochs} epochs raised to reach min_steps = {cfg.min_steps} optimizer steps"
+    else: rule = f"default epochs (at least min_steps = {cfg.min_steps or 0} optimizer steps already)"
     return {"epochs": int(epochs), "patience": patience, "steps_per_epoch": int(spe), "steps": int(epochs * spe), "rule": rule}

@@ -138,6 +138,6 @@ def build_seg_model(name: str, dropout: float = 0.1, heads: int = 4, in_ch: int 
 
 def _seg_arm(name: str):
     "The registry's builder of `name`: the settings' decoder dropout and DCA heads."
-    return lambda cfg, num_classes=None: build_seg_model(name, dropout=cfg["dropout"], heads=cfg["fusion_heads"])
+    return lambda cfg, num_classes=None: build_seg_model(name, dropout=cfg.dropout, heads=cfg.fusion_heads)
 
 for _name in _SEG_ARMS: register_model(_name)(_seg_arm(_name))   # dcat.config.create_model builds them by name

@@ -20,8 +20,8 @@ def strip(o):
     if isinstance(o, list): return [strip(v) for v in o]
     return o
 
-def dcat(tmp_path, reports, *extra, check=True):
-    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARS}       # the setting decides, not the environment
+def dcat(tmp_path, reports, *extra, check=True, env=None):
+    env = {**{k: v for k, v in os.environ.items() if k not in THREAD_VARS}, **(env or {})}   # the setting decides, not the environment
     env["DCAT_CHECKPOINTS_DIR"] = str(tmp_path / f"ckpt-{reports}")
     r = subprocess.run([tool("dcat"), *ARGS, "--reports-dir", str(tmp_path / reports), *extra], cwd=ROOT,
                        capture_output=True, text=True, timeout=900, env=env)
@@ -57,8 +57,10 @@ def test_three_executors_same_metrics(tmp_path, slurm_cluster):
 def test_a_failing_run_is_named_and_the_others_finish(tmp_path):
     r = dcat(tmp_path, "missing", "--jobs", "2", "-p", "location=nothere.npz", "-p", "source=npz", check=False)
     assert r.returncode == 1 and "nothere.npz" in r.stderr and "seed-" not in r.stderr, r.stderr[-3000:]  # before any run
-    (tmp_path / "broken.npz").write_bytes(b"not a zip file")          # there, so each run starts and fails in its kernel
+    (tmp_path / "broken.npz").write_bytes(b"not a zip file")          # a broken file: also refused before any run
     r = dcat(tmp_path, "bad", "--jobs", "2", "-p", f"location={tmp_path / 'broken.npz'}", "-p", "source=npz", check=False)
+    assert r.returncode == 1 and "broken.npz" in r.stderr and "seed-" not in r.stderr, r.stderr[-3000:]
+    r = dcat(tmp_path, "fails", "--jobs", "2", check=False, env={"DCAT_TEST_HOLD": "fail:training"})   # fails in its kernel
     assert r.returncode == 1 and r.stderr.count("dcat: error: synthetic/dcat/seed-") == 2, r.stderr[-3000:]
     r = dcat(tmp_path, "badlauncher", "--jobs", "0", check=False)
     assert r.returncode == 1 and "jobs=0" in r.stderr, r.stderr

@@ -19,7 +19,7 @@ def test_kvasir_seg_settings_route_to_segmentation():
     from dcat.study import find_template
     cfg = load_settings("kvasir_seg", path=ROOT / "settings.ini")
     assert is_segmentation(cfg) and cfg["source"] == "segfolder" and cfg["model"] == "unet"
-    assert check_settings(cfg) is cfg and check_settings({**cfg, "model": "unet_dca"})
+    assert check_settings(cfg) == cfg and check_settings({**cfg, "model": "unet_dca"}).model == "unet_dca"
     assert find_template("seg_eval.ipynb") == TEMPLATE
     assert not is_segmentation(load_settings("pneumoniamnist", path=ROOT / "settings.ini"))
 
