@@ -438,6 +438,7 @@ class Settings(Mapping):
     ood_set: str | None = _rule("evaluation")
     bootstrap_resamples: int | None = _rule("evaluation", "int", 10)
     embedding: str | None = _rule("evaluation", "choice", ("umap", "pca", "none"))
+    equivalence_margin: float | None = _rule("evaluation", "number", 0.0, 1.0)   # arm − DCAT (AUC or Dice), for the summary
     # compute: how the process computes (the weights' last bits, not the run)
     torch_threads: int | None = _rule("compute", "int", 0)
     cpu_isa: str | None = _rule("compute", "choice", ("native", *_CPU_ISA))

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .config import Settings, parse_value, read_ini
-from .stats import METRIC_LABELS, compare_arms, compare_runs, format_ci, seed_mean_ci, verdict
+from .stats import METRIC_LABELS, compare_arms, compare_runs, format_ci, holm, seed_mean_ci, verdict
 
 # %% auto #0
 __all__ = ['metrics_table', 'history_table', 'uncertainty_tables', 'ci_table', 'glance_markdown', 'forest_rows',
@@ -254,16 +254,29 @@ def _arm_rows(arms: dict) -> list[str]:
     return lines
 
 # %% ../nbs/13_report.ipynb #c017d
-def _comparison_rows(arms: dict, reference: str = "dcat", n_resamples: int = 2000) -> tuple[list[str], dict]:
-    lines = [f"| arm − {reference} | paired bootstrap ΔAUC [95 % CI] | p | DeLong ΔAUC [95 % CI] | p | Δ of seed means [95 % Welch CI] | p | verdict | based on |",
+def _margin(dataset: str) -> float | None:
+    "The equivalence margin of `dataset`: its section's `equivalence_margin`, else `[study]`'s (fixed before the runs)."
+    cp = read_ini()
+    sec = cp[dataset] if dataset in cp and "equivalence_margin" in cp[dataset] else cp["study"]
+    return parse_value("equivalence_margin", sec.get("equivalence_margin", ""))
+
+def _comparison_rows(arms: dict, reference: str = "dcat", n_resamples: int = 2000,
+                     margin: float | None = None) -> tuple[list[str], dict]:
+    m = f"±{100 * margin:.2f}" if margin else "none"
+    lines = [f"| arm − {reference} | ΔAUC, every seed and test image [95 % CI] | p | Holm p | verdict (margin {m}) | "
+             f"smallest Δ the seeds detect | seeds to detect the margin | seed 0 only: paired bootstrap ΔAUC [95 % CI] | DeLong p |",
              "|---|---|---|---|---|---|---|---|---|"]
-    out = {}
-    for name, (runs, _) in arms.items():
-        if name == reference: continue
-        c = out[name] = compare_runs(arms[reference][0], runs, n_resamples=n_resamples)
-        b, d, s = c["bootstrap"], c["delong"], c["seeds"]
-        lines.append(f"| {name} | {_signed(b)} | {_p(b and b['p'])} | {_signed(d)} | {_p(d and d['p'])} | "
-                     f"{_signed(s) if s['low'] is not None else '–'} | {_p(s['p'])} | **{c['verdict']}** | {c['basis']} |")
+    out = {name: compare_runs(arms[reference][0], runs, n_resamples=n_resamples, margin=margin)
+           for name, (runs, _) in arms.items() if name != reference}
+    adjusted = holm([(c["hierarchical"] or {}).get("p") for c in out.values()])
+    for (name, c), ph in zip(out.items(), adjusted):
+        c["holm_p"] = ph
+        if c["verdict"] == "different" and ph is not None and ph >= 0.05:      # not once the arms' number is counted
+            c.update(verdict="inconclusive", basis=c["basis"] + "; different before Holm's correction")
+        h, b, d = c["hierarchical"], c["bootstrap"], c["delong"]
+        mdd = "–" if c["mdd"] is None else f"{100 * c['mdd']:.2f}"
+        lines.append(f"| {name} | {_signed(h)} | {_p(h and h['p'])} | {_p(ph)} | **{c['verdict']}** | {mdd} | "
+                     f"{c['seeds_for_margin'] or '–'} | {_signed(b)} | {_p(d and d['p'])} |")
     return lines, out
 
 def forest_rows(arms: dict,  # {arm: (runs, aggregate)}, runs: `(metrics.json record, predictions)` per seed
@@ -333,8 +346,12 @@ def _uncertainty_rows(arms: dict) -> list[str]:
 # %% ../nbs/13_report.ipynb #c017e
 _SUMMARY_INTRO = ("Test-split figures of every arm, in percent, from `reports/<dataset>/<model>/seed-<k>/metrics.json` and the "
     "arm's `aggregate.json`. Mean ± sd is over seeds; intervals over test images are 95 % stratified bootstrap intervals "
-    "(2,000 resamples); the comparisons with DCAT are paired (the same test images score both arms). A difference whose "
-    "interval contains zero is reported as *no detectable difference*, which is not the same as *equal*. The paper's "
+    "(2,000 resamples). Each arm is compared with DCAT as arm − DCAT over every seed and every test image (a two-level "
+    "bootstrap: seeds, then the shared test images), its p-values Holm-adjusted across the dataset's arms, and judged "
+    "against an equivalence margin fixed in `settings.ini` before looking: *equivalent* when the 90 % interval lies "
+    "inside the margin (two one-sided tests), *different* when the 95 % interval excludes 0, *inconclusive* otherwise. "
+    "The smallest difference the seeds detect (80 % power, Welch over seed means) and the seeds that would detect the "
+    "margin say how much the seeds run can tell; the seed-0 paired tests are kept as secondary columns. The paper's "
     "figures are quoted for reference only: it used other data, resolutions, pretraining and budgets.")
 
 def summary_markdown(by_ds: dict, forests: dict | None = None, n_resamples: int = 2000) -> str:
@@ -355,7 +372,7 @@ def summary_markdown(by_ds: dict, forests: dict | None = None, n_resamples: int 
         lines += ["### Uncertainty", "", "First seed of each arm, 95 % bootstrap intervals over test images; error detection: "
                   "AUROC of the uncertainty for a wrong prediction (0.5 = chance).", ""] + _uncertainty_rows(arms) + [""]
         if "dcat" in arms and len(arms) > 1:
-            rows, cmp = _comparison_rows(arms, n_resamples=n_resamples)
+            rows, cmp = _comparison_rows(arms, n_resamples=n_resamples, margin=_margin(ds))
             lines += ["### Every arm against DCAT", ""] + rows + [""]
             for base in _SINGLE_BACKBONES:
                 if base in cmp: lines.append(f"- {base} − DCAT: **{cmp[base]['verdict']}** ({cmp[base]['basis']}).")

@@ -54,7 +54,7 @@ def provenance(device: Any = None) -> dict:
 
 # %% ../nbs/14_runs.ipynb #c010
 TIMING_KEYS = ("wall_s", "train_wall_s", "seconds", "utc")
-_RUN_EXCLUDE = ("reports_dir", "checkpoints_dir", "data_dir", "cache_dir", "seeds")
+_RUN_EXCLUDE = ("reports_dir", "checkpoints_dir", "data_dir", "cache_dir", "seeds", "equivalence_margin")   # the margin: the summary's
 # settings that change only how a report is drawn (interval resamples, the feature-map figure), never the trained
 # weights: they are recorded in metrics.json and checked before a finished run is reused, but do not key checkpoints
 REPORT_KEYS = ("bootstrap_resamples", "embedding")

@@ -22,7 +22,8 @@ __all__ = ['METRIC_LABELS', 'check_labels_probs', 'auc', 'confusion', 'classific
            'pr_curves', 'calibration_bins', 'expected_calibration_error', 'nll', 'brier', 'calibration_summary',
            'risk_coverage', 'aurc', 'accuracy_at_coverage', 'risk_coverage_curves', 'bootstrap_ci', 'ood_metrics',
            'dice_iou', 'pixel_auroc', 'image_uncertainty', 'metrics_with_ci', 'format_ci', 'paired_bootstrap',
-           'verdict', 'compare_arms', 'aggregate_seeds', 'compare_runs', 'seed_mean_ci']
+           'verdict', 'compare_arms', 'aggregate_seeds', 'hierarchical_bootstrap', 'holm', 'welch_tost',
+           'min_detectable_difference', 'seeds_needed', 'equivalence_verdict', 'compare_runs', 'seed_mean_ci']
 
 # %% ../nbs/08_stats.ipynb #c008
 def check_labels_probs(labels: Any, probs: Any, classes: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -455,6 +456,99 @@ def seed_difference(a: Sequence[float], b: Sequence[float], confidence_level: fl
         out.update(low=float(ci.low), high=float(ci.high), p=float(t.pvalue))
     return out
 
+# %% ../nbs/08_stats.ipynb #stats-hier
+def hierarchical_bootstrap(metric: Callable[[np.ndarray, np.ndarray], float], # metric(labels, values of one run) -> float
+                           labels: np.ndarray,          # the shared test labels (N,) (for a per-image metric: any (N,) array)
+                           arm: Sequence[np.ndarray],   # the arm's runs, one array per seed, rows = the same N test images
+                           ref: Sequence[np.ndarray],   # the reference's runs (DCAT), likewise
+                           n_resamples: int = 2000,     # bootstrap resamples
+                           seed: int = 0,               # the resampling seed
+                          ) -> dict:
+    """The arm − reference difference of `metric` averaged over seeds, with intervals from a two-level bootstrap:
+    each resample draws each side's seeds with replacement, then the test images (stratified by label, the same
+    images for both sides, since the arms saw the same test set). Seeds and images both vary, as Bouthillier et al.
+    (2021) ask; resampling the nested level as well as the top one is Saravanan et al.'s (2020) hierarchical
+    bootstrap. Returns the difference, its 95 % and 90 % percentile intervals (the 90 % one is the TOST's), a
+    two-sided bootstrap p, the seeds per side and the resamples."""
+    y = np.asarray(labels).reshape(-1)
+    arm, ref = [np.asarray(a) for a in arm], [np.asarray(r) for r in ref]
+    if not arm or not ref: raise ValueError("hierarchical_bootstrap: each side needs at least one run")
+    for r in arm + ref:
+        if len(r) != len(y): raise ValueError(f"hierarchical_bootstrap: a run has {len(r)} rows, the labels {len(y)}")
+    rng, groups = np.random.default_rng(seed), _groups(len(y), y)
+    point = np.mean([metric(y, a) for a in arm]) - np.mean([metric(y, r) for r in ref])
+    diffs = np.empty(n_resamples)
+    for b in range(n_resamples):
+        sa, sr = rng.integers(0, len(arm), len(arm)), rng.integers(0, len(ref), len(ref))
+        idx = np.concatenate([rng.choice(g, len(g)) for g in groups])
+        va = {s: metric(y[idx], arm[s][idx]) for s in set(sa.tolist())}
+        vr = {s: metric(y[idx], ref[s][idx]) for s in set(sr.tolist())}
+        diffs[b] = np.mean([va[s] for s in sa]) - np.mean([vr[s] for s in sr])
+    q = np.quantile(diffs, [0.025, 0.975, 0.05, 0.95])
+    p = min(1.0, 2 * min(np.mean(diffs <= 0), np.mean(diffs >= 0)))
+    return {"diff": float(point), "low": float(q[0]), "high": float(q[1]), "low90": float(q[2]), "high90": float(q[3]),
+            "p": float(p), "n_arm": len(arm), "n_ref": len(ref), "n_resamples": int(n_resamples)}
+
+# %% ../nbs/08_stats.ipynb #stats-equiv
+def holm(pvalues: Sequence[float | None]) -> list[float | None]:
+    """Holm's step-down adjustment of a family of p-values (Holm 1979): the k-th smallest of m is multiplied by
+    m − k + 1, then made monotone; `None` entries (not tested) stay `None` and do not count."""
+    idx = [i for i, p in enumerate(pvalues) if p is not None]
+    p = np.asarray([pvalues[i] for i in idx], dtype=np.float64)
+    order, m, out = np.argsort(p, kind="stable"), len(p), [None] * len(pvalues)
+    adj = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order])) if m else p
+    for k, j in enumerate(order): out[idx[j]] = float(adj[k])
+    return out
+
+def welch_tost(a: Sequence[float], # one value per seed, arm
+               b: Sequence[float], # one value per seed, reference
+               margin: float,      # the equivalence margin, in the values' units (> 0)
+              ) -> dict:
+    """Two one-sided Welch t-tests (Schuirmann 1987; Lakens 2017) of `mean(a) − mean(b)` against the margins −margin
+    and +margin: equivalence is shown when the larger of the two p-values is below 0.05."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se, d = math.sqrt(va + vb), a.mean() - b.mean()
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    p_low, p_high = sps.t.sf((d + margin) / se, df), sps.t.cdf((d - margin) / se, df)
+    return {"diff": float(d), "p": float(max(p_low, p_high)), "p_lower": float(p_low), "p_upper": float(p_high), "df": float(df)}
+
+def min_detectable_difference(sd_a: float, sd_b: float, n_a: int, n_b: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest true difference of seed means a two-sided Welch t-test at `alpha` detects with `power`, from the
+    seeds' spread: the noncentral-t power of the test, solved for the difference."""
+    va, vb = sd_a ** 2 / n_a, sd_b ** 2 / n_b
+    se = math.sqrt(va + vb)
+    if se == 0: return 0.0
+    df = (va + vb) ** 2 / (va ** 2 / (n_a - 1) + vb ** 2 / (n_b - 1))
+    crit = sps.t.ppf(1 - alpha / 2, df)
+    def reach(d: float) -> float:
+        p = sps.nct.sf(crit, df, d / se) + sps.nct.cdf(-crit, df, d / se)
+        if not math.isfinite(p): p = sps.norm.sf(crit - d / se) + sps.norm.cdf(-crit - d / se)   # scipy's nct fails far out
+        return p - power
+    from scipy.optimize import brentq
+    hi = 8 * se
+    while reach(hi) < 0: hi *= 2                               # few degrees of freedom: a wider bracket
+    return float(brentq(reach, 0.0, hi, xtol=1e-15, rtol=1e-13))
+
+def seeds_needed(sd: float, margin: float, alpha: float = 0.05, power: float = 0.8, most: int = 1000) -> int | None:
+    "Seeds per arm for `min_detectable_difference` (both arms with spread `sd`) to reach `margin`; None beyond `most`."
+    ok = lambda n: min_detectable_difference(sd, sd, n, n, alpha, power) <= margin
+    if not ok(most): return None
+    lo, hi = 1, most                                    # the difference shrinks as seeds grow: bisect
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if ok(mid) else (mid, hi)
+    return hi
+
+def equivalence_verdict(c: dict,      # an interval: `low`, `high` (95 %) and `low90`, `high90` (90 %)
+                        margin: float, # the equivalence margin
+                       ) -> str:
+    """`equivalent` when the 90 % interval lies inside ±margin (TOST at 5 %), `different` when the 95 % interval
+    excludes 0 and equivalence is not shown, `inconclusive` otherwise: neither shown. Never "level" on a p alone."""
+    eq = -margin < c["low90"] and c["high90"] < margin
+    if eq: return "equivalent" if c["low"] <= 0 <= c["high"] else "equivalent (small difference)"
+    return "different" if c["low"] > 0 or c["high"] < 0 else "inconclusive"
+
 # %% ../nbs/08_stats.ipynb #stats-compare
 def _run_value(rec: dict, metric: str) -> float | None:
     v = (rec.get("metrics") or {}).get(metric)
@@ -471,8 +565,34 @@ def _paired_on_seed(a: dict, b: dict, metric: str, n_resamples: int) -> dict | N
     return {"bootstrap": c["bootstrap"], "delong": c["delong"]}
 
 # %% ../nbs/08_stats.ipynb #stats-compare2
-def compare_runs(ref_runs: Sequence[tuple], arm_runs: Sequence[tuple], metric: str = "auc", n_resamples: int = 2000) -> dict:
-    "Arm against reference (`metric` auc or dice): paired bootstrap on the first common seed, Welch over seeds, verdict."
+def _rank_auc(labels: np.ndarray, probs: np.ndarray) -> float:
+    "Binary ROC-AUC as the Mann-Whitney rank sum (ties averaged): `auc`'s value, about 20 times faster (resampling loops)."
+    y, r = np.asarray(labels).reshape(-1), sps.rankdata(np.asarray(probs)[:, 1])
+    n1 = int(y.sum()); n0 = len(y) - n1
+    return float((r[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)) if n1 and n0 else float("nan")
+
+def _every_seed(ref_runs: Sequence[tuple], arm_runs: Sequence[tuple], metric: str, n_resamples: int) -> dict | None:
+    "`hierarchical_bootstrap` over every seed with saved predictions on both sides (the same test images), else None."
+    key, values = ("names", "dice") if metric == "dice" else ("y_test", "p_test")
+    ref, arm = [p for _, p in ref_runs if p is not None], [p for _, p in arm_runs if p is not None]
+    if not ref or not arm or any(len(p[key]) != len(ref[0][key]) or (np.asarray(p[key]) != np.asarray(ref[0][key])).any()
+                                 for p in ref + arm): return None
+    if metric == "dice":
+        return hierarchical_bootstrap(lambda y, d: float(np.mean(d)), np.zeros(len(ref[0]["dice"])), [p["dice"] for p in arm],
+                                      [p["dice"] for p in ref], n_resamples=n_resamples)
+    fast = _rank_auc if all(np.asarray(p["p_test"]).shape[1] == 2 for p in ref + arm) else auc
+    return hierarchical_bootstrap(fast, ref[0]["y_test"], [p["p_test"] for p in arm], [p["p_test"] for p in ref], n_resamples=n_resamples)
+
+def compare_runs(ref_runs: Sequence[tuple],   # the reference's `(metrics.json record, predictions)` per seed (DCAT)
+                 arm_runs: Sequence[tuple],   # the arm's, likewise
+                 metric: str = "auc",         # auc (classification) or dice (segmentation)
+                 n_resamples: int = 2000,     # bootstrap resamples
+                 margin: float | None = None, # the equivalence margin fixed in advance; None: no equivalence test
+                ) -> dict:
+    """Arm − reference: over every seed and test image (`hierarchical_bootstrap`, the primary comparison), and as
+    secondary columns a paired bootstrap and DeLong test on the first common seed and Welch over seed means; with a
+    `margin`, the verdict is `equivalence_verdict`'s, with the seeds' minimum detectable difference and the seeds
+    needed to detect the margin."""
     if metric not in ("auc", "dice"): raise ValueError(f"compare_runs: metric {metric!r} is not auc or dice")
     seed = lambda r: (r.get("params") or {}).get("seed")
     vals = lambda runs: [v for v in (_run_value(r, metric) for r, _ in runs) if v is not None]
@@ -483,8 +603,16 @@ def compare_runs(ref_runs: Sequence[tuple], arm_runs: Sequence[tuple], metric: s
     common = sorted(set(ref) & set(arm))
     pair = _paired_on_seed(arm[common[0]], ref[common[0]], metric, n_resamples) if common else None
     if pair: out.update(seed=common[0], **pair)
-    sd = out["seeds"]
-    if sd["n_a"] > 1 and sd["n_b"] > 1 and sd["low"] is not None:
+    sd, h = out["seeds"], _every_seed(ref_runs, arm_runs, metric, n_resamples)
+    out.update(hierarchical=h, margin=margin, mdd=None, seeds_for_margin=None)
+    if sd["n_a"] > 1 and sd["n_b"] > 1:
+        out["mdd"] = min_detectable_difference(sd["sd_a"], sd["sd_b"], sd["n_a"], sd["n_b"])
+        if margin: out["seeds_for_margin"] = seeds_needed(max(sd["sd_a"], sd["sd_b"]), margin)
+    if h is not None and margin:
+        out.update(verdict=equivalence_verdict(h, margin), basis=f"seeds ({h['n_arm']} vs {h['n_ref']}) and test images, margin ±{margin:g} {metric.upper()}")
+        if min(h["n_arm"], h["n_ref"]) < 2 and out["verdict"].startswith("equivalent"):   # one seed: its spread unknown
+            out.update(verdict="inconclusive", basis=out["basis"] + "; equivalence needs two seeds a side")
+    elif sd["n_a"] > 1 and sd["n_b"] > 1 and sd["low"] is not None:
         out.update(verdict=verdict(sd["low"], sd["high"]), basis=f"seeds ({sd['n_a']} vs {sd['n_b']})")
     elif out["bootstrap"] is not None:
         out.update(verdict=verdict(out["bootstrap"]["low"], out["bootstrap"]["high"]),
