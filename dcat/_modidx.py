@@ -290,6 +290,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'dcat.report._p': ('report.html#_p', 'dcat/report.py'),
                              'dcat.report._paper_figures': ('report.html#_paper_figures', 'dcat/report.py'),
                              'dcat.report._pct': ('report.html#_pct', 'dcat/report.py'),
+                             'dcat.report._prespecified': ('report.html#_prespecified', 'dcat/report.py'),
+                             'dcat.report._scores': ('report.html#_scores', 'dcat/report.py'),
                              'dcat.report._seg_rows': ('report.html#_seg_rows', 'dcat/report.py'),
                              'dcat.report._seg_section': ('report.html#_seg_section', 'dcat/report.py'),
                              'dcat.report._selective_table': ('report.html#_selective_table', 'dcat/report.py'),

@@ -24,9 +24,9 @@ from .uncertainty import conformal_sets, ensemble_report, mc_predict, mutual_inf
 from .shift import ensemble_ood
 
 # %% auto #0
-__all__ = ['TIMING_KEYS', 'REPORT_KEYS', 'provenance', 'run_identity', 'run_hash', 'run_record', 'write_metrics',
-           'checkpoint_path', 'run_file', 'RunLockedError', 'run_lock', 'read_record', 'load_runs', 'write_aggregate',
-           'save_predictions', 'save_predictor', 'load_predictor', 'predict_images']
+__all__ = ['TIMING_KEYS', 'REPORT_KEYS', 'PREDICTIONS_SCHEMA', 'provenance', 'run_identity', 'run_hash', 'run_record',
+           'write_metrics', 'checkpoint_path', 'run_file', 'RunLockedError', 'run_lock', 'read_record', 'load_runs',
+           'write_aggregate', 'save_predictions', 'save_predictor', 'load_predictor', 'predict_images']
 
 # %% ../nbs/14_runs.ipynb #c007
 _PACKAGES = ("dcat", "torch", "torchvision", "timm", "numpy", "scikit-learn", "torchmetrics", "grad-cam", "umap-learn",
@@ -201,15 +201,23 @@ def write_aggregate(arm: str | os.PathLike) -> Path | None:
     return arm / "aggregate.json"
 
 # %% ../nbs/14_runs.ipynb #c016d
+PREDICTIONS_SCHEMA = "dcat-predictions/2"
+
 def save_predictions(path: str | os.PathLike, mc_val: Any, mc_test: Any, mc_ood: Any = None, ood_set: str | None = None) -> Path:
-    """Save a run's calibration and test labels and MC-mean probabilities (plus per-image uncertainty) as a small npz;
-    with `mc_ood`, also the out-of-distribution images' MC-mean probabilities (`p_ood`) and the OOD set's name."""
+    """Save what a run's pages and statistics need, per image, as a small npz (`PREDICTIONS_SCHEMA`): the calibration
+    and test labels, MC-mean probabilities, dropout-off logits (temperature scaling, energy), the test images' entropy
+    and mutual information; with `mc_ood`, the out-of-distribution images' MC-mean probabilities, dropout-off logits
+    and mutual information, and the OOD set's name. Schema 1 (the committed runs before it) lacks the logits and
+    `mutual_information_ood`."""
     f32 = lambda a: np.asarray(a, dtype=np.float32)
-    arrays = {"y_cal": np.asarray(mc_val.labels, dtype=np.int64), "p_cal": f32(mc_val.mean_probs),
+    arrays = {"schema": np.array(PREDICTIONS_SCHEMA),
+              "y_cal": np.asarray(mc_val.labels, dtype=np.int64), "p_cal": f32(mc_val.mean_probs), "det_logits_cal": f32(mc_val.det_logits),
               "y_test": np.asarray(mc_test.labels, dtype=np.int64), "p_test": f32(mc_test.mean_probs),
-              "p_test_det": f32(mc_test.det_probs), "entropy": f32(predictive_entropy(mc_test.probs)),
-              "mutual_information": f32(mutual_information(mc_test.probs))}
-    if mc_ood is not None: arrays.update(p_ood=f32(mc_ood.mean_probs), ood_set=np.array(Path(str(ood_set or "?")).name))
+              "p_test_det": f32(mc_test.det_probs), "det_logits_test": f32(mc_test.det_logits),
+              "entropy": f32(predictive_entropy(mc_test.probs)), "mutual_information": f32(mutual_information(mc_test.probs))}
+    if mc_ood is not None:
+        arrays.update(p_ood=f32(mc_ood.mean_probs), det_logits_ood=f32(mc_ood.det_logits),
+                      mutual_information_ood=f32(mutual_information(mc_ood.probs)), ood_set=np.array(Path(str(ood_set or "?")).name))
     with atomic_write(path, "wb") as f: np.savez_compressed(f, **arrays)
     return Path(path)
 
