@@ -315,7 +315,8 @@ def conformal_sets(probs: np.ndarray, qhat: float, method: str = "lac") -> np.nd
 # %% ../nbs/10_uncertainty.ipynb #c031p1
 def conformal_summary(probs_val: np.ndarray, labels_val: np.ndarray, probs_test: np.ndarray, labels_test: np.ndarray,
                       alphas: Sequence[float] = (0.05, 0.1), methods: Sequence[str] = _CONFORMAL_METHODS) -> dict:
-    "For each method and alpha: q̂ (from validation), and on test the empirical coverage, mean set size, share of empty and singleton sets."
+    """For each method and alpha: q̂ (from validation), and on test the empirical coverage, mean set size, and the share
+    of empty, singleton and larger sets (`multi`: two classes or more)."""
     labels_test = np.asarray(labels_test).astype(np.int64)
     out = {}
     for m in methods:
@@ -327,7 +328,7 @@ def conformal_summary(probs_val: np.ndarray, labels_val: np.ndarray, probs_test:
             out[m][f"{a:g}"] = {"alpha": float(a), "qhat": q if math.isfinite(q) else None,
                                 "coverage": float(sets[np.arange(len(labels_test)), labels_test].mean()),
                                 "mean_set_size": float(size.mean()), "empty": float((size == 0).mean()),
-                                "singleton": float((size == 1).mean())}
+                                "singleton": float((size == 1).mean()), "multi": float((size >= 2).mean())}
     return out
 
 # %% ../nbs/10_uncertainty.ipynb #c035

@@ -7,7 +7,8 @@ import json, math, os, subprocess
 from conftest import ROOT, tool
 
 def test_paper_preset_bf16_compile_on_the_cpu(tmp_path):
-    env = {**os.environ, "DCAT_CHECKPOINTS_DIR": str(tmp_path / "ckpt")}
+    env = {**{k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")},   # the setting decides
+           "DCAT_CHECKPOINTS_DIR": str(tmp_path / "ckpt")}
     r = subprocess.run([tool("dcat"), "train", "synthetic", "--preset", "paper", "--quiet", "-p", "precision=bf16",
                         "-p", "image_size=16", "-p", "epochs=1", "-p", "batch_size=32", "-p", "mc_samples=2",
                         "-p", "backbone_a=efficientnet_b0", "-p", "backbone_b=resnet18", "-p", "fusion_dim=16",

@@ -1,8 +1,9 @@
 """A run's numbers are a function of its files: a small study's headline, calibration, OOD and conformal figures in
 `metrics.json` are recomputed here from its `predictions.npz` alone (no model, no checkpoint) and agree with it."""
-import json
+import json, os
 
 import numpy as np
+import torch
 import pytest
 
 from dcat.config import check_settings, load_settings
@@ -23,8 +24,11 @@ def run(tmp_path_factory):
                                else np.zeros((40, 1), int) for s in ("train", "val", "test") for k in ("images", "labels")})
     cfg = check_settings({**load_settings("synthetic", overrides=TINY), "data_dir": str(d), "reports_dir": str(d),
                           "checkpoints_dir": str(d / "ckpt")})
-    with pytest.warns(UserWarning, match="no pretrained weights"):
-        run_one(cfg, d, full=False)
+    env, threads = dict(os.environ), torch.get_num_threads()
+    try:
+        with pytest.warns(UserWarning, match="no pretrained weights"): run_one(cfg, d, full=False)
+    finally:                     # the run sets this process's threads and their variables: later tests start clean
+        os.environ.clear(); os.environ.update(env); torch.set_num_threads(threads)
     with np.load(d / "predictions.npz") as z: files = {k: z[k] for k in z.files}
     return json.loads((d / "metrics.json").read_text()), files
 
@@ -47,7 +51,7 @@ def test_conformal(run):
     mine = conformal_summary(f["p_cal"].astype(np.float64), f["y_cal"], f["p_test"].astype(np.float64), f["y_test"])
     for method, by_alpha in rec["uncertainty"]["conformal"].items():
         for a, row in by_alpha.items():
-            for k in ("coverage", "mean_set_size", "empty", "singleton"):
+            for k in ("coverage", "mean_set_size", "empty", "singleton", "multi"):
                 assert abs(mine[method][a][k] - row[k]) < 1e-12, (method, a, k)
 
 def test_ood(run):
