@@ -10,6 +10,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'dcat.backbones.resolve_taps': ('backbones.html#resolve_taps', 'dcat/backbones.py'),
                                 'dcat.backbones.stage_units': ('backbones.html#stage_units', 'dcat/backbones.py')},
             'dcat.cli': { 'dcat.cli._log_unexpected': ('cli.html#_log_unexpected', 'dcat/cli.py'),
+                          'dcat.cli._one_line': ('cli.html#_one_line', 'dcat/cli.py'),
                           'dcat.cli._one_line_warning': ('cli.html#_one_line_warning', 'dcat/cli.py'),
                           'dcat.cli._parser': ('cli.html#_parser', 'dcat/cli.py'),
                           'dcat.cli._predict_cli': ('cli.html#_predict_cli', 'dcat/cli.py'),

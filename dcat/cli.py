@@ -114,8 +114,12 @@ def _study_cli(a: argparse.Namespace) -> int:
     for k in failed: print(f"dcat: error: {k}: {out[k]}", file=sys.stderr)
     return 1 if failed else 0
 
+def _one_line(text: object) -> str:
+    "`text` on one line: a newline or carriage return inside a value the user gave is shown escaped."
+    return str(text).replace("\r", "\\r").replace("\n", "\\n")
+
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"dcat: warning: {message}", file=sys.stderr)
+    print(f"dcat: warning: {_one_line(message)}", file=sys.stderr)
 
 def _log_unexpected(a: argparse.Namespace, argv: Sequence[str]) -> str:
     "Write the traceback of the exception being handled to a log file; return its path."
@@ -156,5 +160,5 @@ def _run(a: argparse.Namespace) -> int:
         return _study_cli(a)
     except (ValueError, KeyError, OSError, RuntimeError) as e:          # StudyError, RunLockedError: RuntimeErrors
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"dcat: error: {msg}", file=sys.stderr)
+        print(f"dcat: error: {_one_line(msg)}", file=sys.stderr)
         return 1

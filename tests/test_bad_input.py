@@ -163,6 +163,7 @@ REFUSED = {   # args (the reports folder is added), the needle the one line must
     "empty -p dataset": (["study", "-p", "dataset="], "dataset name is empty"),
     "-p dataset climbing out": (["study", "-p", "dataset=../../elsewhere/x"], "'../../elsewhere/x' not found"),
     "dataset given twice": (["study", "synthetic", "-p", "dataset=pneumoniamnist"], "give one or the other"),
+    "a newline inside a value": (["study", "-p", "dataset=a\nb"], "a\\nb"),          # shown escaped: still one line
     "class named twice": (["study", "synthetic", "-p", "classes=a,a"], "'a' is named twice"),
     "empty path setting": (["study", "synthetic", "-p", "data_dir="], "'data_dir'"),
     "heads not dividing the fusion width": (["study", "synthetic", "-p", "fusion_dim=10"], "'fusion_heads'"),
