@@ -5,7 +5,7 @@
 # %% ../nbs/16_cli.ipynb #cli-imports
 from __future__ import annotations
 import argparse, json, os, sys, tempfile, time, traceback, warnings
-from typing import Sequence
+from typing import Any, Sequence
 
 from .config import check_settings, datasets, load_settings, list_models, medmnist_datasets, parse_overrides, settings_help
 
@@ -45,10 +45,8 @@ def train_cli(a: argparse.Namespace) -> int:
     return 0
 
 # %% ../nbs/16_cli.ipynb #c025c
-def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="dcat", description="Run the DCAT study.")
-    ap.add_argument("--debug", action="store_true", help="show the full traceback of an unexpected error")
-    sub = ap.add_subparsers(dest="cmd", required=True)
+def _add_study(sub: Any) -> None:
+    "The `dcat study` subcommand and its options."
     st = sub.add_parser("study", help="train and evaluate, render reports/<dataset>/<model>/seed-<k>/",
                         epilog=settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     st.add_argument("datasets", nargs="*", help="datasets (settings.ini sections; default: [study] dataset)")
@@ -67,6 +65,13 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--slurm-mem-gb", type=float, help="Slurm memory per run, GB")
     st.add_argument("--slurm-cpus", type=int, help="CPUs per Slurm job (also its torch threads)")
     st.add_argument("--slurm-gpus", type=int, help="GPUs per Slurm job")
+
+# %% ../nbs/16_cli.ipynb #c025c-2
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="dcat", description="Run the DCAT study.")
+    ap.add_argument("--debug", action="store_true", help="show the full traceback of an unexpected error")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    _add_study(sub)
     tr = sub.add_parser("train", help="train and evaluate without a report (runs under torchrun for several GPUs)",
                         epilog=settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     tr.add_argument("dataset", nargs="?", default=None)
@@ -99,7 +104,8 @@ def _study_cli(a: argparse.Namespace) -> int:
     names = a.datasets or [ds or load_settings()["dataset"]]
     if not a.status:                   # settings and data, checked before the study's modules load (seconds on a small CPU)
         from dcat.segdata import load_data
-        for ds in names: load_data(check_settings(load_settings(ds, overrides={**over, "model": models[0]}, preset=a.preset)), False)
+        cfgs = [check_settings(load_settings(ds, overrides={**over, "model": models[0]}, preset=a.preset)) for ds in names]
+        data = {c.dataset: load_data(c, False) for c in cfgs}          # handed to run_plan, which checks the rest
     from dcat.study import plan_status, plan_study, run_plan, slurm_options, write_summary
     plan = plan_study(names, models, over, a.reports_dir, a.preset)   # bad dataset, preset or value: fails before any run
     if a.status:
@@ -107,7 +113,7 @@ def _study_cli(a: argparse.Namespace) -> int:
         return 0
     slurm = slurm_options({"partition": a.slurm_partition, "time_min": a.slurm_time, "mem_gb": a.slurm_mem_gb,
                            "cpus_per_task": a.slurm_cpus, "gpus_per_node": a.slurm_gpus}) if a.launcher == "slurm" else None
-    out = run_plan(plan, jobs=a.jobs, launcher=a.launcher, resume=a.resume, progress=not a.quiet, slurm=slurm,
+    out = run_plan(plan, jobs=a.jobs, launcher=a.launcher, resume=a.resume, progress=not a.quiet, slurm=slurm, data=data,
                    echo=lambda s: print(s, file=sys.stderr if a.jobs > 1 or a.launcher == "slurm" else sys.stdout, flush=True))
     print(write_summary(a.reports_dir or plan[0].cfg.reports_dir))
     failed = [k for k, v in out.items() if v.startswith("failed")]
@@ -127,6 +133,7 @@ def _log_unexpected(a: argparse.Namespace, argv: Sequence[str]) -> str:
     with os.fdopen(fd, "w") as f: f.write(f"dcat {' '.join(argv)}\n\n{traceback.format_exc()}")
     return path
 
+# %% ../nbs/16_cli.ipynb #c025d-2
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `dcat` command. Bad input is answered in one line naming the file, key or value; anything
     unexpected in one line naming the command and the exception, its traceback in a log file (`--debug`: in full)."""

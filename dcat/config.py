@@ -371,10 +371,8 @@ def _rule(room: str, kind: str = "text", lo: Any = None, hi: Any = None, require
 
 # %% ../nbs/00_config.ipynb #cfg-check
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
-class Settings(Mapping):
-    """One run's settings, typed and read-only: `s.fusion_dim`, and `s["fusion_dim"]` as before. Each field has a room
-    (`room("model")`, ...) and a rule that `check_settings` applies. A setting nobody gave reads `None` and stays out of
-    the mapping, so the settings a run hashes are the ones it was given (`dcat.runs.run_identity`)."""
+class _RunAndData:
+    "The fields of `Settings` that say which run it is, where its files live and which images it reads."
     # run: which run this is
     dataset: str | None = _rule("run")
     dataset_spec: str | None = _rule("run")                 # how to find the dataset again from any folder
@@ -408,6 +406,11 @@ class Settings(Mapping):
     n_per_class: int | None = _rule("data", "int", 1)        # generated data only
     image_size: int | None = _rule("data", "int", 16, required=True)
     max_train: int | None = _rule("data", "int", 0)
+
+# %% ../nbs/00_config.ipynb #cfg-check-b
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class _ModelAndFit(_RunAndData):
+    "The fields of `Settings` for the network and its training."
     # model: exactly `dcat.model.build_model`'s settings
     backbone_a: str | None = _rule("model")
     backbone_b: str | None = _rule("model")
@@ -433,6 +436,11 @@ class Settings(Mapping):
     precision: str | None = _rule("fit", "choice", _PRECISIONS)
     fused_adamw: bool | None = _rule("fit", "bool")
     device: str | None = _rule("fit")
+
+# %% ../nbs/00_config.ipynb #cfg-check-b2
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class _ReportAndCompute(_ModelAndFit):
+    "The fields of `Settings` for the evaluation, the process that computes, and the pages."
     # evaluation: what the report computes (bootstrap_resamples and embedding never change the weights)
     mc_samples: int | None = _rule("evaluation", "int", 1, required=True)
     ood_set: str | None = _rule("evaluation")
@@ -452,6 +460,12 @@ class Settings(Mapping):
     paper_dice_unet: float | None = _rule("about", "number", 0.0, 100.0)
     paper_dice_unet_dca: float | None = _rule("about", "number", 0.0, 100.0)
 
+# %% ../nbs/00_config.ipynb #cfg-check-c
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class Settings(_ReportAndCompute, Mapping):
+    """One run's settings, typed and read-only: `s.fusion_dim`, and `s["fusion_dim"]` as before. Each field has a room
+    (`room("model")`, ...) and a rule that `check_settings` applies. A setting nobody gave reads `None` and stays out of
+    the mapping, so the settings a run hashes are the ones it was given (`dcat.runs.run_identity`)."""
     @classmethod
     def of(cls, cfg: Mapping) -> Settings:
         "`cfg` as `Settings` (itself if it already is): unknown keys and ill-typed values are refused by name."
@@ -482,6 +496,7 @@ class Settings(Mapping):
         if name not in _ROOMS: raise ValueError(f"unknown room {name!r}; rooms: {', '.join(_ROOMS)}")
         return {k: self[k] for k in self if _FIELDS[k].metadata["room"] == name}
 
+# %% ../nbs/00_config.ipynb #cfg-check-2
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 # the checked settings of a classification run: (kind, low, high, optional) per key
 _RULES: dict[str, tuple] = {k: f.metadata["rule"] for k, f in _FIELDS.items()}

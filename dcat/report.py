@@ -338,6 +338,7 @@ def _prespecified(methods: dict | None, key: str) -> dict | None:
     mc = next((d for m, d in (methods or {}).items() if m.startswith("mc_") and isinstance(d, dict)), {})
     return mc.get(key)
 
+# %% ../nbs/13_report.ipynb #c017h-2
 def _uncertainty_rows(arms: dict) -> list[str]:
     lines = ["| arm | finds its errors: AUROC of MC entropy (pre-specified) | exploratory: best of the methods and scores | "
              "ensemble of seeds: AUROC of MI | out-of-distribution AUROC of MC entropy (pre-specified) | "

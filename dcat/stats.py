@@ -490,6 +490,12 @@ def hierarchical_bootstrap(metric: Callable[[np.ndarray, np.ndarray], float], # 
             "p": float(p), "n_arm": len(arm), "n_ref": len(ref), "n_resamples": int(n_resamples)}
 
 # %% ../nbs/08_stats.ipynb #stats-equiv
+def _welch(sd_a: float, sd_b: float, n_a: int, n_b: int) -> tuple[float, float]:
+    "The standard error of a difference of two means and its Welch-Satterthwaite degrees of freedom."
+    va, vb = sd_a ** 2 / n_a, sd_b ** 2 / n_b
+    se = math.sqrt(va + vb)
+    return se, ((va + vb) ** 2 / (va ** 2 / (n_a - 1) + vb ** 2 / (n_b - 1)) if se else math.inf)
+
 def holm(pvalues: Sequence[float | None]) -> list[float | None]:
     """Holm's step-down adjustment of a family of p-values (Holm 1979): the k-th smallest of m is multiplied by
     m − k + 1, then made monotone; `None` entries (not tested) stay `None` and do not count."""
@@ -507,19 +513,17 @@ def welch_tost(a: Sequence[float], # one value per seed, arm
     """Two one-sided Welch t-tests (Schuirmann 1987; Lakens 2017) of `mean(a) − mean(b)` against the margins −margin
     and +margin: equivalence is shown when the larger of the two p-values is below 0.05."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    se, d = math.sqrt(va + vb), a.mean() - b.mean()
-    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    se, df = _welch(a.std(ddof=1), b.std(ddof=1), len(a), len(b))
+    d = a.mean() - b.mean()
     p_low, p_high = sps.t.sf((d + margin) / se, df), sps.t.cdf((d - margin) / se, df)
     return {"diff": float(d), "p": float(max(p_low, p_high)), "p_lower": float(p_low), "p_upper": float(p_high), "df": float(df)}
 
+# %% ../nbs/08_stats.ipynb #stats-equiv-2
 def min_detectable_difference(sd_a: float, sd_b: float, n_a: int, n_b: int, alpha: float = 0.05, power: float = 0.8) -> float:
     """The smallest true difference of seed means a two-sided Welch t-test at `alpha` detects with `power`, from the
     seeds' spread: the noncentral-t power of the test, solved for the difference."""
-    va, vb = sd_a ** 2 / n_a, sd_b ** 2 / n_b
-    se = math.sqrt(va + vb)
+    se, df = _welch(sd_a, sd_b, n_a, n_b)
     if se == 0: return 0.0
-    df = (va + vb) ** 2 / (va ** 2 / (n_a - 1) + vb ** 2 / (n_b - 1))
     crit = sps.t.ppf(1 - alpha / 2, df)
     def reach(d: float) -> float:
         p = sps.nct.sf(crit, df, d / se) + sps.nct.cdf(-crit, df, d / se)
@@ -583,6 +587,7 @@ def _every_seed(ref_runs: Sequence[tuple], arm_runs: Sequence[tuple], metric: st
     fast = _rank_auc if all(np.asarray(p["p_test"]).shape[1] == 2 for p in ref + arm) else auc
     return hierarchical_bootstrap(fast, ref[0]["y_test"], [p["p_test"] for p in arm], [p["p_test"] for p in ref], n_resamples=n_resamples)
 
+# %% ../nbs/08_stats.ipynb #stats-compare2-2
 def compare_runs(ref_runs: Sequence[tuple],   # the reference's `(metrics.json record, predictions)` per seed (DCAT)
                  arm_runs: Sequence[tuple],   # the arm's, likewise
                  metric: str = "auc",         # auc (classification) or dice (segmentation)

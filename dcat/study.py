@@ -406,14 +406,14 @@ def _run_slurm(plan: list[PlannedRun], resume: bool, opts: dict, echo: Any) -> d
 
 # %% ../nbs/15_study.ipynb #plan-run
 def run_plan(plan: list[PlannedRun], jobs: int = 1, launcher: str = "local", resume: bool = False, progress: bool = True,
-             echo: Any = None, slurm: dict | None = None) -> dict[str, str]:
+             echo: Any = None, slurm: dict | None = None, data: dict | None = None) -> dict[str, str]:
     "Execute `plan` (in process, `jobs` local processes, or Slurm jobs), then write each arm's aggregate; `{label: status}`."
     echo = echo or (lambda s: None)
     if launcher not in ("local", "slurm"): raise ValueError(f"launcher {launcher!r}: expected local or slurm")
     if jobs < 1: raise ValueError(f"jobs={jobs}: must be at least 1")
     if launcher == "local" and jobs > len(plan): raise ValueError(f"--jobs {jobs}: the plan has {len(plan)} run(s); ask for at most {len(plan)}")
     if launcher == "slurm" and not shutil.which("sbatch"): raise ValueError("--launcher slurm: no Slurm here (sbatch is not on PATH)")
-    preflight_plan(plan)                          # data, model, folders: every run checked before any starts
+    preflight_plan(plan, data)                    # data, model, folders: every run checked before any starts
     if launcher == "slurm": out = _run_slurm(plan, resume, slurm or {}, echo)
     elif jobs > 1: out = _run_local(plan, jobs, resume, echo)
     else:
@@ -673,12 +673,14 @@ def preflight(cfg: Settings,                               # one run's checked s
     if once and full and not seg and cfg.source == "npz": _check_corruptions(cfg)
     return bundle
 
-def preflight_plan(plan: list[PlannedRun]) -> None:
-    "`preflight` for every run of a plan: the data once per dataset, the model and corruptions once per arm and size."
-    bundles, built = {}, set()
+def preflight_plan(plan: list[PlannedRun], bundles: dict | None = None) -> None:
+    """`preflight` for every run of a plan: the data once per dataset, the model and corruptions once per arm and size.
+    `bundles`, `{dataset: data}` already loaded and checked (as `dcat study` does before the study's modules load), is
+    handed over: each entry is taken out as it is used, so only one dataset is held at a time."""
+    bundles, built, held = bundles if bundles is not None else {}, set(), {}
     for r in plan:
-        key = (r.cfg.dataset, r.cfg.model, r.cfg.image_size)
-        bundles = {r.cfg.dataset: preflight(r.cfg, r.dest, r.full, bundles.get(r.cfg.dataset), once=key not in built)}
+        key, ds = (r.cfg.dataset, r.cfg.model, r.cfg.image_size), r.cfg.dataset
+        held = {ds: preflight(r.cfg, r.dest, r.full, held.get(ds, bundles.pop(ds, None)), once=key not in built)}
         built.add(key)
 
 # %% ../nbs/15_study.ipynb #study-summary
