@@ -11,7 +11,7 @@ JOBS     ?= 1
 LAUNCHER ?= local
 SCHED    := --jobs $(JOBS) --launcher $(LAUNCHER)
 
-.PHONY: install study test test-quick export clean-nbs readme summary ablation comparison evidence lessons docs
+.PHONY: install study test test-quick export clean-nbs readme summary reports ablation comparison evidence lessons docs
 
 install: $(STAMP)
 
@@ -44,6 +44,11 @@ evidence: comparison
 
 summary: $(STAMP)
 	$(BIN)/dcat summary
+
+## every committed run's page drawn again from its files alone (metrics.json, predictions.npz: no model, no checkpoint,
+## no data), then the summary; a run whose files predate what its page draws is named and left as it is
+reports: $(STAMP)
+	$(BIN)/dcat render reports; status=$$?; $(BIN)/dcat summary; exit $$status
 
 ## the whole test suite: each notebook's tests, the CLI, papermill and the executors end to end (before a commit; CI)
 test: $(STAMP)

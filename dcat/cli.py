@@ -24,6 +24,10 @@ def _predict_cli(a: argparse.Namespace) -> int:
     if a.format == "json": print(json.dumps(rows, indent=2))
     elif a.format == "csv": print(pd.DataFrame(rows).to_csv(index=False), end="")
     elif rows: print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if outside := [r["image"] for r in rows if r.get("inside") is False]:
+        print(f"dcat: {len(outside)} of {len(rows)} image(s) lie outside what the model was trained on ({rows[0]['ood_detector']} "
+              f"score above {rows[0]['ood_threshold']:.4g}, the level 95 % of its calibration images stay under): do not "
+              f"trust their predictions", file=sys.stderr)
     if not rows: return 1
     return 3 if skipped else 0
 
@@ -89,6 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--device", default="cpu")
     sm = sub.add_parser("summary", help="write reports/summary.md")
     sm.add_argument("--reports-dir")
+    rd = sub.add_parser("render", help="draw run pages again from their files alone (no model, no checkpoint)")
+    rd.add_argument("paths", nargs="*", metavar="PATH", help="run folders, or folders to search for them (default: the reports folder)")
     sub.add_parser("datasets", help="list the datasets in settings.ini")
     return ap
 
@@ -119,6 +125,15 @@ def _study_cli(a: argparse.Namespace) -> int:
     failed = [k for k, v in out.items() if v.startswith("failed")]
     for k in failed: print(f"dcat: error: {k}: {out[k]}", file=sys.stderr)
     return 1 if failed else 0
+
+# %% ../nbs/16_cli.ipynb #c025d-b
+def _render_cli(a: argparse.Namespace) -> int:
+    "`dcat render [PATH ...]`: every run page in or under the paths drawn again from its files; the others named, with why."
+    from dcat.study import render_reports
+    done, skipped = render_reports(a.paths or [load_settings()["reports_dir"]], progress=True)
+    for f, why in skipped: print(f"dcat: not rendered: {_one_line(why)}", file=sys.stderr)
+    print(f"{len(done)} page(s) drawn again from their files" + (f"; {len(skipped)} not (above)" if skipped else ""))
+    return 1 if skipped else 0
 
 def _one_line(text: object) -> str:
     "`text` on one line: a newline or carriage return inside a value the user gave is shown escaped."
@@ -162,6 +177,7 @@ def _run(a: argparse.Namespace) -> int:
             from dcat.study import write_summary
             print(write_summary(a.reports_dir))
             return 0
+        if a.cmd == "render": return _render_cli(a)
         if a.cmd == "predict": return _predict_cli(a)
         if a.cmd == "train": return train_cli(a)
         return _study_cli(a)

@@ -444,6 +444,9 @@ class _ReportAndCompute(_ModelAndFit):
     # evaluation: what the report computes (bootstrap_resamples and embedding never change the weights)
     mc_samples: int | None = _rule("evaluation", "int", 1, required=True)
     ood_set: str | None = _rule("evaluation")
+    near_ood_set: str | None = _rule("evaluation")       # a folder of the study's kind of image from another source
+    near_ood_class: str | None = _rule("evaluation")     # the study class those images belong to
+    near_ood_exclude: str | None = _rule("evaluation")   # a TSV (first column: file names) of images to leave out
     bootstrap_resamples: int | None = _rule("evaluation", "int", 10)
     embedding: str | None = _rule("evaluation", "choice", ("umap", "pca", "none"))
     equivalence_margin: float | None = _rule("evaluation", "number", 0.0, 1.0)   # arm − DCAT (AUC or Dice), for the summary

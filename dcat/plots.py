@@ -13,15 +13,15 @@ import torch
 import torch.nn.functional as F
 
 from .config import atomic_write
-from .loaders import denormalize, to_display
+from .loaders import to_display
 from .shift import CORRUPTIONS, corrupt
 from .stats import Curve
 
 # %% auto #0
-__all__ = ['close_figure', 'plot_roc_pr', 'plot_confusion', 'plot_entropy_hist', 'plot_umap', 'reliability_diagram',
-           'plot_gradcam', 'plot_attention', 'uncertain_gallery', 'plot_ood_histograms', 'plot_overlays',
-           'plot_seg_history', 'plot_risk_coverage', 'plot_corruptions', 'plot_forest', 'plot_entropy_vs_dice',
-           'plot_history']
+__all__ = ['close_figure', 'plot_roc_pr', 'plot_confusion', 'plot_entropy_hist', 'embed_features', 'plot_embedding', 'plot_umap',
+           'reliability_diagram', 'plot_gradcam', 'plot_attention', 'uncertain_gallery', 'plot_ood_histograms',
+           'plot_overlays', 'plot_seg_history', 'plot_risk_coverage', 'plot_corruptions', 'plot_forest',
+           'plot_entropy_vs_dice', 'plot_history']
 
 # %% ../nbs/12_plots.ipynb #plots-save
 def save_figure(fig: Any, path: str | os.PathLike | None, dpi: int = 150) -> Any:
@@ -121,30 +121,41 @@ def umap_embedding(features: np.ndarray, seed: int = 0, n_neighbors: int = 10, m
     finally: torch.set_num_threads(threads)
 
 # %% ../nbs/12_plots.ipynb #c022b
-def plot_umap(features: np.ndarray, labels: np.ndarray, classes: Sequence[str], seed: int = 0, n_neighbors: int = 10,
-              path: str | os.PathLike | None = None, method: str = "umap"):
-    """Scatter of the 2-D UMAP embedding of `features`, coloured by class; a note instead when N < 4.
-    `method="pca"`: the first two principal components instead (scikit-learn; no numba compilation, for quick runs)."""
+def embed_features(features: np.ndarray,   # the pooled fused features (N, D)
+                   method: str = "umap",     # `umap`, or `pca` (the first two principal components; no numba compilation)
+                   seed: int = 0, n_neighbors: int = 10) -> np.ndarray | None:
+    "2-D coordinates (N, 2) of `features` for the page's scatter (a run saves them); None when N < 4."
     if method not in ("umap", "pca"): raise ValueError(f"method={method!r}: expected 'umap' or 'pca'")
+    if len(features) < 4: return None
+    if method == "umap": return umap_embedding(features, seed=seed, n_neighbors=n_neighbors)
+    from sklearn.decomposition import PCA
+    return PCA(n_components=2, random_state=seed).fit_transform(np.asarray(features, dtype=np.float64))
+
+def plot_embedding(coords: np.ndarray | None,  # `embed_features`' (N, 2) coordinates, or None (fewer than 4 images)
+                   labels: np.ndarray, classes: Sequence[str], method: str = "umap",
+                   path: str | os.PathLike | None = None):
+    "Scatter of 2-D coordinates coloured by class; a note instead when there are none."
     import matplotlib.pyplot as plt
     labels = np.asarray(labels).ravel()
-    if len(labels) != len(features): raise ValueError(f"features ({len(features)}) and labels ({len(labels)}) differ in length")
     fig, ax = plt.subplots(figsize=(5.2, 4.6))
-    if len(labels) < 4:
-        ax.text(0.5, 0.5, f"UMAP needs at least 4 images (got {len(labels)})", ha="center", va="center")
+    if coords is None:
+        ax.text(0.5, 0.5, f"{method.upper()} needs at least 4 images (got {len(labels)})", ha="center", va="center")
         ax.axis("off")
         return save_figure(fig, path)
-    if method == "pca":
-        from sklearn.decomposition import PCA
-        emb = PCA(n_components=2, random_state=seed).fit_transform(np.asarray(features, dtype=np.float64))
-    else: emb = umap_embedding(features, seed=seed, n_neighbors=n_neighbors)
+    if len(labels) != len(coords): raise ValueError(f"coordinates ({len(coords)}) and labels ({len(labels)}) differ in length")
     for c, name in enumerate(classes):
         m = labels == c
-        if m.any(): ax.scatter(emb[m, 0], emb[m, 1], s=8, alpha=0.7, label=f"{name} ({m.sum()})")
+        if m.any(): ax.scatter(coords[m, 0], coords[m, 1], s=8, alpha=0.7, label=f"{name} ({m.sum()})")
     ax.set(xticks=[], yticks=[], title=f"{method.upper()} of the head's input features")
     ax.legend(markerscale=2, fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path)
+
+def plot_umap(features: np.ndarray, labels: np.ndarray, classes: Sequence[str], seed: int = 0, n_neighbors: int = 10,
+              path: str | os.PathLike | None = None, method: str = "umap"):
+    "`embed_features` then `plot_embedding`: the scatter of `features`' 2-D embedding, coloured by class."
+    if len(np.asarray(labels).ravel()) != len(features): raise ValueError(f"features ({len(features)}) and labels ({len(np.asarray(labels).ravel())}) differ in length")
+    return plot_embedding(embed_features(features, method, seed, n_neighbors), labels, classes, method, path)
 
 # %% ../nbs/12_plots.ipynb #c020x1
 def reliability_diagram(bins: pd.DataFrame,                    # `dcat.stats.calibration_bins`: n_bins rows, then [1, 1]
@@ -310,14 +321,15 @@ def show_corruptions(image: np.ndarray, severities: Sequence[int] = (1, 3, 5), c
     return save_figure(fig, path)
 
 # %% ../nbs/12_plots.ipynb #c046x1
-def plot_overlays(images: torch.Tensor, masks: np.ndarray, probs: np.ndarray, entropy: np.ndarray,
+def plot_overlays(images: torch.Tensor | np.ndarray, masks: np.ndarray, probs: np.ndarray, entropy: np.ndarray,
                   titles: Sequence[str] | None = None, path: str | os.PathLike | None = None, size: float = 2.2):
     "Rows of image / truth / prediction (probability, contours of truth in green and prediction in red) / entropy."
     import matplotlib.pyplot as plt
-    n = len(images)
+    imgs = to_display(images)               # normalised tensors or the uint8 pictures a run saves
+    n = len(imgs)
     fig, axes = plt.subplots(n, 4, figsize=(4 * size, n * size), squeeze=False)
     for i in range(n):
-        img = denormalize(images[i]).permute(1, 2, 0).cpu().numpy()
+        img = imgs[i]
         a = axes[i]
         a[0].imshow(img)
         a[1].imshow(masks[i], cmap="gray", vmin=0, vmax=1)
@@ -334,6 +346,7 @@ def plot_overlays(images: torch.Tensor, masks: np.ndarray, probs: np.ndarray, en
     fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.5, fraction=0.03)
     return save_figure(fig, path)
 
+# %% ../nbs/12_plots.ipynb #c046x1-b
 def plot_seg_history(history: Sequence[dict], path: str | os.PathLike | None = None):
     "Training and validation loss, and validation Dice and IoU, per epoch."
     import matplotlib.pyplot as plt

@@ -15,8 +15,8 @@ from .config import Settings, parse_value, read_ini
 from .stats import METRIC_LABELS, compare_arms, compare_runs, format_ci, holm, seed_mean_ci, verdict
 
 # %% auto #0
-__all__ = ['PRESPECIFIED_SCORE', 'metrics_table', 'history_table', 'uncertainty_tables', 'ci_table', 'glance_markdown',
-           'forest_rows', 'summary_markdown']
+__all__ = ['PRESPECIFIED_SCORE', 'metrics_table', 'history_table', 'uncertainty_tables', 'ci_table', 'methods_frame',
+           'paired_table', 'glance_markdown', 'forest_rows', 'summary_markdown']
 
 # %% ../nbs/13_report.ipynb #c014
 _METRIC_COLUMNS = ("accuracy", "precision", "recall", "f1", "auc", "aupr")
@@ -111,6 +111,28 @@ def ci_table(intervals: dict, digits: int = 4) -> pd.DataFrame:
     col = "value [95 % CI]"
     return pd.DataFrame({col: rows})
 
+# %% ../nbs/13_report.ipynb #report-methods
+_METHOD_ORDER = ("softmax", "temperature", "mc_head", "mc_fusion", "ensemble")
+_METRIC_ORDER = ("accuracy", "auroc_entropy", "auroc_max_prob", "auroc_mutual_information", "aurc", "ece", "ce_debiased", "nll", "brier")
+
+def _order(names, first) -> list:
+    return sorted(names, key=lambda n: (first.index(n) if n in first else len(first), n))
+
+def methods_frame(rep: dict) -> pd.DataFrame:
+    "The rows of `metrics.json`'s `uncertainty_methods` (`method`, `metric`, `T`, `value`, `low`, `high`), in reading order."
+    nan = lambda v: float("nan") if v is None else v
+    rows = [{"method": m, "metric": k, "T": (rep.get("T") or {}).get(m), **{f: nan(v.get(f)) for f in ("value", "low", "high")}}
+            for m in _order(rep["methods"], _METHOD_ORDER) for k, v in
+            sorted(rep["methods"][m].items(), key=lambda kv: (_order(rep["methods"][m], _METRIC_ORDER).index(kv[0])))]
+    return pd.DataFrame(rows)
+
+def paired_table(rep: dict, digits: int = 4) -> pd.DataFrame:
+    "Per method, its paired NLL and Brier difference against `paired_reference` with the 95 % interval and Holm's p."
+    cell = lambda t: f"{t['diff']:+.{digits}f} [{t['low']:+.{digits}f}, {t['high']:+.{digits}f}]"
+    return pd.DataFrame({m: {"ΔNLL [95 % CI]": cell(d["nll"]), "p (Holm)": f"{d['nll']['p_holm']:.2g}",
+                             "ΔBrier [95 % CI]": cell(d["brier"]), "p (Holm) ": f"{d['brier']['p_holm']:.2g}"}
+                         for m, d in ((m, rep["paired"][m]) for m in _order(rep.get("paired") or {}, _METHOD_ORDER))}).T
+
 # %% ../nbs/13_report.ipynb #c017b
 def _paper_figures(dataset: str) -> tuple[float | None, float | None, str | None]:
     cp = read_ini()
@@ -146,7 +168,7 @@ def _vs_single_backbones(cfg: dict, here: Path) -> list[str]:
     if cfg.model in _SINGLE_BACKBONES or not (here / "predictions.npz").is_file(): return []
     mine, lines = _load_npz(here / "predictions.npz"), []
     for base in _SINGLE_BACKBONES:
-        f = Path(cfg.reports_dir) / cfg.dataset / base / f"seed-{cfg.seed}" / "predictions.npz"
+        f = here.parent.parent / base / f"seed-{cfg.seed}" / "predictions.npz"   # the dataset's folder: beside this arm
         if not f.is_file():
             lines.append(f"- against {base}: no report of that arm for this seed yet")
             continue
@@ -163,7 +185,7 @@ def _vs_single_backbones(cfg: dict, here: Path) -> list[str]:
 
 def _vs_reference_seg(record: dict, cfg: dict, here: Path, reference: str) -> list[str]:
     mine = here / "predictions.npz"
-    ref = Path(cfg.reports_dir) / cfg.dataset / reference / f"seed-{cfg.seed}"
+    ref = here.parent.parent / reference / f"seed-{cfg.seed}"
     if cfg.model == reference: return []
     if not (mine.is_file() and (ref / "predictions.npz").is_file()):
         return [f"**Against {reference}:** no report of that arm for this seed yet."]

@@ -5,7 +5,7 @@
 
 # %% ../nbs/14_runs.ipynb #runs-imports
 from __future__ import annotations
-import contextlib, datetime, json, os, platform, subprocess, warnings
+import contextlib, dataclasses, datetime, json, os, platform, subprocess, warnings
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -20,13 +20,14 @@ from .loaders import normalize
 from .model import build_model
 from .stats import aggregate_seeds
 from .train import load_checkpoint
-from .uncertainty import conformal_sets, ensemble_report, mc_predict, mutual_information, predictive_entropy
+from .uncertainty import MCResult, conformal_sets, ensemble_report, mc_predict, mutual_information, predictive_entropy
 from .shift import ensemble_ood
 
 # %% auto #0
 __all__ = ['TIMING_KEYS', 'REPORT_KEYS', 'PREDICTIONS_SCHEMA', 'provenance', 'run_identity', 'run_hash', 'run_record',
            'write_metrics', 'checkpoint_path', 'run_file', 'RunLockedError', 'run_lock', 'read_record', 'load_runs',
-           'write_aggregate', 'save_predictions', 'save_predictor', 'load_predictor', 'predict_images']
+           'write_aggregate', 'save_predictions', 'RunFiles', 'read_run', 'save_predictor', 'load_predictor',
+           'predict_images']
 
 # %% ../nbs/14_runs.ipynb #c007
 _PACKAGES = ("dcat", "torch", "torchvision", "timm", "numpy", "scikit-learn", "torchmetrics", "grad-cam", "umap-learn",
@@ -55,9 +56,10 @@ def provenance(device: Any = None) -> dict:
 # %% ../nbs/14_runs.ipynb #c010
 TIMING_KEYS = ("wall_s", "train_wall_s", "seconds", "utc")
 _RUN_EXCLUDE = ("reports_dir", "checkpoints_dir", "data_dir", "cache_dir", "seeds", "equivalence_margin")   # the margin: the summary's
-# settings that change only how a report is drawn (interval resamples, the feature-map figure), never the trained
-# weights: they are recorded in metrics.json and checked before a finished run is reused, but do not key checkpoints
-REPORT_KEYS = ("bootstrap_resamples", "embedding")
+# settings that change only how a finished model is evaluated and its report drawn (interval resamples, the feature-map
+# figure, the foreign images scored, the MC samples drawn), never the trained weights: they are recorded in metrics.json
+# and checked before a finished run is reused (a change re-evaluates the finished checkpoint), but do not key checkpoints
+REPORT_KEYS = ("bootstrap_resamples", "embedding", "ood_set", "mc_samples", "near_ood_set", "near_ood_class", "near_ood_exclude")
 # how a run computes, not what it is: torch threads and the pinned kernels change the weights' last bits, not the
 # experiment (a GPU run ignores them); they decide reuse through the training fingerprint (dcat.study) instead.
 # `sha256` is a check on the data file, whose checksum every metrics.json records anyway
@@ -201,36 +203,105 @@ def write_aggregate(arm: str | os.PathLike) -> Path | None:
     return arm / "aggregate.json"
 
 # %% ../nbs/14_runs.ipynb #c016d
-PREDICTIONS_SCHEMA = "dcat-predictions/2"
+PREDICTIONS_SCHEMA = "dcat-predictions/3"
 
-def save_predictions(path: str | os.PathLike, mc_val: Any, mc_test: Any, mc_ood: Any = None, ood_set: str | None = None) -> Path:
+def save_predictions(path: str | os.PathLike,  # the run's `predictions.npz`
+                     mc_val: Any,               # the calibration split's `MCResult`
+                     mc_test: Any,              # the test split's `MCResult`
+                     mc_ood: Any = None,        # the out-of-distribution images' `MCResult`, if scored
+                     ood_set: str | None = None,  # the OOD set's name
+                     figures: dict | None = None, # what the page's figures show (`fig_<name>` arrays), for a full report
+                     detectors: dict | None = None,  # per split (`cal`, `test`, `ood`, `near`), each detector's scores (`feat_<name>_<split>`)
+                     mc_near: Any = None,         # the near-OOD images' `MCResult` (`near_ood_set`), if scored
+                    ) -> Path:
     """Save what a run's pages and statistics need, per image, as a small npz (`PREDICTIONS_SCHEMA`): the calibration
-    and test labels, MC-mean probabilities, dropout-off logits (temperature scaling, energy), the test images' entropy
-    and mutual information; with `mc_ood`, the out-of-distribution images' MC-mean probabilities, dropout-off logits
-    and mutual information, and the OOD set's name. Schema 1 (the committed runs before it) lacks the logits and
-    `mutual_information_ood`."""
+    and test labels, MC-mean probabilities, dropout-off logits (temperature scaling, energy), every MC sample's logits
+    (`mc_logits_*`, (T, N, C): MC temperature scaling and energy), the test images' entropy and mutual information;
+    with `mc_ood`, the same for the out-of-distribution images and the OOD set's name; with `figures`, the arrays the
+    page draws (`fig_*`); with `detectors`, the feature-space detectors' scores (`feat_<detector>_<split>`); with
+    `mc_near`, the near-OOD images' MC mean, dropout-off logits, mutual information and MC energy. Schema 1
+    lacks the logits and `mutual_information_ood`; schema 2 the MC logits, the figures and the detectors."""
     f32 = lambda a: np.asarray(a, dtype=np.float32)
     arrays = {"schema": np.array(PREDICTIONS_SCHEMA),
               "y_cal": np.asarray(mc_val.labels, dtype=np.int64), "p_cal": f32(mc_val.mean_probs), "det_logits_cal": f32(mc_val.det_logits),
               "y_test": np.asarray(mc_test.labels, dtype=np.int64), "p_test": f32(mc_test.mean_probs),
               "p_test_det": f32(mc_test.det_probs), "det_logits_test": f32(mc_test.det_logits),
-              "entropy": f32(predictive_entropy(mc_test.probs)), "mutual_information": f32(mutual_information(mc_test.probs))}
+              "entropy": f32(predictive_entropy(mc_test.probs)), "mutual_information": f32(mutual_information(mc_test.probs)),
+              "mc_logits_cal": f32(mc_val.logits), "mc_logits_test": f32(mc_test.logits)}
     if mc_ood is not None:
-        arrays.update(p_ood=f32(mc_ood.mean_probs), det_logits_ood=f32(mc_ood.det_logits),
+        arrays.update(p_ood=f32(mc_ood.mean_probs), det_logits_ood=f32(mc_ood.det_logits), mc_logits_ood=f32(mc_ood.logits),
                       mutual_information_ood=f32(mutual_information(mc_ood.probs)), ood_set=np.array(Path(str(ood_set or "?")).name))
+    if mc_near is not None:
+        arrays.update(p_near=f32(mc_near.mean_probs), det_logits_near=f32(mc_near.det_logits),
+                      mutual_information_near=f32(mutual_information(mc_near.probs)),
+                      mc_energy_near=f32((-torch.logsumexp(torch.as_tensor(mc_near.logits, dtype=torch.float64), -1)).mean(0)))
+    arrays.update({f"fig_{k}": np.asarray(v) for k, v in (figures or {}).items()})
+    arrays.update({f"feat_{name}_{split}": f32(s) for split, by in (detectors or {}).items() for name, s in by.items()})
     with atomic_write(path, "wb") as f: np.savez_compressed(f, **arrays)
     return Path(path)
+
+# %% ../nbs/14_runs.ipynb #runs-read
+@dataclasses.dataclass
+class RunFiles:
+    "One finished run, as its files hold it: the folder, `metrics.json` (`record`) and `predictions.npz` (`arrays`)."
+    folder: Path
+    record: dict
+    arrays: dict
+    @property
+    def schema(self) -> str: return str(self.arrays.get("schema", "dcat-predictions/1"))
+    @property
+    def task(self) -> str: return self.record.get("task", "classification")
+    def has(self, *names: str) -> bool: return all(k in self.arrays for k in names)
+    def fig(self, name: str, default: Any = None) -> Any:
+        "The page's figure array `fig_<name>` (a full report's), or `default`."
+        return self.arrays.get(f"fig_{name}", default)
+    def mc(self, split: str = "test") -> MCResult:
+        "The `MCResult` of `split` (`cal`, `test` or `ood`) rebuilt from its saved per-sample logits (schema 3)."
+        if not self.has(f"mc_logits_{split}"):
+            raise ValueError(f"{self.folder / 'predictions.npz'}: no per-sample logits of {split!r} (schema {self.schema}); "
+                             f"rerun the run to write {PREDICTIONS_SCHEMA}")
+        z = torch.as_tensor(self.arrays[f"mc_logits_{split}"], dtype=torch.float32)
+        y = self.arrays.get(f"y_{split}", np.zeros(z.shape[1], np.int64))
+        return MCResult(probs=torch.softmax(z, -1).numpy(), labels=y, logits=z.numpy(), det_logits=self.arrays[f"det_logits_{split}"],
+                        seed=int(self.record.get("run", {}).get("seed", 0)),
+                        mc_dropout=str(self.record.get("params", {}).get("mc_dropout") or "head"))
+
+# %% ../nbs/14_runs.ipynb #runs-read-b
+def read_run(folder: str | os.PathLike,  # a run's report folder (`reports/<dataset>/<model>/seed-<n>`)
+             schema: str | None = PREDICTIONS_SCHEMA,  # the `predictions.npz` schema required; None: any
+            ) -> RunFiles:
+    "A run's `metrics.json` and `predictions.npz`; a ValueError naming the file when one is missing, unreadable or too old."
+    folder = Path(folder)
+    for name in ("metrics.json", "predictions.npz"):
+        if not (folder / name).is_file(): raise ValueError(f"{folder / name}: missing (a finished run writes it)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try: rec = read_record(folder / "metrics.json")
+        except UserWarning as w: raise ValueError(str(w)) from None
+    try:
+        with np.load(folder / "predictions.npz") as z: arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e: raise ValueError(f"{folder / 'predictions.npz'}: unreadable ({type(e).__name__})") from None
+    run = RunFiles(folder, rec, arrays)
+    if schema is not None and run.task != "segmentation" and run.schema != schema:
+        raise ValueError(f"{folder / 'predictions.npz'}: schema {run.schema}, a page needs {schema} (the per-sample logits "
+                         f"and the figures' arrays); rerun this run to write them")
+    return run
 
 # %% ../nbs/14_runs.ipynb #c020
 _PREDICTOR_FORMAT = "dcat-predictor/1"
 
 def save_predictor(path: str | os.PathLike, model: torch.nn.Module, *, classes: Sequence[str], image_size: int,
-                   mc_samples: int = 30, conformal: dict | None = None, seed: int = 0, meta: dict | None = None) -> Path:
-    "Save `model` with what `dcat predict` needs; `conformal` maps alpha (str) to the LAC threshold q̂."
+                   mc_samples: int = 30, conformal: dict | None = None, seed: int = 0, meta: dict | None = None,
+                   detector: dict | None = None) -> Path:
+    """Save `model` with what `dcat predict` needs; `conformal` maps alpha (str) to the LAC threshold q̂; `detector`:
+    the default feature-space detector (`name`, class means `mu`, `precision`, and the 95 % `threshold`)."""
     state = {"format": _PREDICTOR_FORMAT, "model_config": dict(model.config), "classes": list(map(str, classes)),
              "image_size": int(image_size), "mc_samples": int(mc_samples), "seed": int(seed),
              "conformal": {str(k): (None if v is None else float(v)) for k, v in (conformal or {}).items()},
              "meta": to_jsonable(meta or {}), "state_dict": model.state_dict()}
+    if detector is not None:
+        state["detector"] = {"name": str(detector["name"]), "threshold": float(detector["threshold"]),
+                             "mu": torch.as_tensor(detector["mu"]).float(), "precision": torch.as_tensor(detector["precision"]).float()}
     return atomic_torch_save(state, path)
 
 def load_predictor(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
@@ -276,7 +347,9 @@ def predict_images(paths: Sequence[str | os.PathLike], predictor: str | os.PathL
     if ok:
         batches = [(normalize(torch.stack(xs[i:i + batch_size])), torch.zeros(len(xs[i:i + batch_size]), dtype=torch.long))
                    for i in range(0, len(xs), batch_size)]
-        mc = mc_predict(model, batches, T=T, seed=meta.get("seed", 0), device=device)
+        det = meta.get("detector")
+        mc = mc_predict(model, batches, T=T, seed=meta.get("seed", 0), device=device, return_features=det is not None)
+        foreign = _mahalanobis(det, mc.features) if det is not None else None
         probs, H, MI = mc.mean_probs, predictive_entropy(mc.probs), mutual_information(mc.probs)
         classes = meta["classes"]
         sets = conformal_sets(probs, float("inf") if qhat is None else qhat, "lac")
@@ -286,4 +359,14 @@ def predict_images(paths: Sequence[str | os.PathLike], predictor: str | os.PathL
                          **{f"p_{c}": float(probs[i, j]) for j, c in enumerate(classes)},
                          "entropy": float(H[i]), "mutual_information": float(MI[i]),
                          f"conformal_set_{alpha:g}": "|".join(in_set)})
+            if foreign is not None:
+                rows[-1].update(inside=bool(foreign[i] <= det["threshold"]), ood_score=float(foreign[i]),
+                                ood_threshold=float(det["threshold"]), ood_detector=det["name"])
     return rows, skipped
+
+# %% ../nbs/14_runs.ipynb #c020p1-b
+def _mahalanobis(det: dict, features: np.ndarray) -> np.ndarray:
+    "The saved Mahalanobis detector's scores (`dcat.shift.fit_detectors`' formula: minus the best class log-density term)."
+    z = torch.as_tensor(features, dtype=torch.float32)
+    d = torch.stack([(((z - m) @ det["precision"]) * (z - m)).sum(1) for m in det["mu"]], 1)
+    return (0.5 * d.min(1).values).numpy().astype(np.float64)

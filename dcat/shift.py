@@ -15,14 +15,15 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from .config import Settings, nan_to_none, sha256_file
-from .data import load_npz_split, resolve_data_file
+from .data import IMAGE_EXTS, load_npz_split, read_image, resolve_data_file
 from .loaders import images_loader
-from .stats import auc, expected_calibration_error, ood_metrics
+from .stats import accuracy_at_coverage, auc, aurc, bootstrap_ci, expected_calibration_error, ood_metrics
 from .uncertainty import MCResult, deterministic_predict, method_samples, mc_predict, mutual_information, predictive_entropy
 
 # %% auto #0
-__all__ = ['CORRUPTIONS', 'ood_scores', 'ood_table', 'ood_report', 'corrupt', 'corruption_report', 'corruption_summary',
-           'ensemble_ood']
+__all__ = ['FEATURE_DETECTORS', 'DEFAULT_DETECTOR', 'NEAR_OOD_MAX', 'CORRUPTIONS', 'ood_scores', 'fit_detectors',
+           'detector_scores', 'selective_rules', 'ood_table', 'feature_rows', 'ood_report', 'near_ood_images',
+           'near_ood_report', 'corrupt', 'corruption_report', 'corruption_summary', 'ensemble_ood']
 
 # %% ../nbs/11_shift.ipynb #c008
 def ood_scores(probs: np.ndarray, logits: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -37,6 +38,60 @@ def ood_scores(probs: np.ndarray, logits: np.ndarray | None = None) -> dict[str,
         if tuple(z.shape) != p.shape: raise ValueError(f"logits {tuple(z.shape)} and probs {p.shape} differ in shape")
         out["energy"] = (-torch.logsumexp(z, -1)).mean(0).numpy()
     return out
+
+# %% ../nbs/11_shift.ipynb #shift-det
+FEATURE_DETECTORS = ("mahalanobis", "relative_mahalanobis", "knn", "vim", "residual")
+DEFAULT_DETECTOR = "mahalanobis"     # fixed in advance (see above), never chosen on foreign images
+
+def _pytorch_ood():
+    import logging
+    logging.getLogger("pytorch_ood").setLevel(logging.ERROR)   # its warnings (e.g. a subspace size adjusted) go to logs
+    from pytorch_ood import detector
+    return detector
+
+def fit_detectors(features: np.ndarray,   # training images' pooled features (N, D): in-distribution only
+                  labels: np.ndarray,     # their classes (N,), every class present
+                  weight: np.ndarray,     # the head's last layer (C, D): ViM's logits
+                  bias: np.ndarray,       # its bias (C,)
+                  k: int = 50,            # KNN's neighbour (at most N)
+                  names: Sequence[str] = FEATURE_DETECTORS,
+                 ) -> dict:
+    "Each feature-space detector in `names` fitted on the training features (pytorch-ood), by name."
+    if bad := set(names) - set(FEATURE_DETECTORS): raise ValueError(f"unknown detector(s) {sorted(bad)}; known: {FEATURE_DETECTORS}")
+    det = _pytorch_ood()
+    z = torch.as_tensor(np.asarray(features), dtype=torch.float32)
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    out = {}
+    if "mahalanobis" in names: out["mahalanobis"] = det.Mahalanobis(None).fit_features(z, y)
+    if "relative_mahalanobis" in names: out["relative_mahalanobis"] = det.RMD(None).fit_features(z, y)
+    if "knn" in names: out["knn"] = det.KNN(None, k=min(k, len(z))).fit_features(z, y)
+    if {"vim", "residual"} & set(names):
+        vim = det.ViM(None, d=max(1, z.shape[1] // 2), w=torch.as_tensor(np.asarray(weight), dtype=torch.float32),
+                      b=torch.as_tensor(np.asarray(bias), dtype=torch.float32)).fit_features(z, y)
+        out.update({n: vim for n in ("vim", "residual") if n in names})
+    return out
+
+def detector_scores(fitted: dict, features: np.ndarray) -> dict[str, np.ndarray]:
+    "Each fitted detector's score `(N,)` of `features` (higher = more foreign)."
+    z = torch.as_tensor(np.asarray(features), dtype=torch.float32)
+    out = {}
+    for name, d in fitted.items():
+        s = ((z - d.u) @ d.principal_subspace).norm(dim=-1) if name == "residual" else d.predict_features(z)
+        out[name] = np.asarray(s.detach().cpu(), dtype=np.float64)
+    return out
+
+# %% ../nbs/11_shift.ipynb #shift-sel
+def selective_rules(labels: np.ndarray,    # true classes (N,)
+                    probs: np.ndarray,     # predicted probabilities (N, C)
+                    uncertainty: np.ndarray,  # e.g. the MC predictive entropy (N,)
+                    ood_score: np.ndarray,    # the default detector's score (N,)
+                   ) -> dict:
+    "AURC and error at 80 % coverage when abstaining by `uncertainty`, by `ood_score`, and by both (mean rank); `best`: the lowest AURC."
+    rank = lambda v: np.argsort(np.argsort(np.asarray(v, np.float64), kind="stable"), kind="stable") / max(len(v) - 1, 1)
+    rules = {"uncertainty": np.asarray(uncertainty, np.float64), "detector": np.asarray(ood_score, np.float64),
+             "both": (rank(uncertainty) + rank(ood_score)) / 2}
+    out = {k: {"aurc": aurc(labels, probs, s), "error_at_80": 1 - accuracy_at_coverage(labels, probs, s, 0.8)} for k, s in rules.items()}
+    return {**out, "best": min(out, key=lambda k: out[k]["aurc"])}
 
 # %% ../nbs/11_shift.ipynb #c014
 def ood_table(samples_in: dict, samples_out: dict, n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
@@ -59,11 +114,25 @@ def _table_dict(df: pd.DataFrame) -> dict:
                              "mean_in": float(r["mean_in"]), "mean_out": float(r["mean_out"])} for _, r in g.iterrows()}
             for m, g in df.groupby("method", sort=False)}
 
+# %% ../nbs/11_shift.ipynb #c017-b
+def feature_rows(scores_in: dict, scores_out: dict, n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+    "`ood_table`'s rows for the feature-space detectors (`detector_scores` of the in- and out-of-distribution images), method `features`."
+    rows = []
+    for score in scores_in:
+        m = ood_metrics(scores_in[score], scores_out[score], n_resamples, seed)
+        rows.append({"method": "features", "score": score, "mean_in": float(np.mean(scores_in[score])),
+                     "mean_out": float(np.mean(scores_out[score])),
+                     **{f"{k}{suf}": m[k][v] for k in m for suf, v in (("", "value"), ("_low", "low"), ("_high", "high"))}})
+    return pd.DataFrame(rows)
+
+# %% ../nbs/11_shift.ipynb #c017-b-b
 def ood_report(model: nn.Module, cfg: Settings, in_mc: MCResult, device: str | torch.device = "cpu", cal_mc: MCResult | None = None,
-               ensemble: dict | None = None, n_resamples: int = 1000, progress: bool = False) -> tuple[dict, MCResult]:
+               ensemble: dict | None = None, n_resamples: int = 1000, progress: bool = False,
+               detectors: dict | None = None) -> tuple[dict, MCResult]:
     """OOD detection of the test split of `cfg.ood_set` against the test images of `in_mc`: the JSON-ready dict and the
     OOD images' `MCResult` (for the histograms of `dcat.plots` and for `save_predictions`, so seeds can be ensembled later).
-    `ensemble`: the members' probabilities, `{"in": [...], "out": [...], "cal": [...]}`."""
+    `ensemble`: the members' probabilities, `{"in": [...], "out": [...], "cal": [...]}`. `detectors` (`fit_detectors`;
+    `in_mc` with its features): the feature-space detectors join the table as method `features`."""
     cfg = Settings.of(cfg)
     t0 = time.perf_counter()
     name, split, ens = cfg.ood_set, "test", ensemble or {}
@@ -76,9 +145,12 @@ def ood_report(model: nn.Module, cfg: Settings, in_mc: MCResult, device: str | t
                              f"file (e.g. -p ood_set=pneumoniamnist.npz)")
     images, _ = load_npz_split(path, split)
     loader = images_loader(images, None, cfg.image_size, cfg.batch_size or 64)
-    ood_mc = mc_predict(model, loader, T=in_mc.T, seed=in_mc.seed, device=device, progress=progress)
+    feats = bool(detectors) and in_mc.features is not None
+    ood_mc = mc_predict(model, loader, T=in_mc.T, seed=in_mc.seed, device=device, progress=progress, return_features=feats)
     s_in, s_out = _ood_samples(in_mc, ood_mc, cal_mc, ens.get("in"), ens.get("out"), ens.get("cal"))
     df = ood_table(s_in, s_out, n_resamples, seed=in_mc.seed)
+    if feats: df = pd.concat([df, feature_rows(detector_scores(detectors, in_mc.features), detector_scores(detectors, ood_mc.features),
+                                               n_resamples, in_mc.seed)], ignore_index=True)
     best = df.loc[df["auroc"].idxmax()]
     rep = {"ood_set": str(name), "split": split, "sha256": sha256_file(path), "n_in": int(in_mc.probs.shape[1]),
            "n_out": int(len(images)), "methods": _table_dict(df),
@@ -101,6 +173,51 @@ def _ood_samples(in_mc, ood_mc, cal_mc, ens_in, ens_out, ens_cal):
     ens_cal = ens_cal if ens_in is not None else None
     return (method_samples(cal_mc, in_mc, ensemble_cal=ens_cal, ensemble_test=ens_in),
             method_samples(cal_mc, ood_mc, ensemble_cal=ens_cal, ensemble_test=ens_out))
+
+# %% ../nbs/11_shift.ipynb #shift-near
+NEAR_OOD_MAX = 1000     # images scored at most: enough for intervals of a few points, cheap beside training
+
+def near_ood_images(cfg: Settings) -> tuple[np.ndarray, list[str]]:
+    "The `near_ood_set` images (uint8 `(N, S, S)`, S the study's native size) without those `near_ood_exclude` lists, and their names."
+    cfg = Settings.of(cfg)
+    folder = Path(cfg.near_ood_set) if Path(str(cfg.near_ood_set)).is_absolute() else Path(cfg.data_dir) / str(cfg.near_ood_set)
+    if not folder.is_dir(): raise FileNotFoundError(f"setting 'near_ood_set' = {cfg.near_ood_set!r}: no such folder {folder}")
+    leave_out = set()
+    if cfg.near_ood_exclude:
+        tsv = resolve_data_file(cfg.near_ood_exclude, cfg.data_dir, "near_ood_exclude")
+        leave_out = {Path(line.split("\t")[0]).name for line in tsv.read_text(encoding="utf-8").splitlines()[1:] if line.strip()}
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.name not in leave_out)
+    if not files: raise ValueError(f"setting 'near_ood_set' = {cfg.near_ood_set!r}: no images left in {folder.name}")
+    if len(files) > NEAR_OOD_MAX: files = [files[i] for i in sorted(np.random.default_rng(0).choice(len(files), NEAR_OOD_MAX, replace=False))]
+    native = int(cfg.image_size)
+    if cfg.source == "npz" and cfg.location:
+        native = int(load_npz_split(resolve_data_file(cfg.location, cfg.data_dir, "location"), "test")[0].shape[1])
+    return np.stack([read_image(p, native)[0].numpy() for p in files]), [p.name for p in files]
+
+# %% ../nbs/11_shift.ipynb #shift-near2
+def near_ood_report(model: nn.Module, cfg: Settings, in_mc: MCResult, classes: Sequence[str], device: str | torch.device = "cpu",
+                    detectors: dict | None = None, n_resamples: int = 1000) -> tuple[dict, MCResult, dict]:
+    "Near-OOD detection and accuracy on `near_ood_set`: (the JSON-ready dict, the images' `MCResult`, the detectors' scores)."
+    cfg, t0 = Settings.of(cfg), time.perf_counter()
+    names = [str(c).lower() for c in classes]
+    if str(cfg.near_ood_class or "").lower() not in names:
+        raise ValueError(f"setting 'near_ood_class' = {cfg.near_ood_class!r}: not one of the classes {list(classes)}")
+    c = names.index(str(cfg.near_ood_class).lower())
+    images, files = near_ood_images(cfg)
+    loader = images_loader(images, np.full(len(images), c), cfg.image_size, cfg.batch_size or 64)
+    feats = bool(detectors) and in_mc.features is not None
+    near = mc_predict(model, loader, T=in_mc.T, seed=in_mc.seed, device=device, return_features=feats)
+    s_in, s_out = _ood_samples(in_mc, near, None, None, None, None)
+    df = ood_table(s_in, s_out, n_resamples, seed=in_mc.seed)
+    det = detector_scores(detectors, near.features) if feats else {}
+    if feats: df = pd.concat([df, feature_rows(detector_scores(detectors, in_mc.features), det, n_resamples, in_mc.seed)], ignore_index=True)
+    own = in_mc.labels == c
+    acc = {"near": bootstrap_ci(lambda p: float((p == c).mean()), near.preds, n_resamples=n_resamples, method="BCa"),
+           "own_test": bootstrap_ci(lambda p: float((p == c).mean()), in_mc.preds[own], n_resamples=n_resamples, method="BCa")}
+    rep = {"near_ood_set": str(cfg.near_ood_set), "class": str(classes[c]), "n_out": len(files), "n_in": int(len(in_mc.labels)),
+           "excluded_by": str(cfg.near_ood_exclude or ""), "accuracy_on_class": acc, "methods": _table_dict(df),
+           "n_resamples": int(n_resamples), "wall_s": round(time.perf_counter() - t0, 2)}
+    return rep, near, det
 
 # %% ../nbs/11_shift.ipynb #c022
 _SEVERITY_PARAMS: dict[str, tuple] = {   # MedMNIST-C's PneumoniaMNIST parameters, severities 1..5
@@ -147,10 +264,11 @@ def corrupt(images: np.ndarray, name: str, severity: int, seed: int = 0) -> np.n
     return y.contiguous().numpy()
 
 # %% ../nbs/11_shift.ipynb #c029
-def _score_setting(model, loader, labels, T, seed, device, mc: bool, n_bins: int = 15) -> dict:
+def _score_setting(model, loader, labels, T, seed, device, mc: bool, n_bins: int = 15, detectors: dict | None = None,
+                   thresholds: dict | None = None) -> dict:
     t0 = time.perf_counter()
-    if mc:
-        res = mc_predict(model, loader, T=T, seed=seed, device=device)
+    if mc or detectors:                              # the features come with an MC pass (one sample when MC is off)
+        res = mc_predict(model, loader, T=T if mc else 1, seed=seed, device=device, return_features=bool(detectors))
         det = res.det_probs
     else:
         res = None
@@ -159,6 +277,9 @@ def _score_setting(model, loader, labels, T, seed, device, mc: bool, n_bins: int
            "ece": expected_calibration_error(labels, det, n_bins), "entropy": float(predictive_entropy(det).mean()),
            "mc": bool(mc), "T": int(T) if mc else None, "mc_accuracy": None, "mc_ece": None, "mc_entropy": None,
            "mc_mutual_information": None}
+    for k, v in (detector_scores(detectors, res.features) if detectors else {}).items():
+        row[f"{k}_mean"] = float(v.mean())
+        if thresholds and k in thresholds: row[f"{k}_flagged"] = float((v > thresholds[k]).mean())
     if mc:
         mean = res.mean_probs
         row.update(mc_accuracy=float((mean.argmax(1) == labels).mean()), mc_ece=expected_calibration_error(labels, mean, n_bins),
@@ -177,10 +298,12 @@ def _mc_severities(mc, model) -> set[int]:
 
 def corruption_report(model: nn.Module, test: tuple | None, cfg: Settings, device: str | torch.device = "cpu",
                       corruptions: Sequence[str] = CORRUPTIONS, severities: Sequence[int] = (1, 2, 3, 4, 5),
-                      mc: str | Sequence[int] = "auto", progress: bool = False) -> pd.DataFrame:
+                      mc: str | Sequence[int] = "auto", progress: bool = False, detectors: dict | None = None,
+                      thresholds: dict | None = None) -> pd.DataFrame:
     """Accuracy, AUC, ECE and uncertainty on the test images, clean and per corruption and severity, one row per setting.
     `test`: `(raw uint8 test images, labels)`, or None to read the test split of `cfg`'s npz dataset; `cfg.mc_samples`
-    MC samples."""
+    MC samples. `detectors` (`fit_detectors`): each one's mean score per setting (`<name>_mean`), and with `thresholds`
+    (each one's 95 % level on in-distribution images) the share of images it flags (`<name>_flagged`)."""
     cfg = Settings.of(cfg)
     t0 = time.perf_counter()
     test_images, labels = test if test is not None else (None, None)
@@ -198,7 +321,8 @@ def corruption_report(model: nn.Module, test: tuple | None, cfg: Settings, devic
     for name, sev in settings:
         imgs = test_images if sev == 0 else corrupt(test_images, name, sev, seed=seed)
         loader = images_loader(imgs, labels, cfg.image_size, cfg.batch_size or 64)
-        rows.append({"corruption": name, "severity": sev, **_score_setting(model, loader, labels, T, seed, device, sev in mcs)})
+        rows.append({"corruption": name, "severity": sev,
+                     **_score_setting(model, loader, labels, T, seed, device, sev in mcs, detectors=detectors, thresholds=thresholds)})
     df = pd.DataFrame(rows)
     df.attrs["wall_s"] = round(time.perf_counter() - t0, 2)
     return df
@@ -208,7 +332,7 @@ def corruption_summary(df: pd.DataFrame) -> dict:
     "The JSON-ready record of `corruption_report`'s table (`rows`, `by_severity`, what was applied)."
     clean = lambda v: nan_to_none(v) if isinstance(v, float) else v
     rows = [{k: clean(v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in df.to_dict("records")]
-    cols = ["accuracy", "auc", "ece", "entropy", "mc_mutual_information"]
+    cols = ["accuracy", "auc", "ece", "entropy", "mc_mutual_information", *[c for c in df.columns if c.endswith("_flagged")]]
     by = df.assign(mc_mutual_information=pd.to_numeric(df["mc_mutual_information"])).groupby("severity")[cols].mean()
     names = [c for c in dict.fromkeys(df["corruption"]) if c != "clean"]
     return {"rows": rows, "by_severity": {str(s): {k: clean(float(v)) for k, v in r.items()} for s, r in by.iterrows()},

@@ -19,10 +19,11 @@ from sklearn.preprocessing import label_binarize
 
 # %% auto #0
 __all__ = ['METRIC_LABELS', 'check_labels_probs', 'auc', 'confusion', 'classification_metrics', 'Curve', 'roc_curves',
-           'pr_curves', 'calibration_bins', 'expected_calibration_error', 'nll', 'brier', 'calibration_summary',
-           'risk_coverage', 'aurc', 'accuracy_at_coverage', 'risk_coverage_curves', 'bootstrap_ci', 'ood_metrics',
-           'dice_iou', 'pixel_auroc', 'image_uncertainty', 'metrics_with_ci', 'format_ci', 'paired_bootstrap',
-           'verdict', 'compare_arms', 'aggregate_seeds', 'hierarchical_bootstrap', 'holm', 'welch_tost',
+           'pr_curves', 'calibration_bins', 'expected_calibration_error', 'nll_per_image', 'brier_per_image', 'nll',
+           'brier', 'calibration_summary', 'debiased_calibration_error', 'paired_loss_test', 'risk_coverage', 'aurc',
+           'accuracy_at_coverage', 'risk_coverage_curves', 'bootstrap_ci', 'auroc_bca', 'ood_metrics', 'dice_iou',
+           'pixel_auroc', 'image_uncertainty', 'metrics_with_ci', 'format_ci', 'paired_bootstrap', 'verdict',
+           'compare_arms', 'aggregate_seeds', 'hierarchical_bootstrap', 'holm', 'welch_tost',
            'min_detectable_difference', 'seeds_needed', 'equivalence_verdict', 'compare_runs', 'seed_mean_ci']
 
 # %% ../nbs/08_stats.ipynb #c008
@@ -150,21 +151,65 @@ def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, n_bins: in
     b = calibration_bins(labels, probs, n_bins)
     return float((b["count"] / b["count"].sum() * (b["accuracy"] - b["confidence"]).abs()).sum())
 
+# %% ../nbs/08_stats.ipynb #c016-b
+def nll_per_image(labels: np.ndarray, probs: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    "Each image's negative log-likelihood of its true class `(N,)`."
+    labels, probs = check_labels_probs(labels, probs)
+    return -np.log(np.clip(probs[np.arange(len(labels)), labels], eps, None))
+
+def brier_per_image(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    "Each image's squared distance between `probs` and its one-hot label `(N,)` (the multiclass Brier score's terms)."
+    labels, probs = check_labels_probs(labels, probs)
+    return ((probs - np.eye(probs.shape[1])[labels]) ** 2).sum(1)
+
 def nll(labels: np.ndarray, probs: np.ndarray, eps: float = 1e-12) -> float:
     "Mean negative log-likelihood of the true class."
-    labels, probs = check_labels_probs(labels, probs)
-    return float(-np.log(np.clip(probs[np.arange(len(labels)), labels], eps, None)).mean())
+    return float(nll_per_image(labels, probs, eps).mean())
 
 def brier(labels: np.ndarray, probs: np.ndarray) -> float:
     "Multiclass Brier score: mean over images of the squared distance between `probs` and the one-hot label."
-    labels, probs = check_labels_probs(labels, probs)
-    return float(((probs - np.eye(probs.shape[1])[labels]) ** 2).sum(1).mean())
+    return float(brier_per_image(labels, probs).mean())
 
 def calibration_summary(labels: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> dict:
-    "Accuracy, top-label ECE, NLL and Brier score of (N, C) probabilities, as floats."
+    "Accuracy, top-label ECE (binned and debiased), NLL and Brier score of (N, C) probabilities, as floats."
     labels, probs = check_labels_probs(labels, probs)
     return {"accuracy": float((probs.argmax(1) == labels).mean()), "ece": expected_calibration_error(labels, probs, n_bins),
-            "nll": nll(labels, probs), "brier": brier(labels, probs)}
+            "ce_debiased": debiased_calibration_error(labels, probs, n_bins), "nll": nll(labels, probs), "brier": brier(labels, probs)}
+
+# %% ../nbs/08_stats.ipynb #stats-dce
+def debiased_calibration_error(labels: np.ndarray,  # true classes (N,)
+                               probs: np.ndarray,   # class probabilities (N, C)
+                               n_bins: int = 15,    # equal-mass bins of the top-label confidence
+                              ) -> float:
+    "Top-label L2 calibration error with each bin's sampling variance removed (Kumar et al. 2019), floored at 0."
+    labels, probs = check_labels_probs(labels, probs)
+    conf, correct = probs.max(1), (probs.argmax(1) == labels).astype(np.float64)
+    parts = np.array_split(np.sort(conf), min(n_bins, len(conf)))
+    edges = np.unique([(a[-1] + b[0]) / 2 for a, b in zip(parts, parts[1:])] + [1.0])
+    idx = np.searchsorted(edges, conf)                     # a confidence on an edge joins the bin below it
+    total = 0.0
+    for b in range(len(edges)):
+        sel = idx == b
+        n_b = int(sel.sum())
+        if n_b < 2: continue                                # a bin of one image has no variance to subtract
+        acc = correct[sel].mean()
+        total += n_b / len(conf) * ((conf[sel].mean() - acc) ** 2 - acc * (1 - acc) / (n_b - 1))
+    return float(max(total, 0.0) ** 0.5)
+
+# %% ../nbs/08_stats.ipynb #stats-paired
+def paired_loss_test(loss_a: np.ndarray,              # each image's loss under method a (N,)
+                     loss_b: np.ndarray,              # the same images' loss under method b (N,)
+                     confidence_level: float = 0.95,
+                    ) -> dict:
+    "Mean of a − b over the images with its t interval, and the two-sided paired t-test's p: `diff`, `low`, `high`, `p`, `n`."
+    a, b = np.asarray(loss_a, np.float64).ravel(), np.asarray(loss_b, np.float64).ravel()
+    if len(a) != len(b) or len(a) < 2: raise ValueError(f"paired_loss_test: need the same images twice (>= 2), got {len(a)} and {len(b)}")
+    d = a - b
+    diff, se = float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d)))
+    if se <= 1e-300: return {"diff": diff, "low": diff, "high": diff, "p": 1.0 if diff == 0 else 0.0, "n": len(d)}
+    q = float(sps.t.ppf((1 + confidence_level) / 2, len(d) - 1))
+    p = float(sps.ttest_rel(a, b).pvalue)
+    return {"diff": diff, "low": diff - q * se, "high": diff + q * se, "p": p, "n": len(d)}
 
 # %% ../nbs/08_stats.ipynb #c027
 def risk_coverage(labels: np.ndarray, probs: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -227,7 +272,8 @@ def _bootstrap(statistic: Callable[..., float], arrays: list[np.ndarray], strata
         return statistic(*(a[i] for a in arrays))
     # scikit-learn checks its arguments on every call (a few ms each, 2,000 resamples a statistic): the rows were
     # checked once by `statistic(*arrays)` before resampling, so the resamples skip it (the same numbers, ~20 % faster)
-    with warnings.catch_warnings(), sklearn.config_context(skip_parameter_validation=True, assume_finite=True):
+    with warnings.catch_warnings(), sklearn.config_context(skip_parameter_validation=True, assume_finite=True), \
+         np.errstate(invalid="ignore", divide="ignore"):                # BCa's 0/0 when the jackknife does not vary
         warnings.simplefilter("ignore", category=sps.DegenerateDataWarning)
         return sps.bootstrap(tuple(groups), stat, n_resamples=n_resamples, confidence_level=confidence_level,
                              method=method, paired=False, vectorized=False, rng=np.random.default_rng(seed))
@@ -243,8 +289,45 @@ def bootstrap_ci(statistic: Callable[..., float], *samples: Any, strata: Sequenc
     res = _bootstrap(statistic, arrays, strata, n_resamples, confidence_level, seed, method)
     lo, hi = (float(v) for v in res.confidence_interval)
     d = res.bootstrap_distribution
+    if method.lower() == "bca" and not (np.isfinite(lo) and np.isfinite(hi)):   # BCa undefined (a degenerate jackknife)
+        lo, hi = (float(v) for v in np.quantile(d, [(1 - confidence_level) / 2, (1 + confidence_level) / 2]))
     if np.ptp(d) <= 1e-12: lo = hi = float(d[0])            # every resample gave the same value
     return {"value": value, "low": lo, "high": hi}
+
+# %% ../nbs/08_stats.ipynb #stats-aucbca
+def _placements(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    "Each positive's count of negatives below it and each negative's count of positives above it (ties half)."
+    ns, ps = np.sort(neg), np.sort(pos)
+    lo, hi = np.searchsorted(ns, pos, "left"), np.searchsorted(ns, pos, "right")
+    plo, phi = np.searchsorted(ps, neg, "left"), np.searchsorted(ps, neg, "right")
+    return lo + 0.5 * (hi - lo), len(pos) - phi + 0.5 * (phi - plo)
+
+def auroc_bca(is_pos: np.ndarray,           # 1 for the positives (e.g. OOD images), 0 for the negatives
+              score: np.ndarray,            # higher = more positive
+              n_resamples: int = 1000, confidence_level: float = 0.95, seed: int = 0) -> dict:
+    "ROC-AUC with its stratified bootstrap BCa interval (closed-form jackknife): `{'value', 'low', 'high'}`."
+    y, s = np.asarray(is_pos).astype(bool).ravel(), np.asarray(score, np.float64).ravel()
+    pos, neg = s[y], s[~y]
+    m, n = len(pos), len(neg)
+    if m < 2 or n < 2: raise ValueError(f"auroc_bca: need at least 2 positives and 2 negatives, got {m} and {n}")
+    P, Q = _placements(pos, neg)
+    theta = float(P.sum() / (m * n))
+    rng = np.random.default_rng(seed)
+    bp, bn = pos[rng.integers(0, m, (n_resamples, m))], neg[rng.integers(0, n, (n_resamples, n))]
+    r = sps.rankdata(np.concatenate([bp, bn], 1), axis=1)
+    d = (r[:, :m].sum(1) - m * (m + 1) / 2) / (m * n)
+    alpha = (1 - confidence_level) / 2
+    if np.ptp(d) <= 1e-12: return {"value": theta, "low": float(d[0]), "high": float(d[0])}
+    jack = [(m * n * theta - P) / ((m - 1) * n), (m * n * theta - Q) / (m * (n - 1))]
+    U = [(len(t) - 1) * (t.mean() - t) for t in jack]
+    den = sum((u ** 2).sum() / len(u) ** 2 for u in U)
+    if den <= 0: lo, hi = np.quantile(d, [alpha, 1 - alpha])
+    else:
+        a = sum((u ** 3).sum() / len(u) ** 3 for u in U) / (6 * den ** 1.5)
+        z0 = sps.norm.ppf(((d < theta).sum() + (d <= theta).sum()) / (2 * len(d)))
+        zs = sps.norm.ppf([alpha, 1 - alpha])
+        lo, hi = np.quantile(d, sps.norm.cdf(z0 + (z0 + zs) / (1 - a * (z0 + zs))))
+    return {"value": theta, "low": float(lo), "high": float(hi)}
 
 # %% ../nbs/08_stats.ipynb #c011x2
 def fpr_at_tpr(is_ood: np.ndarray, score: np.ndarray, tpr: float = 0.95) -> float:
@@ -254,12 +337,13 @@ def fpr_at_tpr(is_ood: np.ndarray, score: np.ndarray, tpr: float = 0.95) -> floa
 
 # %% ../nbs/08_stats.ipynb #c011x3
 def ood_metrics(score_in: np.ndarray, score_out: np.ndarray, n_resamples: int = 1000, seed: int = 0) -> dict:
-    "`{'auroc': {value, low, high}, 'fpr_at_95tpr': {...}}` for one score, OOD images as positives."
+    """`{'auroc': {value, low, high}, 'fpr_at_95tpr': {...}}` for one score, OOD images as positives; stratified
+    intervals, BCa for the AUROC, percentile for the FPR (a step function of the threshold, which BCa's jackknife does
+    not suit)."""
     is_ood = np.r_[np.zeros(len(score_in), int), np.ones(len(score_out), int)]
     s = np.r_[np.asarray(score_in, np.float64), np.asarray(score_out, np.float64)]
-    kw = dict(strata=is_ood, n_resamples=n_resamples, seed=seed)
-    return {"auroc": bootstrap_ci(lambda o, v: float(skm.roc_auc_score(o, v)), is_ood, s, **kw),
-            "fpr_at_95tpr": bootstrap_ci(fpr_at_tpr, is_ood, s, **kw)}
+    return {"auroc": auroc_bca(is_ood, s, n_resamples, seed=seed),
+            "fpr_at_95tpr": bootstrap_ci(fpr_at_tpr, is_ood, s, strata=is_ood, n_resamples=n_resamples, seed=seed)}
 
 # %% ../nbs/08_stats.ipynb #c030
 def dice_iou(pred: Any, truth: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -318,17 +402,19 @@ METRIC_LABELS = {"auc": "ROC-AUC", "aupr": "AUPR (average precision)", "accuracy
                  "ece": "calibration error (ECE, 15 bins)", "error_at_80": "error at 80 % coverage"}
 
 def metrics_with_ci(labels: np.ndarray, probs: np.ndarray, score: np.ndarray | None = None,
-                    n_resamples: int = 2000, confidence_level: float = 0.95, seed: int = 0) -> dict:
-    "Every headline metric of `metric_functions` with its stratified bootstrap interval, keyed by metric name."
+                    n_resamples: int = 2000, confidence_level: float = 0.95, seed: int = 0, method: str = "BCa") -> dict:
+    "Every headline metric of `metric_functions` with its stratified bootstrap interval (BCa by default), keyed by metric name."
     y = np.asarray(labels).reshape(-1).astype(np.int64)
     p = np.asarray(probs, dtype=np.float64)
     s = -p.max(1) if score is None else np.asarray(score, dtype=np.float64)
     out = {}
     for name, fn in metric_functions(p.shape[1]).items():
         out[name] = bootstrap_ci(fn, y, p, s, strata=y, n_resamples=n_resamples, confidence_level=confidence_level,
-                                 seed=seed)
+                                 seed=seed, method=method)
+    kind = ("BCa (bias-corrected and accelerated; percentile where a metric does not vary between leave-one-out samples)"
+            if method.lower() == "bca" else method)
     out["_method"] = (f"stratified bootstrap over the {len(y)} test images (resampled within each class), "
-                      f"{n_resamples} resamples, seed {seed}, {100 * confidence_level:g} % percentile interval")
+                      f"{n_resamples} resamples, seed {seed}, {100 * confidence_level:g} % {kind} interval")
     return out
 
 # %% ../nbs/08_stats.ipynb #c020

@@ -17,25 +17,27 @@ from .config import (Settings, apply_compute_settings, atomic_write, atomic_writ
                          config_hash, create_model, get_device, is_segmentation, load_settings, parse_value, project_root, read_ini,
                          run_threads, seed_everything, to_jsonable)
 from .data import ensure_data, load_npz_split, resolve_data_file
-from .loaders import make_loaders, split_validation
+from .loaders import Collate, LoaderDataset, make_loaders, normalize, split_validation, stratified_subset, to_display
 from .segdata import load_data
 from .stats import classification_metrics, format_ci, metrics_with_ci
 from .train import FitConfig, fit, last_checkpoint_path, load_checkpoint, run_budget
-from .uncertainty import (mc_predict, predictive_entropy, seg_uncertainty_report, segmentation_metrics,
+from .uncertainty import (gradcam, mc_predict, predictive_entropy, seg_uncertainty_report, segmentation_metrics,
                               uncertainty_methods_report, uncertainty_report)
-from .shift import CORRUPTIONS, corrupt, corruption_report, corruption_summary, ood_report
-from .plots import close_figure, plot_forest
+from .shift import (CORRUPTIONS, DEFAULT_DETECTOR, corrupt, corruption_report, corruption_summary, detector_scores, fit_detectors,
+                        near_ood_report, ood_report, selective_rules)
+from .plots import close_figure, embed_features, plot_forest
+from .fusion import DCATFusion
 from .report import forest_rows, metrics_table, summary_markdown
-from .runs import (REPORT_KEYS, checkpoint_path, load_runs, provenance, read_record, run_file, run_hash, run_identity, run_lock,
-                       save_predictions, save_predictor, write_aggregate, write_metrics)
+from .runs import (REPORT_KEYS, checkpoint_path, load_runs, provenance, read_record, read_run, run_file, run_hash, run_identity,
+                       run_lock, save_predictions, save_predictor, write_aggregate, write_metrics)
 
 # %% auto #0
-__all__ = ['StudyError', 'find_template', 'template_path', 'check_template', 'render_html', 'scrub_paths', 'strip_figures',
-           'finish_notebook', 'hold_point', 'recover_report', 'seed_list', 'code_digest', 'training_fingerprint',
-           'training_provenance', 'run_state', 'reusable_checkpoint', 'clean_leftovers', 'run_seed', 'check_writable',
-           'run_study', 'PlannedRun', 'plan_study', 'execute_run', 'slurm_options', 'run_plan', 'plan_status',
-           'settings_task', 'model_for', 'fit_from_settings', 'RunResult', 'train_one', 'run_one', 'train_run',
-           'preflight', 'preflight_plan', 'write_summary']
+__all__ = ['DETECTOR_BANK', 'StudyError', 'find_template', 'template_path', 'check_template', 'render_html', 'scrub_paths',
+           'strip_figures', 'finish_notebook', 'hold_point', 'recover_report', 'seed_list', 'code_digest',
+           'training_fingerprint', 'training_provenance', 'run_state', 'reusable_checkpoint', 'clean_leftovers',
+           'run_seed', 'render_run', 'render_reports', 'check_writable', 'run_study', 'PlannedRun', 'plan_study',
+           'execute_run', 'slurm_options', 'run_plan', 'plan_status', 'settings_task', 'model_for', 'fit_from_settings',
+           'RunResult', 'train_one', 'run_one', 'train_run', 'preflight', 'preflight_plan', 'write_summary']
 
 # %% ../nbs/15_study.ipynb #c015
 class StudyError(RuntimeError):
@@ -228,6 +230,14 @@ def clean_leftovers(cfg: dict, dest: Path) -> list[Path]:
     return stale
 
 # %% ../nbs/15_study.ipynb #c015e
+def _temp_beside(dest: Path, tag: str) -> Path:
+    "A temporary folder `.<name>.<tag>.*.tmp` beside `dest` (what `clean_leftovers` removes), readable as a plain mkdir makes it."
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.{tag}.", suffix=".tmp", dir=dest.parent))
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o777 & ~mask)
+    return tmp
+
 def run_seed(cfg: Settings, dest: Path, *, full: bool = True, progress: bool = True, log_output: bool = False,
              resume: bool = False) -> Path:
     "Execute the template for one seed's settings `cfg` into `dest` (atomically); return `dest`."
@@ -238,10 +248,7 @@ def run_seed(cfg: Settings, dest: Path, *, full: bool = True, progress: bool = T
     dest.parent.mkdir(parents=True, exist_ok=True)
     recover_report(dest)
     clean_leftovers(cfg, dest)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.{run_hash(cfg)}.", suffix=".tmp", dir=dest.parent))
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(tmp, 0o777 & ~mask)  # readable as a plain mkdir would make it
+    tmp = _temp_beside(dest, run_hash(cfg))
     try:
         atomic_write_text(tmp / _RUN_SETTINGS, json.dumps(to_jsonable(cfg), indent=1, sort_keys=True))
         params = {"dataset": cfg.dataset, "model": cfg.model, "seed": cfg.seed, "settings_file": _RUN_SETTINGS,
@@ -261,6 +268,45 @@ def run_seed(cfg: Settings, dest: Path, *, full: bool = True, progress: bool = T
     finally:
         if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+# %% ../nbs/15_study.ipynb #render
+def render_run(folder: str | os.PathLike,  # a finished run's report folder (`metrics.json`, `predictions.npz`)
+               progress: bool = False,      # one line on stderr when it starts
+              ) -> Path:
+    "Draw a run's page (`report.ipynb`, and `report.html` with figures for a full report) again from its files alone."
+    folder = Path(folder)
+    run = read_run(folder)                                      # refuses, naming the file, before any work
+    seg = run.task == "segmentation"
+    if seg and (folder / "report.html").exists() and not run.has("fig_overlay_index"):
+        raise ValueError(f"{folder / 'predictions.npz'}: a full segmentation report without its figures' arrays; rerun this run")
+    tpl = find_template("seg_eval.ipynb") if seg else template_path()
+    check_template(tpl)
+    full = run.has("fig_overlay_index" if seg else "fig_gradcam_index")
+    label = f"{run.record.get('dataset')}/{run.record.get('model')}/{folder.name}"
+    if progress: print(f"{label}: rendering the page from its files", file=sys.stderr, flush=True)
+    recover_report(folder)
+    tmp = _temp_beside(folder, (run.record.get("run") or {}).get("hash", "render"))
+    try:
+        for name in ("metrics.json", "predictions.npz"): shutil.copy2(folder / name, tmp / name)
+        _execute(tpl, tmp / "report.ipynb", {"render_only": True, "progress": False}, False, False, label)
+        finish_notebook(tmp / "report.ipynb", tpl, _FIGURES_ELSEWHERE if full else "(figure kept only in the first seed's report)",
+                        html_path=tmp / "report.html" if full else None)
+        _swap_into_place(tmp, folder)
+    finally:
+        if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+def render_reports(paths: Sequence[str | os.PathLike], progress: bool = False) -> tuple[list[Path], list[tuple[Path, str]]]:
+    "`render_run` for every run folder in or under `paths`: (the folders drawn again, [(folder, why not)] for the others)."
+    folders = []
+    for p in map(Path, paths):
+        if not p.exists(): raise FileNotFoundError(f"{p}: no such folder")
+        folders += [p] if (p / "metrics.json").is_file() else sorted(m.parent for m in p.rglob("seed-*/metrics.json"))
+    done, skipped = [], []
+    for f in dict.fromkeys(folders):
+        try: done.append(render_run(f, progress))
+        except ValueError as e: skipped.append((f, str(e)))
+    return done, skipped
 
 # %% ../nbs/15_study.ipynb #c015f
 def check_writable(folder: Path) -> None:
@@ -518,31 +564,111 @@ def train_one(cfg: Settings, resume: bool = False, progress: Any = False, stage:
     res = fit_from_settings(net, loaders, bundle, cfg, get_device(cfg.device), resume=resume, progress=progress)
     return RunResult(cfg, bundle, loaders, net, res, budget, mc_test=None, metrics={}, uncertainty={})
 
+# %% ../nbs/15_study.ipynb #study-figdata
+def _table(df: pd.DataFrame) -> dict:
+    "A small table as JSON (`pd.DataFrame(**d)` reads it back)."
+    return {"index": [str(i) for i in df.index], "columns": [str(c) for c in df.columns], "data": df.values.tolist()}
+
+def _picture(x: torch.Tensor, most: int = 128) -> np.ndarray:
+    "Images (N, C, H, W) as a page shows them: uint8 (N, 1 or 3, H, W), at most `most` pixels a side, one channel if grey."
+    x = torch.as_tensor(x).float()
+    if max(x.shape[-2:]) > most: x = torch.nn.functional.interpolate(x, size=(most, most), mode="area")
+    u8 = torch.from_numpy((to_display(x) * 255).round().astype(np.uint8)).permute(0, 3, 1, 2)
+    return (u8[:, :1] if bool((u8 == u8[:, :1]).all()) else u8).numpy()
+
+def _heat(h: np.ndarray, most: int = 128) -> np.ndarray:
+    "Heatmaps (N, H, W) in [0, 1] as uint8, at most `most` pixels a side."
+    t = torch.as_tensor(np.asarray(h, dtype=np.float32))[:, None]
+    if max(t.shape[-2:]) > most: t = torch.nn.functional.interpolate(t, size=(most, most), mode="area")
+    return (t[:, 0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+
+# %% ../nbs/15_study.ipynb #study-figdata2
+def _figure_data(r: RunResult) -> tuple[dict, list | None]:
+    "A full report's figure arrays (Grad-CAM, the uncertain gallery, attention, embedding) and the attention summary rows."
+    net, mc, test_ds = r.net, r.mc_test, r.loaders["test"].dataset
+    dev, y, p = next(net.parameters()).device, mc.labels, mc.mean_probs
+    pred, order = p.argmax(1), np.argsort(predictive_entropy(mc.probs), kind="stable")
+    batch = lambda idx: normalize(torch.stack([test_ds[int(i)][0] for i in idx]))
+    pick = np.r_[order[-4:][::-1], order[:4]]                        # the 4 most uncertain, then the 4 surest
+    x = batch(pick)
+    fig = {"gradcam_index": pick, "gradcam_image": _picture(x), "gradcam_heat": _heat(gradcam(net, x.to(dev), layer=net.cam_layers))}
+    top = order[-min(12, len(order)):][::-1]
+    fig.update(gallery_index=top, gallery_image=_picture(batch(top)))
+    summary = None
+    if isinstance(net.fusion, DCATFusion):
+        sel = [next((i for i in order if y[i] == pred[i] == c), None) for c in range(p.shape[1])]
+        sel = [i for i in sel if i is not None][:2]
+        sel += [i for i in order[::-1] if i not in sel][:4 - len(sel)]
+        x = batch(sel)
+        fig.update(attention_index=np.array(sel), attention_image=_picture(x))
+        for s, maps in enumerate(net.attention_maps(x.to(dev))):
+            fig.update({f"attention_{s}_{d}": t.detach().cpu().numpy().astype(np.float32) for d, t in maps.items()})
+        summary = net.attention_summary(batch(range(min(256, len(test_ds)))).to(dev)).to_dict("records")
+    if (emb := r.cfg.embedding or "none") != "none" and (xy := embed_features(mc.features, emb, seed=r.cfg.seed)) is not None:
+        fig["embedding"] = np.asarray(xy, np.float32)
+    return fig, summary
+
+# %% ../nbs/15_study.ipynb #study-det
+DETECTOR_BANK = 5000      # at most this many training images' features fit the detectors (PneumoniaMNIST has 4,708)
+
+def _detectors(r: RunResult) -> tuple[dict, dict]:
+    "Fit the feature-space detectors on the training images' features; score calibration and test; (fitted, metrics.json block)."
+    t0 = time.perf_counter()
+    net, train, cfg = r.net, r.loaders["train"].dataset, r.cfg
+    idx = stratified_subset(train.labels, DETECTOR_BANK, cfg.seed) if len(train) > DETECTOR_BANK else np.arange(len(train))
+    bank = torch.utils.data.DataLoader(LoaderDataset(r.bundle.train, train.indices[idx]), batch_size=cfg.batch_size or 64,
+                                       shuffle=False, collate_fn=Collate(None))
+    z = mc_predict(net, bank, T=1, seed=cfg.seed, device=next(net.parameters()).device, return_features=True)
+    fc = net.head.fc
+    fitted = fit_detectors(z.features, z.labels, fc.weight.detach().cpu().numpy(), fc.bias.detach().cpu().numpy())
+    scores = r.extra["detector_scores"] = {"cal": detector_scores(fitted, r.mc_val.features), "test": detector_scores(fitted, r.mc_test.features)}
+    thresholds = {k: float(np.quantile(v, 0.95)) for k, v in scores["cal"].items()}
+    r.extra["detector_state"] = {"name": DEFAULT_DETECTOR, "mu": fitted[DEFAULT_DETECTOR].mu.cpu(),
+                                 "precision": fitted[DEFAULT_DETECTOR].precision.cpu(), "threshold": thresholds[DEFAULT_DETECTOR]}
+    return fitted, {"default": DEFAULT_DETECTOR, "bank": int(len(idx)), "feature_dim": int(z.features.shape[1]), "knn_k": 50,
+                    "vim_dim": int(z.features.shape[1]) // 2, "thresholds_95": thresholds,
+                    "test_flagged": {k: float((scores["test"][k] > thresholds[k]).mean()) for k in thresholds},
+                    "selective": selective_rules(r.mc_test.labels, r.mc_test.mean_probs, predictive_entropy(r.mc_test.probs),
+                                                 scores["test"][DEFAULT_DETECTOR]),
+                    "wall_s": round(time.perf_counter() - t0, 2)}
+
 # %% ../nbs/15_study.ipynb #run-one-eval
 def _evaluate_classification(r: RunResult, full: bool, stage: Callable) -> dict:
     "MC dropout on the calibration and test splits, the metrics and their intervals, uncertainty, the methods, OOD, corruptions."
     cfg, net, loaders = r.cfg, r.net, r.loaders
     dev, n_boot, T, seed = next(net.parameters()).device, int(cfg.bootstrap_resamples or 2000), cfg.mc_samples, cfg.seed
     stage("MC-dropout evaluation", "mc")
-    r.mc_val = mc_predict(net, loaders["cal"], T=T, seed=seed, device=dev)
+    r.mc_val = mc_predict(net, loaders["cal"], T=T, seed=seed, device=dev, return_features=True)
     r.mc_test = mc = mc_predict(net, loaders["test"], T=T, seed=seed, device=dev, return_features=True)
     r.metrics = classification_metrics(mc.labels, mc.mean_probs, r.bundle.classes)
     intervals = metrics_with_ci(mc.labels, mc.mean_probs, predictive_entropy(mc.probs), n_resamples=n_boot, seed=seed)
     r.uncertainty = uncertainty_report(mc, r.mc_val, r.bundle.classes)
     stage("comparing uncertainty methods", "methods")
     r.extra["methods_table"], methods = uncertainty_methods_report(r.mc_val, mc, n_resamples=n_boot // 2, seed=seed)
+    stage("feature-space detectors", "detectors")
+    fitted, detectors = _detectors(r)
     stage("out-of-distribution images", "ood")
-    try: ood, r.extra["ood_mc"] = ood_report(net, cfg, mc, dev, cal_mc=r.mc_val, n_resamples=n_boot // 2)
+    try: ood, r.extra["ood_mc"] = ood_report(net, cfg, mc, dev, cal_mc=r.mc_val, n_resamples=n_boot // 2, detectors=fitted)
     except (FileNotFoundError, ValueError, KeyError) as e:     # the message of a missing file would name a machine path
         ood, r.extra["ood_mc"] = {"skipped": str(e) if isinstance(e, ValueError) else type(e).__name__}, None
     corruptions = r.extra["corruptions_table"] = None
     if full:
         stage("corrupted images", "corruptions")
         try:
-            r.extra["corruptions_table"] = corruption_report(net, None, cfg, dev)
+            r.extra["corruptions_table"] = corruption_report(net, None, cfg, dev, detectors=fitted, thresholds=detectors["thresholds_95"])
             corruptions = corruption_summary(r.extra["corruptions_table"])
         except (FileNotFoundError, ValueError, KeyError) as e: corruptions = {"skipped": type(e).__name__}
-    return {"intervals": intervals, "budget": r.budget, "uncertainty_methods": methods, "ood": ood, "corruptions": corruptions}
+        stage("figures' data", "figures")
+        r.extra["figures"], attention = _figure_data(r)
+    if r.extra["ood_mc"] is not None: r.extra["detector_scores"]["ood"] = detector_scores(fitted, r.extra["ood_mc"].features)
+    near = r.extra["near_mc"] = None
+    if cfg.near_ood_set:
+        stage("near-OOD images", "near")
+        try: near, r.extra["near_mc"], r.extra["detector_scores"]["near"] = near_ood_report(net, cfg, mc, r.bundle.classes, dev, fitted, n_boot // 2)
+        except (FileNotFoundError, ValueError, OSError) as e: near = {"skipped": str(e) if isinstance(e, ValueError) else type(e).__name__}
+    return {"intervals": intervals, "budget": r.budget, "uncertainty_methods": methods, "ood": ood, "corruptions": corruptions,
+            "detectors": detectors, "near_ood": near,
+            **({"attention_summary": attention} if full and attention is not None else {})}
 
 # %% ../nbs/15_study.ipynb #run-one-write
 def _write_classification(r: RunResult, paths: dict, extra: dict, wall_s: float) -> None:
@@ -551,16 +677,31 @@ def _write_classification(r: RunResult, paths: dict, extra: dict, wall_s: float)
     qhats = {a: v["qhat"] for a, v in (r.uncertainty.get("conformal") or {}).get("lac", {}).items()}
     r.files["predictor"] = save_predictor(run_file(cfg, ".predictor.pt"), net, classes=b.classes, image_size=cfg.image_size,
                                           mc_samples=cfg.mc_samples, conformal=qhats, seed=cfg.seed,
-                                          meta={"dataset": cfg.dataset, "test_auc": r.metrics.get("auc")})
-    r.files["predictions"] = save_predictions(paths["predictions"], r.mc_val, r.mc_test, r.extra.get("ood_mc"), cfg.ood_set)
+                                          meta={"dataset": cfg.dataset, "test_auc": r.metrics.get("auc")},
+                                          detector=r.extra.get("detector_state"))
+    r.files["predictions"] = save_predictions(paths["predictions"], r.mc_val, r.mc_test, r.extra.get("ood_mc"), cfg.ood_set,
+                                              figures=r.extra.get("figures"), detectors=r.extra.get("detector_scores"),
+                                              mc_near=r.extra.get("near_mc"))
     L = r.loaders
     data = {"n_train": len(L["train"].dataset), "n_val": len(L["val"].dataset), "n_cal": len(L["cal"].dataset),
             "n_test": len(r.mc_test.labels), "classes": b.classes, "source": Path(str(b.source)).name, "sha256": b.sha256,
-            "class_counts_train": b.class_counts("train").tolist()}
+            "class_counts_train": b.class_counts("train").tolist(), "summary": _table(b.summary()), "notes": list(b.notes)}
     model = {"name": cfg.model, "parameters": sum(p.numel() for p in net.parameters()), "pretrained": bool(net.pretrained),
              "config": net.config, "checkpoint": checkpoint_path(cfg).name, "predictor": r.files["predictor"].name}
     r.record = write_metrics(paths["metrics"], cfg=cfg, metrics=r.metrics, uncertainty=r.uncertainty, fit=r.fit, data=data,
                              model=model, wall_s=wall_s, device=dev, extra=extra)
+
+# %% ../nbs/15_study.ipynb #study-segfig
+def _seg_figure_data(r: RunResult) -> dict:
+    "A segmentation page's overlays: the first four test images and the three best and worst by Dice, with truth, MC mean and entropy."
+    mc, dice = r.mc_test, r.extra["per_image"]["dice"]
+    n, k3, order = len(dice), min(3, len(dice) // 2), np.argsort(dice, kind="stable")
+    idx = np.array(sorted(set(range(min(4, n))) | set(order[::-1][:k3].tolist()) | set(order[:k3].tolist())), dtype=np.int64)
+    ds = r.loaders["test"].dataset
+    x = torch.stack([torch.as_tensor(ds[int(i)][0]) for i in idx])
+    u8 = lambda a: (np.clip(np.asarray(a, np.float64), 0, 1) * 255).round().astype(np.uint8)
+    return {"overlay_index": idx, "overlay_image": _picture(x, most=10 ** 6), "overlay_mask": u8(mc.masks[idx]),
+            "overlay_prob": u8(mc.mean[idx]), "overlay_entropy": u8(mc.entropy[idx] / np.log(2))}
 
 # %% ../nbs/15_study.ipynb #run-one-eval2
 def _evaluate_segmentation(r: RunResult, full: bool, stage: Callable) -> dict:
@@ -570,17 +711,19 @@ def _evaluate_segmentation(r: RunResult, full: bool, stage: Callable) -> dict:
     r.mc_test = mc = mc_predict(net, r.loaders["test"], T=cfg.mc_samples, seed=cfg.seed, device=next(net.parameters()).device)
     r.metrics, r.extra["per_image"] = segmentation_metrics(mc, int(cfg.bootstrap_resamples or 2000))
     r.uncertainty = seg_uncertainty_report(mc, r.extra["per_image"]["dice"])
+    if full: r.extra["figures"] = _seg_figure_data(r)
     return {}
 
 def _write_segmentation(r: RunResult, paths: dict, extra: dict, wall_s: float) -> None:
     "`predictions.npz` (per test image: Dice, IoU, mean entropy and MI, foreground shares) and `metrics.json`."
     cfg, net, b, mc, per = r.cfg, r.net, r.bundle, r.mc_test, r.extra["per_image"]
     with atomic_write(paths["predictions"], "wb") as f:
-        np.savez(f, names=np.array(b.test.names), **per, mean_entropy=mc.entropy.mean((1, 2)), mean_mi=mc.mi.mean((1, 2)),
-                 foreground_truth=mc.masks.mean((1, 2)), foreground_pred=mc.pred().mean((1, 2)))
+        np.savez_compressed(f, names=np.array(b.test.names), **per, mean_entropy=mc.entropy.mean((1, 2)), mean_mi=mc.mi.mean((1, 2)),
+                            foreground_truth=mc.masks.mean((1, 2)), foreground_pred=mc.pred().mean((1, 2)),
+                            **{f"fig_{k}": v for k, v in (r.extra.get("figures") or {}).items()})
     r.files["predictions"] = Path(paths["predictions"])
     data = {"n_train": len(r.loaders["train"].dataset), "n_val": len(b.val), "n_test": len(b.test), "split": b.split,
-            "location": cfg.location, "sha256": b.sha256, "image_size": b.image_size}
+            "location": cfg.location, "sha256": b.sha256, "image_size": b.image_size, "summary": _table(b.summary())}
     model = {"name": cfg.model, "parameters": sum(p.numel() for p in net.parameters()), "config": net.config,
              "checkpoint": f"{cfg.dataset}/{checkpoint_path(cfg).name}"}
     r.record = write_metrics(paths["metrics"], cfg=cfg, metrics=r.metrics, uncertainty=r.uncertainty, fit=r.fit, data=data,

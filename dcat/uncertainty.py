@@ -17,9 +17,9 @@ from torch import nn
 from tqdm import tqdm
 
 from .config import nan_to_none
-from .stats import (accuracy_at_coverage, aurc, bootstrap_ci, brier, calibration_summary, check_labels_probs,
-                        classification_metrics, expected_calibration_error, image_uncertainty, metrics_with_ci, nll,
-                        pixel_auroc, dice_iou)
+from .stats import (accuracy_at_coverage, aurc, bootstrap_ci, brier, brier_per_image, calibration_summary,
+                        check_labels_probs, classification_metrics, debiased_calibration_error, expected_calibration_error,
+                        holm, image_uncertainty, metrics_with_ci, nll, nll_per_image, paired_loss_test, pixel_auroc, dice_iou)
 from .train import evaluate_logits, get_task
 
 # %% auto #0
@@ -27,8 +27,8 @@ __all__ = ['MCResult', 'binary_entropy', 'mc_predict', 'mc_predict_naive', 'dete
            'expected_entropy', 'mutual_information', 'fit_temperature', 'apply_temperature', 'uncertainty_scores',
            'selective_table', 'conformal_scores', 'conformal_calibrate', 'conformal_sets', 'conformal_summary',
            'token_reshape', 'gradcam', 'uncertainty_report', 'method_samples', 'mondrian_calibrate', 'mondrian_sets',
-           'compare_uncertainty_methods', 'methods_table', 'uncertainty_methods_report', 'ensemble_result',
-           'ensemble_report', 'seg_uncertainty_report', 'segmentation_metrics']
+           'compare_uncertainty_methods', 'methods_table', 'paired_method_tests', 'uncertainty_methods_report',
+           'ensemble_result', 'ensemble_report', 'seg_uncertainty_report', 'segmentation_metrics']
 
 # %% ../nbs/10_uncertainty.ipynb #c007
 @dataclass
@@ -455,6 +455,7 @@ def _method_stats(y: np.ndarray, p: np.ndarray, cal: np.ndarray, y_cal: np.ndarr
           "auroc_max_prob": (_auroc, (wrong, 1 - mean.max(1)), None)}
     if p.shape[0] > 1: st["auroc_mutual_information"] = (_auroc, (wrong, mutual_information(p)), None)
     st.update({"aurc": (aurc, (y, mean, H), None), "ece": (expected_calibration_error, (y, mean), None),
+               "ce_debiased": (debiased_calibration_error, (y, mean), None),
                "nll": (nll, (y, mean), None), "brier": (brier, (y, mean), None)})
     for a in alphas:
         for kind, sets in (("marginal", conformal_sets(mean, conformal_calibrate(cal_mean, y_cal, a, cmethod), cmethod)),
@@ -466,6 +467,8 @@ def _method_stats(y: np.ndarray, p: np.ndarray, cal: np.ndarray, y_cal: np.ndarr
     return st
 
 # %% ../nbs/10_uncertainty.ipynb #c042d
+_POINT_ONLY = {"ce_debiased"}   # resampling with replacement repeats images, which its variance correction takes as independent
+
 def compare_uncertainty_methods(samples: dict, labels_cal: np.ndarray, labels_test: np.ndarray,
                                 alphas: Sequence[float] = (0.05, 0.1), conformal_method: str = "lac",
                                 n_resamples: int = 1000, seed: int = 0, confidence_level: float = 0.95) -> pd.DataFrame:
@@ -478,6 +481,7 @@ def compare_uncertainty_methods(samples: dict, labels_cal: np.ndarray, labels_te
                              f"labels give {len(y_cal)} / {len(y)}")
         for metric, (fn, arrays, strata) in _method_stats(y, s["test"], s["cal"], y_cal, alphas, conformal_method).items():
             if metric.startswith("auroc") and np.isnan(fn(*arrays)): ci = {"value": float("nan"), "low": float("nan"), "high": float("nan")}
+            elif metric in _POINT_ONLY: ci = {"value": float(fn(*arrays)), "low": float("nan"), "high": float("nan")}
             else: ci = bootstrap_ci(fn, *arrays, strata=strata, n_resamples=n_resamples, seed=seed, confidence_level=confidence_level)
             rows.append({"method": name, "metric": metric, "T": int(s["test"].shape[0]), **ci})
     return pd.DataFrame(rows)
@@ -485,9 +489,26 @@ def compare_uncertainty_methods(samples: dict, labels_cal: np.ndarray, labels_te
 def methods_table(df: pd.DataFrame, metrics: Sequence[str] | None = None, digits: int = 3) -> pd.DataFrame:
     "`compare_uncertainty_methods`' rows as a methods × metrics table of `value [low, high]` strings."
     d = df if metrics is None else df[df["metric"].isin(metrics)]
-    fmt = d.apply(lambda r: "–" if pd.isna(r["value"]) else f"{r['value']:.{digits}f} [{r['low']:.{digits}f}, {r['high']:.{digits}f}]", axis=1)
+    fmt = d.apply(lambda r: "–" if pd.isna(r["value"]) else f"{r['value']:.{digits}f}" if pd.isna(r["low"]) else
+                  f"{r['value']:.{digits}f} [{r['low']:.{digits}f}, {r['high']:.{digits}f}]", axis=1)
     t = d.assign(cell=fmt).pivot(index="method", columns="metric", values="cell")
     return t.loc[list(dict.fromkeys(d["method"])), list(dict.fromkeys(d["metric"]))]
+
+# %% ../nbs/10_uncertainty.ipynb #unc-paired
+def paired_method_tests(samples: dict,          # `method_samples`' output: per method, `test` probabilities (T, N, C)
+                        labels_test: np.ndarray, # the test images' classes (N,)
+                        reference: str,          # the method the others are compared with (e.g. `mc_head`)
+                       ) -> dict:
+    "Per method but the reference, `{'nll': ..., 'brier': ...}`: `paired_loss_test` of method − reference, with Holm's `p_holm`."
+    if reference not in samples: raise ValueError(f"paired_method_tests: reference {reference!r} is not one of {sorted(samples)}")
+    y = np.asarray(labels_test).astype(np.int64).ravel()
+    losses = {"nll": nll_per_image, "brier": brier_per_image}
+    ref = {k: f(y, samples[reference]["test"].mean(0)) for k, f in losses.items()}
+    out = {m: {k: paired_loss_test(f(y, s["test"].mean(0)), ref[k]) for k, f in losses.items()}
+           for m, s in samples.items() if m != reference}
+    for k in losses:
+        for m, p in zip(out, holm([out[m][k]["p"] for m in out])): out[m][k]["p_holm"] = p
+    return out
 
 # %% ../nbs/10_uncertainty.ipynb #c042g
 def uncertainty_methods_report(cal: MCResult, test: MCResult, fusion: tuple | None = None, ensemble: tuple | None = None,
@@ -501,7 +522,8 @@ def uncertainty_methods_report(cal: MCResult, test: MCResult, fusion: tuple | No
                            for r in g.itertuples()} for m, g in df.groupby("method", sort=False)},
            "T": {m: int(g["T"].iloc[0]) for m, g in df.groupby("method", sort=False)},
            "temperature": float(ms["temperature"]["temperature"]), "alphas": [float(a) for a in alphas],
-           "conformal_score": "lac", "n_resamples": int(n_resamples), "confidence_level": 0.95}
+           "conformal_score": "lac", "n_resamples": int(n_resamples), "confidence_level": 0.95,
+           "paired_reference": f"mc_{cal.mc_dropout}", "paired": paired_method_tests(ms, test.labels, f"mc_{cal.mc_dropout}")}
     return df, rep
 
 # %% ../nbs/10_uncertainty.ipynb #c039

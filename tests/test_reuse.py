@@ -57,6 +57,17 @@ def test_prose_commit_rerenders_code_commit_retrains(tmp_path):
     assert again["metrics"] == first["metrics"] and again["training"]["history"] == first["training"]["history"]
     assert "reused" in dcat()                                             # current now: nothing to do
 
+    import numpy as np                                                    # evaluation-only settings: scored, not trained
+    noise = tmp_path / "noise.npz"
+    rng = np.random.default_rng(0)
+    np.savez(noise, **{f"{s}_{k}": rng.integers(0, 256, (30, 28, 28), dtype=np.uint8) if k == "images" else np.zeros((30, 1), int)
+                       for s in ("train", "val", "test") for k in ("images", "labels")})
+    out = dcat("-p", f"ood_set={noise}", "-p", "mc_samples=3")
+    assert "rendered again, not retrained" in out, out
+    scored = json.loads((run / "metrics.json").read_text())
+    assert scored["training"]["trained_by"] == trained and scored["run"]["hash"] == first["run"]["hash"]
+    assert scored["ood"]["n_out"] == 30 and scored["uncertainty"]["T"] == 3 and "features" in scored["ood"]["methods"]
+
     edit(proj / "dcat" / "train.py", "loss_sum, n = loss_sum + lv * len(y), n + len(y)", "loss_sum, n = loss_sum + len(y) * lv, n + len(y)")   # the fit loop's code
     commit(proj, "the fit loop changes")
     assert dcat("--status").startswith("finished, stale")

@@ -83,7 +83,8 @@ def test_tiny_segmentation_study(tmp_path, model):
     if model == "unet_dca": assert "Against unet:" in html     # no U-Net report in this project: said so
     with np.load(out / "predictions.npz", allow_pickle=False) as z:
         assert set(z.files) >= {"names", "dice", "iou", "mean_entropy"} and len(z["dice"]) == 2
-        assert all(z[k].ndim == 1 for k in z.files), "per-image arrays only, no masks"
+        assert all(z[k].ndim == 1 for k in z.files if not k.startswith("fig_")), "per-image arrays, and the figures' few images"
+        assert len(z["fig_overlay_index"]) <= 7 and z["fig_overlay_mask"].dtype == np.uint8
         assert math.isclose(float(z["dice"].mean()), rec["metrics"]["dice"]["value"], rel_tol=1e-9)
     nb = nbformat.read(out / "report.ipynb", as_version=4)
     noise = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("name") == "stderr"]
@@ -94,3 +95,8 @@ def test_tiny_segmentation_study(tmp_path, model):
     again = subprocess.run([tool("dcat"), "study", "toyseg", "-m", model], cwd=tmp_path, env=env,
                            capture_output=True, text=True, timeout=900)
     assert again.returncode == 0 and "reused" in again.stderr + again.stdout, again.stderr[-3000:]   # not retrained
+    import shutil                                                      # the page again, from the run's files alone
+    shutil.rmtree(tmp_path / "ckpt"); shutil.rmtree(tmp_path / "data"); shutil.rmtree(out / "figures"); (out / "report.html").unlink()
+    redraw = subprocess.run([tool("dcat"), "render"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert redraw.returncode == 0 and "1 page(s) drawn again" in redraw.stdout, redraw.stderr[-3000:]
+    assert {p.name for p in (out / "figures").glob("*.png")} == figs and "test Dice, MC mean" in (out / "report.html").read_text()
