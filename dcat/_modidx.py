@@ -289,6 +289,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'dcat.report._calibration_table': ('report.html#_calibration_table', 'dcat/report.py'),
                              'dcat.report._comparison_rows': ('report.html#_comparison_rows', 'dcat/report.py'),
                              'dcat.report._conformal_table': ('report.html#_conformal_table', 'dcat/report.py'),
+                             'dcat.report._detector_auroc': ('report.html#_detector_auroc', 'dcat/report.py'),
                              'dcat.report._entropy_table': ('report.html#_entropy_table', 'dcat/report.py'),
                              'dcat.report._glance_lines': ('report.html#_glance_lines', 'dcat/report.py'),
                              'dcat.report._glance_rows': ('report.html#_glance_rows', 'dcat/report.py'),

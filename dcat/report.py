@@ -355,6 +355,19 @@ def _best_of(methods: dict, prefix: str) -> tuple[str, dict] | None:
 # mean, the uncertainty the DCAT paper reports. Every other method and score is exploratory, and labelled so.
 PRESPECIFIED_SCORE = "entropy"
 
+def _detector_auroc(runs: Sequence[tuple], block: str = "ood") -> str:
+    """The default feature-space detector's AUROC in each seed's `block` (`ood`: far; `near_ood`): the mean over seeds
+    with the t interval of the seed mean (one seed: its bootstrap interval); '–' when no seed measured it."""
+    vals = []
+    for rec, _ in runs:
+        det = (rec.get("detectors") or {}).get("default")
+        v = ((((rec.get(block) or {}).get("methods") or {}).get("features") or {}).get(det) or {}).get("auroc")
+        if v and v.get("value") is not None: vals.append(v)
+    if not vals: return "–"
+    if len(vals) == 1: return format_ci(vals[0], 3) + " (1 seed)"
+    ci = seed_mean_ci([v["value"] for v in vals])
+    return format_ci({"value": float(np.mean([v["value"] for v in vals])), "low": ci[0], "high": ci[1]}, 3) + f" ({len(vals)} seeds)"
+
 def _prespecified(methods: dict | None, key: str) -> dict | None:
     "The pre-specified score's interval in the MC-dropout method (`mc_head` or `mc_fusion`) of a methods record."
     mc = next((d for m, d in (methods or {}).items() if m.startswith("mc_") and isinstance(d, dict)), {})
@@ -364,8 +377,9 @@ def _prespecified(methods: dict | None, key: str) -> dict | None:
 def _uncertainty_rows(arms: dict) -> list[str]:
     lines = ["| arm | finds its errors: AUROC of MC entropy (pre-specified) | exploratory: best of the methods and scores | "
              "ensemble of seeds: AUROC of MI | out-of-distribution AUROC of MC entropy (pre-specified) | "
-             "exploratory: best OOD AUROC | exploratory: ensemble's best OOD score | conformal coverage α = 0.1 (marginal) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "exploratory: best OOD AUROC | exploratory: ensemble's best OOD score | conformal coverage α = 0.1 (marginal) | "
+             "out-of-distribution AUROC of the feature detector (pre-specified; mean of seeds) | near-OOD (other source) AUROC of the detector |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, (runs, agg) in arms.items():
         first = runs[0][0]
         methods = (first.get("uncertainty_methods") or {}).get("methods")
@@ -382,7 +396,7 @@ def _uncertainty_rows(arms: dict) -> list[str]:
         lines.append(f"| {name} | {format_ci(pe, 3) if pe else '–'} | {format_ci(b[1], 3) + f' ({b[0]}, best of {n_err})' if b else '–'} | "
                      f"{format_ci(ens, 3) if ens else '–'} | {format_ci(po, 3) if po else '–'} | "
                      f"{format_ci(o[1], 3) + f' ({o[0]}, best of {n_ood})' if o else '–'} | {format_ci(e[1], 3) + f' ({e[0]})' if e else '–'} | "
-                     f"{_mean_sd(agg, 'conformal_coverage_0.1')} |")
+                     f"{_mean_sd(agg, 'conformal_coverage_0.1')} | {_detector_auroc(runs)} | {_detector_auroc(runs, 'near_ood')} |")
     return lines
 
 # %% ../nbs/13_report.ipynb #c017e
