@@ -21,7 +21,7 @@ from .model import build_model
 from .stats import aggregate_seeds
 from .train import load_checkpoint
 from .uncertainty import MCResult, conformal_sets, ensemble_report, mc_predict, mutual_information, predictive_entropy
-from .shift import ensemble_ood
+from .shift import detector_scores, ensemble_ood, mahalanobis_from_state
 
 # %% auto #0
 __all__ = ['TIMING_KEYS', 'REPORT_KEYS', 'PREDICTIONS_SCHEMA', 'provenance', 'run_identity', 'run_hash', 'run_record',
@@ -349,7 +349,8 @@ def predict_images(paths: Sequence[str | os.PathLike], predictor: str | os.PathL
                    for i in range(0, len(xs), batch_size)]
         det = meta.get("detector")
         mc = mc_predict(model, batches, T=T, seed=meta.get("seed", 0), device=device, return_features=det is not None)
-        foreign = _mahalanobis(det, mc.features) if det is not None else None
+        foreign = (detector_scores({"m": mahalanobis_from_state(det["mu"], det["precision"])}, mc.features)["m"]
+                   if det is not None else None)
         probs, H, MI = mc.mean_probs, predictive_entropy(mc.probs), mutual_information(mc.probs)
         classes = meta["classes"]
         sets = conformal_sets(probs, float("inf") if qhat is None else qhat, "lac")
@@ -363,10 +364,3 @@ def predict_images(paths: Sequence[str | os.PathLike], predictor: str | os.PathL
                 rows[-1].update(inside=bool(foreign[i] <= det["threshold"]), ood_score=float(foreign[i]),
                                 ood_threshold=float(det["threshold"]), ood_detector=det["name"])
     return rows, skipped
-
-# %% ../nbs/14_runs.ipynb #c020p1-b
-def _mahalanobis(det: dict, features: np.ndarray) -> np.ndarray:
-    "The saved Mahalanobis detector's scores (`dcat.shift.fit_detectors`' formula: minus the best class log-density term)."
-    z = torch.as_tensor(features, dtype=torch.float32)
-    d = torch.stack([(((z - m) @ det["precision"]) * (z - m)).sum(1) for m in det["mu"]], 1)
-    return (0.5 * d.min(1).values).numpy().astype(np.float64)

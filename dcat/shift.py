@@ -22,8 +22,8 @@ from .uncertainty import MCResult, deterministic_predict, method_samples, mc_pre
 
 # %% auto #0
 __all__ = ['FEATURE_DETECTORS', 'DEFAULT_DETECTOR', 'NEAR_OOD_MAX', 'CORRUPTIONS', 'ood_scores', 'fit_detectors',
-           'detector_scores', 'selective_rules', 'ood_table', 'feature_rows', 'ood_report', 'near_ood_images',
-           'near_ood_report', 'corrupt', 'corruption_report', 'corruption_summary', 'ensemble_ood']
+           'mahalanobis_from_state', 'detector_scores', 'selective_rules', 'ood_table', 'feature_rows', 'ood_report',
+           'near_ood_images', 'near_ood_report', 'corrupt', 'corruption_report', 'corruption_summary', 'ensemble_ood']
 
 # %% ../nbs/11_shift.ipynb #c008
 def ood_scores(probs: np.ndarray, logits: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -70,6 +70,14 @@ def fit_detectors(features: np.ndarray,   # training images' pooled features (N,
                       b=torch.as_tensor(np.asarray(bias), dtype=torch.float32)).fit_features(z, y)
         out.update({n: vim for n in ("vim", "residual") if n in names})
     return out
+
+def mahalanobis_from_state(mu: np.ndarray,          # the class means (C, D) of a fitted Mahalanobis detector
+                           precision: np.ndarray,   # its precision matrix (D, D)
+                          ):
+    "pytorch-ood's Mahalanobis detector from the state a predictor file carries, ready for `detector_scores`."
+    d = _pytorch_ood().Mahalanobis(None)
+    d.mu, d.precision = torch.as_tensor(mu).float(), torch.as_tensor(precision).float()
+    return d
 
 def detector_scores(fitted: dict, features: np.ndarray) -> dict[str, np.ndarray]:
     "Each fitted detector's score `(N,)` of `features` (higher = more foreign)."
