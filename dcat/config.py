@@ -395,7 +395,8 @@ class _RunAndData:
     n_channels: int | None = _rule("data", "int", 1)
     split_sizes: dict | None = _rule("data", "table")
     sha256: str | None = _rule("data")                      # the data file's checksum (dcat.data.check_sha256)
-    split_by: str | None = _rule("data", "choice", ("patient",))
+    split_by: str | None = _rule("data", "choice", ("patient", "group"))
+    split_groups: str | None = _rule("data")                 # split_by = group: the TSV of groups (group, file) in the data folder
     split_seed: int | None = _rule("data", "int", 0)
     val_frac: float | None = _rule("data", "number", 0.0, 0.9)
     test_frac: float | None = _rule("data", "number", 0.0, 0.9)

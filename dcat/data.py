@@ -26,8 +26,8 @@ from .config import SOURCES, Settings, atomic_write, medmnist_info, sha256_file
 __all__ = ['SPLITS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGE_EXTS', 'PATIENT_PATTERNS', 'MEDMNIST_URL_ENV', 'TensorImages',
            'SplitData', 'DataBundle', 'make_synthetic', 'resize_uint8', 'load_npz', 'read_image', 'FileImages',
            'verify_images', 'cache_images', 'CachedImages', 'patient_id', 'stratified_split',
-           'grouped_stratified_split', 'load_folder', 'check_sha256', 'medmnist_file', 'medmnist_url', 'fetch_medmnist',
-           'ensure_data', 'load_dataset', 'resolve_data_file', 'load_npz_split']
+           'grouped_stratified_split', 'group_key', 'read_split_groups', 'load_folder', 'check_sha256', 'medmnist_file',
+           'medmnist_url', 'fetch_medmnist', 'ensure_data', 'load_dataset', 'resolve_data_file', 'load_npz_split']
 
 # %% ../nbs/01_data.ipynb #c005
 SPLITS = ("train", "val", "test")
@@ -64,6 +64,7 @@ class DataBundle:
     sha256: str | None
     image_size: int
     notes: list[str] = field(default_factory=list)
+    groups: dict | None = None   # per split, each image's patient or listed group, when the splits were drawn by group
 
     @property
     def num_classes(self) -> int:
@@ -396,20 +397,42 @@ def grouped_stratified_split(labels: np.ndarray, groups: Sequence[str], frac: fl
                          f"{np.bincount(labels).tolist()} images per class: {e}") from None
     return np.sort(keep), np.sort(taken)
 
-def _draw(y: np.ndarray, paths: Sequence[Path], frac: float, seed: int, split_by: str | None) -> tuple[np.ndarray, np.ndarray]:
+def group_key(path: str | os.PathLike, split_by: str | None, group_of: dict | None = None) -> str | None:
+    "The group a file is kept with when splitting: its patient (`split_by='patient'`), its `group_of` entry (`'group'`), else itself."
+    if split_by == "patient": return patient_id(path) or str(path)
+    if split_by == "group": return (group_of or {}).get(os.path.normpath(str(path)), str(path))
+    return None
+
+def _draw(y: np.ndarray, paths: Sequence[Path], frac: float, seed: int, split_by: str | None,
+          group_of: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     if split_by is None: return stratified_split(y, frac, seed)
-    return grouped_stratified_split(y, [patient_id(p) or str(p) for p in paths], frac, seed)
+    return grouped_stratified_split(y, [group_key(p, split_by, group_of) for p in paths], frac, seed)
+
+def read_split_groups(path: str | os.PathLike,  # a TSV with `group` and `file` columns; relative: inside `root`
+                      root: str | os.PathLike,  # the dataset folder the files are relative to
+                     ) -> dict[str, str]:
+    """`{file path: group}` for `split_by = group` (e.g. COVID-19 Radiography's near-duplicate groups,
+    `DUPLICATE_GROUPS.tsv`): refused, naming the file, when it is missing, lacks a column or lists a file not there."""
+    import csv
+    root = Path(root); path = Path(path) if Path(path).is_absolute() else root / path
+    if not path.is_file(): raise FileNotFoundError(f"setting 'split_groups': no such file {path}")
+    with open(path, newline="", encoding="utf-8") as f: rows = list(csv.DictReader(f, delimiter="\t"))
+    if not rows or not {"group", "file"} <= set(rows[0]):
+        raise ValueError(f"{path}: expected tab-separated columns 'group' and 'file', found {list(rows[0]) if rows else 'no rows'}")
+    if missing := [r["file"] for r in rows if not (root / r["file"]).is_file()]:
+        raise ValueError(f"{path}: {len(missing)} listed file(s) not in {root}, e.g. {missing[0]!r}")
+    return {os.path.normpath(str(root / r["file"])): f"group {r['group']}" for r in rows}
 
 # %% ../nbs/01_data.ipynb #c026
 def _folder_parts(root: Path, classes: list[str] | None, val_frac: float, test_frac: float, seed: int,
-                  split_by: str | None) -> tuple[list[str], dict[str, tuple[list[Path], np.ndarray]], list[str]]:
+                  split_by: str | None, group_of: dict | None = None) -> tuple[list[str], dict[str, tuple[list[Path], np.ndarray]], list[str]]:
     "Class names, `{split: (files, labels)}` and notes on how the splits were made, for the three layouts."
     split_dirs = {d.name.lower(): d for d in _subdirs(root) if d.name.lower() in SPLITS}
-    how = f"seed {seed}" + (", by patient" if split_by else "")
+    how = f"seed {seed}" + {None: "", "patient": ", by patient", "group": ", each listed group of files kept together"}[split_by]
     if not split_dirs:  # layouts (b) and (c)
         classes, p, y = _class_files(root, classes)
-        rest, test = _draw(y, p, test_frac, seed, split_by)
-        tr, va = _draw(y[rest], [p[i] for i in rest], val_frac / (1 - test_frac), seed, split_by)
+        rest, test = _draw(y, p, test_frac, seed, split_by, group_of)
+        tr, va = _draw(y[rest], [p[i] for i in rest], val_frac / (1 - test_frac), seed, split_by, group_of)
         parts = {s: ([p[i] for i in ix], y[ix]) for s, ix in zip(SPLITS, (rest[tr], rest[va], test))}
         return classes, parts, [f"train/val/test drawn from all {len(y)} images, stratified ({how})"]
     for need in ("train", "test"):  # layout (a)
@@ -420,34 +443,41 @@ def _folder_parts(root: Path, classes: list[str] | None, val_frac: float, test_f
         if s in split_dirs: parts[s] = tuple(_class_files(split_dirs[s], classes)[1:])
     notes = []
     if "val" not in parts:
-        keep, taken = _draw(y, p, val_frac, seed, split_by)
+        keep, taken = _draw(y, p, val_frac, seed, split_by, group_of)
         parts["train"], parts["val"] = ([p[i] for i in keep], y[keep]), ([p[i] for i in taken], y[taken])
         notes.append(f"no val folder: validation = {len(taken)} of the {len(y)} training images, stratified ({how})")
     return classes, parts, notes
 
 # %% ../nbs/01_data.ipynb #c026b
-def _patient_overlaps(parts: dict[str, tuple[list[Path], np.ndarray]]) -> list[str]:
-    "Notes on patients whose images fall in more than one split."
-    ids = {s: {patient_id(f) for f in parts[s][0]} - {None} for s in SPLITS}
-    out = [f"{len(ids[a] & ids[b])} patients have images in both {a} and {b}"
+def _patient_overlaps(parts: dict[str, tuple[list[Path], np.ndarray]], split_by: str = "patient",
+                      group_of: dict | None = None) -> list[str]:
+    "Notes on patients (or listed groups of files) whose images fall in more than one split."
+    if split_by == "patient": ids = {s: {patient_id(f) for f in parts[s][0]} - {None} for s in SPLITS}
+    else: ids = {s: {group_of[k] for f in parts[s][0] if (k := os.path.normpath(str(f))) in group_of} for s in SPLITS}
+    what = "patients" if split_by == "patient" else "listed groups"
+    out = [f"{len(ids[a] & ids[b])} {what} have images in both {a} and {b}"
            for a, b in (("train", "val"), ("train", "test"), ("val", "test")) if ids[a] & ids[b]]
-    return out or [f"no patient has images in two splits ({sum(map(len, ids.values()))} patients)"]
+    return out or [f"no {what[:-1]} has images in two splits ({sum(map(len, ids.values()))} {what})"]
 
 # %% ../nbs/01_data.ipynb #c026c
 def load_folder(root: str | os.PathLike, image_size: int, classes: Sequence[str] | None = None,
                 val_frac: float = 0.1, test_frac: float = 0.2, seed: int = 0, split_by: str | None = None,
-                **options: Any) -> DataBundle:
+                split_groups: str | os.PathLike | None = None, **options: Any) -> DataBundle:
     """Load a class-per-folder image tree (layouts: split/class/*, class/images/*, class/*); see the table above.
     `options`: `verify` (True: decode every file up front), `cache` (True: decoded once into memory), `progress`
-    (None: a bar for more than 5,000 files)."""
+    (None: a bar for more than 5,000 files). `split_by`: None, `patient` (from the file names) or `group` (the groups
+    listed in the `split_groups` file, `read_split_groups`); each patient or group stays in one split, calibration included."""
     if bad := set(options) - {"verify", "cache", "progress"}: raise TypeError(f"load_folder: unknown option(s) {sorted(bad)}")
     verify, cache, progress = options.get("verify", True), options.get("cache", True), options.get("progress")
     root = Path(root)
     if not root.is_dir(): raise FileNotFoundError(f"{root}: no such dataset folder")
-    if split_by not in (None, "patient"): raise ValueError(f"split_by={split_by!r}: expected 'patient' or None")
-    classes, parts, notes = _folder_parts(root, list(classes) if classes is not None else None, val_frac, test_frac, seed, split_by)
+    if split_by not in (None, "patient", "group"): raise ValueError(f"split_by={split_by!r}: expected 'patient', 'group' or None")
+    if (split_by == "group") != (split_groups is not None):
+        raise ValueError(f"split_by={split_by!r} with split_groups={split_groups!r}: a group split needs its groups file, and only it reads one")
+    group_of = read_split_groups(split_groups, root) if split_groups is not None else None
+    classes, parts, notes = _folder_parts(root, list(classes) if classes is not None else None, val_frac, test_frac, seed, split_by, group_of)
     if len(classes) < 2: raise ValueError(f"{root}: found only the class {classes}; need at least 2")
-    if split_by: notes += _patient_overlaps(parts)
+    if split_by: notes += _patient_overlaps(parts, split_by, group_of)
     files = [f for s in SPLITS for f in parts[s][0]]
     progress = len(files) > 5000 if progress is None else progress
     hashes = None
@@ -462,7 +492,9 @@ def load_folder(root: str | os.PathLike, image_size: int, classes: Sequence[str]
     sha = None
     if hashes is not None:
         sha = hashlib.sha256("".join(sorted(f"{Path(p).relative_to(root).as_posix()}\t{h}\n" for p, h in zip(files, hashes))).encode()).hexdigest()
-    return DataBundle(**splits, classes=classes, source=str(root.resolve()), sha256=sha, image_size=image_size, notes=notes)
+    groups = {s: [group_key(f, split_by, group_of) for f in parts[s][0]] for s in SPLITS} if split_by else None
+    return DataBundle(**splits, classes=classes, source=str(root.resolve()), sha256=sha, image_size=image_size, notes=notes,
+                      groups=groups)
 
 # %% ../nbs/01_data.ipynb #c032s02
 def check_sha256(path: str | os.PathLike,  # the data file or folder, named in the error
@@ -581,7 +613,7 @@ def load_dataset(settings: Settings, progress: bool | None = None) -> DataBundle
     path = ensure_data(settings, progress=progress is not False)   # the template passes False: no bar in a report
     if source == "folder":
         b = load_folder(path, size, classes=classes, seed=seed, val_frac=float(settings.val_frac or 0.1),
-                        test_frac=float(settings.test_frac or 0.2), split_by=settings.split_by,
+                        test_frac=float(settings.test_frac or 0.2), split_by=settings.split_by, split_groups=settings.split_groups,
                         cache=settings.cache is not False, progress=progress)
         if settings.sha256 is not None and b.sha256: check_sha256(path, settings.sha256, b.sha256)
         return b

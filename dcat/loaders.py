@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .data import IMAGENET_MEAN, IMAGENET_STD, SplitData, TensorImages, resize_uint8, stratified_split
+from .data import IMAGENET_MEAN, IMAGENET_STD, SplitData, TensorImages, grouped_stratified_split, resize_uint8, stratified_split
 
 # %% auto #0
 __all__ = ['Augment', 'LoaderDataset', 'SeededSampler', 'imagenet_stats', 'normalize', 'denormalize', 'to_display', 'Collate',
@@ -146,10 +146,11 @@ def seeded_loaders(train: Dataset, evals: dict[str, Dataset], batch_size: int, s
 
 # %% ../nbs/02_loaders.ipynb #c013j
 def split_validation(bundle: Any, loaders: dict, frac: float, seed: int = 0) -> dict:
-    "Loaders with a stratified `frac` of validation held out as `'cal'` (calibration); `'val'` keeps the rest for early stopping."
+    """Loaders with a stratified `frac` of validation held out as `'cal'` (calibration); `'val'` keeps the rest for early
+    stopping. When the splits were drawn by group (`bundle.groups`), each patient or group stays on one side here too."""
     if not frac: return {**loaders, "cal": loaders["val"]}
-    val = bundle.split("val")
-    keep, cal = stratified_split(val.labels, frac, seed)
+    val, groups = bundle.split("val"), (getattr(bundle, "groups", None) or {}).get("val")
+    keep, cal = stratified_split(val.labels, frac, seed) if groups is None else grouped_stratified_split(val.labels, groups, frac, seed)
     v = loaders["val"]
     make = lambda idx: DataLoader(LoaderDataset(val, idx), batch_size=v.batch_size, shuffle=False,
                                   collate_fn=v.collate_fn, num_workers=v.num_workers, pin_memory=v.pin_memory)

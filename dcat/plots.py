@@ -18,17 +18,49 @@ from .shift import CORRUPTIONS, corrupt
 from .stats import Curve
 
 # %% auto #0
-__all__ = ['close_figure', 'plot_roc_pr', 'plot_confusion', 'plot_entropy_hist', 'embed_features', 'plot_embedding', 'plot_umap',
-           'reliability_diagram', 'plot_gradcam', 'plot_attention', 'uncertain_gallery', 'plot_ood_histograms',
-           'plot_overlays', 'plot_seg_history', 'plot_risk_coverage', 'plot_corruptions', 'plot_forest',
-           'plot_entropy_vs_dice', 'plot_history']
+__all__ = ['show_saved_figures', 'figure_alt', 'save_figure', 'image_grid', 'close_figure', 'plot_roc_pr', 'plot_confusion',
+           'plot_entropy_hist', 'embed_features', 'plot_embedding', 'plot_umap', 'reliability_diagram', 'plot_gradcam',
+           'plot_attention', 'uncertain_gallery', 'plot_ood_histograms', 'plot_overlays', 'plot_seg_history',
+           'plot_risk_coverage', 'plot_corruptions', 'plot_forest', 'plot_entropy_vs_dice', 'plot_history']
 
 # %% ../nbs/12_plots.ipynb #plots-save
+_SHOW_SAVED = False
+
+def show_saved_figures(on: bool = True) -> None:
+    """From here on, a figure saved to a file is shown in the notebook as that file, marked with its path and alt text,
+    so a page can link the PNG instead of storing the figure a second time (`dcat.study.render_html` does)."""
+    global _SHOW_SAVED
+    _SHOW_SAVED = on
+
+def figure_alt(fig: Any) -> str:
+    "A figure's alt text from what it says: its title and its axes' titles (or, without titles, their axis labels)."
+    parts = [fig._suptitle.get_text()] if getattr(fig, "_suptitle", None) is not None else []
+    for ax in fig.axes:
+        t = " ".join(ax.get_title(loc).replace("\n", " ") for loc in ("left", "center", "right")).strip()
+        if not t and ax.get_xlabel(): t = f"{ax.get_ylabel()} against {ax.get_xlabel()}".strip()
+        if t and t not in parts: parts.append(t)
+    text = "; ".join(p for p in parts if p)
+    return text if len(text) <= 300 else text[:297] + "..."
+
+# %% ../nbs/12_plots.ipynb #plots-save2
 def save_figure(fig: Any, path: str | os.PathLike | None, dpi: int = 150) -> Any:
-    "Save `fig` as PNG to `path` atomically (nothing when `path` is None); returns `fig`."
+    """Save `fig` as PNG to `path` atomically (nothing when `path` is None); returns `fig`. After
+    `show_saved_figures()`, the notebook shows the saved file (at the size the figure would have had) and closes `fig`."""
     if path is not None:
         with atomic_write(path, "wb") as f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight")
+        if _SHOW_SAVED: _show_file(fig, path, dpi)
     return fig
+
+def _show_file(fig: Any, path: str | os.PathLike, dpi: int) -> None:
+    import matplotlib.pyplot as plt
+    from IPython.display import Image, display
+    from PIL import Image as PILImage
+    with PILImage.open(path) as im: width = im.size[0]
+    try: rel = os.path.relpath(path)
+    except ValueError: rel = str(path)
+    display(Image(filename=str(path), width=round(width * fig.dpi / dpi),
+                  metadata={"dcat_figure": rel.replace(os.sep, "/"), "alt": figure_alt(fig)}))
+    plt.close(fig)
 
 def image_grid(n: int, ncols: int, width: float = 2.2, height: float = 2.4) -> tuple:
     "A figure with `n` image axes in rows of `ncols` (axes off); returns `(fig, axes)` with `axes` flat."

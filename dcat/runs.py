@@ -26,8 +26,8 @@ from .shift import detector_scores, ensemble_ood, mahalanobis_from_state
 # %% auto #0
 __all__ = ['TIMING_KEYS', 'REPORT_KEYS', 'PREDICTIONS_SCHEMA', 'provenance', 'run_identity', 'run_hash', 'run_record',
            'write_metrics', 'checkpoint_path', 'run_file', 'RunLockedError', 'run_lock', 'read_record', 'load_runs',
-           'write_aggregate', 'save_predictions', 'RunFiles', 'read_run', 'save_predictor', 'load_predictor',
-           'predict_images']
+           'aggregate_is_current', 'write_aggregate', 'save_predictions', 'RunFiles', 'read_run', 'save_predictor',
+           'load_predictor', 'predict_images']
 
 # %% ../nbs/14_runs.ipynb #c007
 _PACKAGES = ("dcat", "torch", "torchvision", "timm", "numpy", "scikit-learn", "torchmetrics", "grad-cam", "umap-learn",
@@ -177,6 +177,19 @@ def load_runs(arm: str | os.PathLike) -> list[tuple[dict, dict | None]]:
 def _settings_hash(rec: dict) -> str:
     return config_hash({k: v for k, v in (rec.get("params") or {}).items() if k not in ("seed", "seeds")})[:10]
 
+def _run_entries(recs: list[dict]) -> list[dict]:
+    "What an aggregate says of each run it summarises: seed, commit, settings, intervals, when it was evaluated, its metrics' hash."
+    return to_jsonable([{"seed": (r.get("params") or {}).get("seed"), "commit": (r.get("provenance") or {}).get("git_commit"),
+                         "settings": _settings_hash(r), "intervals": r.get("intervals"),
+                         "evaluated": (r.get("provenance") or {}).get("utc"),
+                         "metrics": config_hash(to_jsonable(r.get("metrics") or {}))[:10]} for r in recs])
+
+def aggregate_is_current(arm: str | os.PathLike) -> bool:
+    "Whether the arm's `aggregate.json` summarises exactly the runs its seed folders hold now (same seeds, commits, times)."
+    try: agg = json.loads((Path(arm) / "aggregate.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError): return False
+    return agg.get("runs") == _run_entries([r for r, _ in load_runs(arm)])
+
 # %% ../nbs/14_runs.ipynb #c016c
 def write_aggregate(arm: str | os.PathLike) -> Path | None:
     "Write `aggregate.json` for an arm folder (seeds' summary statistics and their ensemble); None if it has no run."
@@ -185,9 +198,7 @@ def write_aggregate(arm: str | os.PathLike) -> Path | None:
     if not runs: return None
     recs = [r for r, _ in runs]
     seeds = [(r.get("params") or {}).get("seed") for r in recs]
-    agg = {"dataset": recs[0].get("dataset"), "model": recs[0].get("model"), **aggregate_seeds(recs),
-           "runs": [{"seed": s, "commit": (r.get("provenance") or {}).get("git_commit"),
-                     "settings": _settings_hash(r), "intervals": r.get("intervals")} for s, r in zip(seeds, recs)]}
+    agg = {"dataset": recs[0].get("dataset"), "model": recs[0].get("model"), **aggregate_seeds(recs), "runs": _run_entries(recs)}
     agg["mixed_settings"] = len({x["settings"] for x in agg["runs"]}) > 1
     agg["commits"] = sorted({x["commit"] or "?" for x in agg["runs"]})
     with_pred = [(s, p) for s, (r, p) in zip(seeds, runs) if p is not None]

@@ -29,15 +29,16 @@ from .plots import close_figure, embed_features, plot_forest
 from .fusion import DCATFusion
 from .report import forest_rows, metrics_table, summary_markdown
 from .runs import (REPORT_KEYS, checkpoint_path, load_runs, provenance, read_record, read_run, run_file, run_hash, run_identity,
-                       run_lock, save_predictions, save_predictor, write_aggregate, write_metrics)
+                       run_lock, save_predictions, save_predictor, write_aggregate, write_metrics, aggregate_is_current)
 
 # %% auto #0
-__all__ = ['DETECTOR_BANK', 'StudyError', 'find_template', 'template_path', 'check_template', 'render_html', 'scrub_paths',
-           'strip_figures', 'finish_notebook', 'hold_point', 'recover_report', 'seed_list', 'code_digest',
-           'training_fingerprint', 'training_provenance', 'run_state', 'reusable_checkpoint', 'clean_leftovers',
-           'run_seed', 'render_run', 'render_reports', 'check_writable', 'run_study', 'PlannedRun', 'plan_study',
-           'execute_run', 'slurm_options', 'run_plan', 'plan_status', 'settings_task', 'model_for', 'fit_from_settings',
-           'RunResult', 'train_one', 'run_one', 'train_run', 'preflight', 'preflight_plan', 'write_summary']
+__all__ = ['DETECTOR_BANK', 'StudyError', 'find_template', 'template_path', 'check_template', 'link_figures', 'render_html',
+           'scrub_paths', 'strip_figures', 'finish_notebook', 'hold_point', 'recover_report', 'seed_list',
+           'code_digest', 'training_fingerprint', 'training_provenance', 'run_state', 'reusable_checkpoint',
+           'clean_leftovers', 'run_seed', 'render_run', 'render_reports', 'check_writable', 'run_study', 'PlannedRun',
+           'plan_study', 'execute_run', 'slurm_options', 'run_plan', 'plan_status', 'settings_task', 'model_for',
+           'fit_from_settings', 'RunResult', 'train_one', 'run_one', 'train_run', 'preflight', 'preflight_plan',
+           'write_summary']
 
 # %% ../nbs/15_study.ipynb #c015
 class StudyError(RuntimeError):
@@ -64,12 +65,44 @@ def check_template(path: str | os.PathLike) -> list[str]:
         raise ValueError(f"{path}: the first code cell must carry the 'parameters' tag (papermill would ignore -p)")
     return list(papermill.inspect_notebook(str(path)))
 
+def link_figures(nb) -> int:
+    """Replace each image output that shows a saved file (`dcat.plots.show_saved_figures`) by an `<img>` linking that
+    file, with its width and alt text (an nbformat node, in place): the page stores no second copy. Returns the count."""
+    import html
+    n = 0
+    for c in nb.cells:
+        for o in c.get("outputs", []):
+            md = (o.get("metadata") or {}).get("image/png") or {}
+            if "image/png" not in (o.get("data") or {}) or "dcat_figure" not in md: continue
+            width = f' width="{int(md["width"])}"' if md.get("width") else ""
+            o["data"] = {"text/html": f'<img src="{html.escape(md["dcat_figure"])}"{width} '
+                                      f'alt="{html.escape(md.get("alt") or "figure")}">'}
+            o["metadata"] = {}
+            n += 1
+    return n
+
+_PAGE_CSS = """body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1f2328;max-width:1180px;
+margin:1.5em auto;padding:0 1.2em}h1,h2,h3{line-height:1.25;margin:1.2em 0 .4em}h1{font-size:1.7em}h2{font-size:1.35em;
+border-bottom:1px solid #d8dee4;padding-bottom:.2em}img{max-width:100%;height:auto}pre{white-space:pre-wrap;font-size:13px;
+margin:.3em 0}code{background:#f3f4f6;padding:0 .25em;border-radius:3px}table{border-collapse:collapse;margin:.5em 0;
+font-size:13px;font-variant-numeric:tabular-nums}th,td{border:1px solid #d0d7de;padding:2px 8px;text-align:right}
+th{background:#f6f8fa}td:first-child,th:first-child{text-align:left}.anchor-link{visibility:hidden;text-decoration:none;
+margin-left:.25em}h1:hover .anchor-link,h2:hover .anchor-link,h3:hover .anchor-link{visibility:visible}"""
+
 def render_html(nb: Any, html_path: str | os.PathLike) -> Path:
-    "Render an executed notebook (a path, or an nbformat node) to a code-free HTML report (atomically)."
+    """Render an executed notebook (a path, or an nbformat node) to a code-free HTML page (atomically): nbconvert's
+    plain body in a small stylesheet; figures shown from saved files are linked (`link_figures`), others embedded."""
+    import copy, html, nbformat
     from nbconvert import HTMLExporter
-    exp = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    body, _ = exp.from_filename(str(nb)) if isinstance(nb, (str, os.PathLike)) else exp.from_notebook_node(nb)
-    return atomic_write_text(html_path, body)
+    exp = HTMLExporter(template_name="basic", exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    nb = nbformat.read(str(nb), as_version=4) if isinstance(nb, (str, os.PathLike)) else copy.deepcopy(nb)
+    link_figures(nb)
+    body, _ = exp.from_notebook_node(nb)
+    heads = [l.lstrip("# ").strip() for c in nb.cells if c.cell_type == "markdown" for l in c.source.splitlines() if l.startswith("# ")]
+    page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, '
+            f'initial-scale=1">\n<title>{html.escape(heads[0] if heads else "dcat report")}</title>\n<style>{_PAGE_CSS}</style>'
+            f'</head>\n<body>\n{body}\n</body></html>\n')
+    return atomic_write_text(html_path, page)
 
 # %% ../nbs/15_study.ipynb #c015c
 _KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR", "--IPKernelApp.capture_fd_output=False"]
@@ -101,21 +134,24 @@ def scrub_paths(nb, template: str | os.PathLike) -> None:
     pm["input_path"], pm["output_path"] = rel, "report.ipynb"
 
 def strip_figures(nb, note: str) -> None:
-    "Replace every image output of an executed notebook (an nbformat node, in place) by a line of text."
+    """Replace every image output of an executed notebook (an nbformat node, in place) by a line of text: the saved
+    file's path for a figure shown from one (`dcat.plots.show_saved_figures`), else `note`."""
     for c in nb.cells:
         for o in c.get("outputs", []):
             data = o.get("data") or {}
             if any(k.startswith("image/") for k in data):
-                o["data"] = {"text/plain": note}
+                saved = ((o.get("metadata") or {}).get("image/png") or {}).get("dcat_figure")
+                o["data"] = {"text/plain": f"(figure: {saved})" if saved and note == _FIGURES_ELSEWHERE else note}
+                o["metadata"] = {}
 
 # %% ../nbs/15_study.ipynb #c015cp1
-_FIGURES_ELSEWHERE = "(figure: in report.html, and as a PNG in figures/ beside this notebook)"
+_FIGURES_ELSEWHERE = "(figure: a PNG in figures/ beside this notebook, shown in report.html)"
 
 def finish_notebook(nb_path: str | os.PathLike, template: str | os.PathLike, figure_note: str | None = None,
                     html_path: str | os.PathLike | None = None) -> None:
     """One read-modify-write of an executed report: machine paths scrubbed, the HTML report rendered if `html_path`
-    is given, then figures replaced by `figure_note` if given (atomically): each figure is stored once in the HTML and
-    once as a PNG, not a third time in the notebook."""
+    is given, then figures replaced by `figure_note` if given (atomically): each figure is stored once, as a PNG that
+    the HTML links, not again in the HTML or the notebook."""
     import nbformat
     nb = nbformat.read(str(nb_path), as_version=4)
     scrub_paths(nb, template)
@@ -834,7 +870,7 @@ def write_summary(reports_dir: str | os.PathLike | None = None, n_resamples: int
     for arm in sorted(p for p in reports.glob("*/*") if p.is_dir()):
         runs = load_runs(arm)
         if not runs: continue
-        if not (arm / "aggregate.json").is_file(): write_aggregate(arm)
+        if not aggregate_is_current(arm): write_aggregate(arm)      # a run was added, replaced or re-evaluated
         by_ds.setdefault(arm.parent.name, {})[arm.name] = (runs, json.loads((arm / "aggregate.json").read_text()))
     forests = {}
     for ds, arms in by_ds.items():

@@ -160,3 +160,68 @@ def test_a_fetch_that_cannot_happen_is_one_line_naming_the_file(tmp_path, mirror
         load_dataset(load_settings("breastmnist", overrides={"data_dir": str(data)}), progress=False)
     assert list(data.iterdir()) == []
 
+
+def covid_tree(root, n=(60, 90), seed=0):
+    """COVID-19 Radiography's layout (class folders, no split) with a near-duplicate groups file: groups of 2-5 files
+    inside one class, as `DUPLICATE_GROUPS.tsv` lists them (group, file, sha256_prefix)."""
+    rng = np.random.default_rng(seed); rows, g = ["group\tfile\tsha256_prefix"], 0
+    for c, m in zip(("COVID", "Normal"), n):
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for i in range(1, m + 1): Image.fromarray(rng.integers(0, 255, (12, 12), dtype=np.uint8)).save(root / c / f"{c}-{i}.png")
+        i = 1
+        while i + 5 <= m:                       # about half of each class in groups
+            k = int(rng.integers(2, 6)); g += 1
+            rows += [f"{g}\t{c}/{c}-{j}.png\t0" for j in range(i, i + k)]
+            i += k + int(rng.integers(0, 6))
+    (root / "DUPLICATE_GROUPS.tsv").write_text("\n".join(rows) + "\n")
+    return root
+
+def _group_splits(b, frac=0.5, seed=0):
+    "Each split's set of listed groups, calibration drawn from validation as the study draws it."
+    from dcat.loaders import make_loaders, split_validation
+    ld = split_validation(b, make_loaders(b, batch_size=8), frac, seed)
+    of = dict(zip(b.val.dataset.paths, b.groups["val"]))
+    out = {s: set(g for g in b.groups[s] if g.startswith("group ")) for s in ("train", "test")}
+    for s in ("val", "cal"):
+        out[s] = {of[b.val.dataset.paths[i]] for i in ld[s].dataset.indices} & {g for g in b.groups["val"] if g.startswith("group ")}
+    return out
+
+@pytest.mark.parametrize("seed", range(4))
+def test_group_split_keeps_each_near_duplicate_group_in_one_split(tmp_path, seed):
+    root = covid_tree(tmp_path / "covid19_radiography", seed=seed)
+    b = load_folder(root, 12, split_by="group", split_groups="DUPLICATE_GROUPS.tsv", seed=seed)
+    sets = _group_splits(b, seed=seed)
+    for a in sets:
+        for c in sets:
+            if a < c: assert not sets[a] & sets[c], (a, c, sets[a] & sets[c])
+    assert sum(len(v) for v in sets.values()) == len({l.split("\t")[0] for l in (root / "DUPLICATE_GROUPS.tsv").read_text().splitlines()[1:]})
+    assert sum(len(b.split(s)) for s in SPLITS) == 150 and any("listed group" in n and "no listed group" in n for n in b.notes)
+    assert 0.12 < len(b.test) / 150 < 0.28 and b.class_counts("test").min() > 0
+    # without the groups, a plain stratified split does put groups on both sides (what the grouped split prevents)
+    plain = load_folder(root, 12, seed=seed)
+    of = {p: g for p, g in zip(b.train.dataset.paths + b.val.dataset.paths + b.test.dataset.paths, b.groups["train"] + b.groups["val"] + b.groups["test"])}
+    tr, te = {of[p] for p in plain.train.dataset.paths}, {of[p] for p in plain.test.dataset.paths}
+    assert {g for g in tr & te if g.startswith("group ")}
+
+def test_group_split_refuses_a_bad_groups_file(tmp_path):
+    root = covid_tree(tmp_path / "c")
+    with pytest.raises(FileNotFoundError, match="split_groups.*nowhere.tsv"): load_folder(root, 12, split_by="group", split_groups="nowhere.tsv")
+    (root / "bad.tsv").write_text("id\tpath\n1\tCOVID/COVID-1.png\n")
+    with pytest.raises(ValueError, match="bad.tsv.*'group' and 'file'"): load_folder(root, 12, split_by="group", split_groups="bad.tsv")
+    (root / "gone.tsv").write_text("group\tfile\n1\tCOVID/COVID-999.png\n")
+    with pytest.raises(ValueError, match="gone.tsv.*COVID-999"): load_folder(root, 12, split_by="group", split_groups="gone.tsv")
+    with pytest.raises(ValueError, match="needs its groups file"): load_folder(root, 12, split_by="group")
+
+def test_the_real_covid19_radiography_split():
+    "The shared copy through its settings section: 13,808 images, two classes, no near-duplicate group in two splits."
+    d = real_data_dir()
+    if d is None or not (d / "covid19_radiography").is_dir(): pytest.skip("covid19_radiography/ not available (set DCAT_DATA_DIR)")
+    cfg = load_settings("covid19_radiography", overrides={"data_dir": str(d), "image_size": 16})
+    b = load_dataset(cfg, progress=False)
+    assert sum(len(b.split(s)) for s in SPLITS) == 13808 and b.classes == ["COVID", "Normal"]
+    assert (sum(b.class_counts(s) for s in SPLITS)).tolist() == [3616, 10192]
+    sets = _group_splits(b, cfg.get("calibration_frac") or 0.5, cfg.get("data_seed") or 0)
+    assert sum(len(v) for v in sets.values()) == 198
+    for a in sets:
+        for c in sets:
+            if a < c: assert not sets[a] & sets[c], (a, c)
