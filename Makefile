@@ -39,7 +39,7 @@ evidence: comparison
 	$(BIN)/dcat study pneumoniamnist --seeds 3 -p mc_dropout=fusion --reports-dir reports/mc_fusion $(SCHED) $(ARGS)
 	$(BIN)/dcat study breastmnist --seeds 3 -p ood_set=pneumoniamnist.npz $(SCHED) $(ARGS)
 	$(BIN)/dcat study kermany_pneumonia -p image_size=48 $(SCHED) $(ARGS)
-	$(BIN)/dcat study kvasir_seg --seeds 3 -m unet -m unet_dca $(SCHED) $(ARGS)
+	$(BIN)/dcat study kvasir_seg --seeds 3 -m unet -m unet_raw -m unet_dca $(SCHED) $(ARGS)
 	$(BIN)/dcat summary
 
 summary: $(STAMP)

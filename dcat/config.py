@@ -15,13 +15,14 @@ import torch
 
 # %% auto #0
 __all__ = ['ENV_OVERRIDES', 'SOURCES', 'LOSSES', 'MC_DROPOUT', 'MODEL_REGISTRY', 'THREAD_VARS', 'project_root', 'settings_path',
-           'parse_value', 'is_segmentation', 'ModelEntry', 'list_models', 'register_model', 'create_model',
-           'medmnist_info', 'parse_medmnist_name', 'medmnist_settings', 'read_ini', 'datasets', 'presets', 'safe_name',
-           'size_variant', 'resolve_dataset', 'load_settings', 'medmnist_datasets', 'seed_everything', 'get_device',
-           'run_threads', 'compute_env', 'apply_compute_settings', 'compute_environment', 'cpu_name', 'compute_record',
-           'Settings', 'check_name', 'check_inside', 'check_settings', 'settings_help', 'parse_overrides',
-           'config_hash', 'config_diff', 'plain_file_mode', 'clean_stale_tmp', 'atomic_write', 'atomic_write_text',
-           'atomic_torch_save', 'sha256_file', 'nan_to_none', 'to_jsonable', 'write_json']
+           'parse_value', 'is_segmentation', 'ModelEntry', 'dataset_of_folder', 'model_label', 'list_models',
+           'register_model', 'create_model', 'medmnist_info', 'parse_medmnist_name', 'medmnist_settings', 'read_ini',
+           'datasets', 'presets', 'safe_name', 'size_variant', 'resolve_dataset', 'load_settings', 'medmnist_datasets',
+           'seed_everything', 'get_device', 'run_threads', 'compute_env', 'apply_compute_settings',
+           'compute_environment', 'cpu_name', 'compute_record', 'Settings', 'check_name', 'check_inside',
+           'check_settings', 'settings_help', 'parse_overrides', 'config_hash', 'config_diff', 'plain_file_mode',
+           'clean_stale_tmp', 'atomic_write', 'atomic_write_text', 'atomic_torch_save', 'sha256_file', 'nan_to_none',
+           'to_jsonable', 'write_json']
 
 # %% ../nbs/00_config.ipynb #c004
 ENV_OVERRIDES = {"data_dir": "DCAT_DATA_DIR", "reports_dir": "DCAT_REPORTS_DIR",
@@ -71,14 +72,39 @@ def is_segmentation(cfg: dict) -> bool:
 
 # %% ../nbs/00_config.ipynb #registry
 class ModelEntry:
-    "One registered model: its `task`, the `module` that registers its builder, and the `builder` (None until that module is imported)."
-    def __init__(self, task: str, module: str): self.task, self.module, self.builder = task, module, None
+    """One registered model: its `task`, the `module` that registers its builder, the `builder` (None until that module
+    is imported) and its `label`, what the name means in a report (a comparison arm says how close it is to its namesake)."""
+    def __init__(self, task: str, module: str, label: str = ""):
+        self.task, self.module, self.builder, self.label = task, module, None, label
     def __repr__(self) -> str: return f"ModelEntry({self.task!r}, {self.module!r}, registered={self.builder is not None})"
 
+_LABELS = {
+    "dcat": "DCAT: EfficientNet-B4 + ResNet34 maps fused by bidirectional cross-attention, then channel and spatial attention",
+    "dcat_norefine": "DCAT without the channel and spatial refinement", "dcat_onedir": "DCAT with one attention direction",
+    "concat": "both backbones' maps concatenated",
+    "dca": "DCA-style fusion: the DCA blocks over both backbones' maps, tied projections, 3×3 depthwise, our combine "
+           "(not the authors' U-Net block)",
+    "drifa": "DRIFA-inspired fusion: a multi-branch channel gate per scale (the official DRIFA is woven through two "
+             "ResNet-18 streams, in TensorFlow)",
+    "effnet_only": "EfficientNet-B4 alone", "resnet_only": "ResNet34 alone",
+    "unet": "U-Net, skips normalised (BN + ReLU)", "unet_raw": "U-Net with raw skips (the DCA authors' baseline)",
+    "unet_dca": "U-Net + DCA on the skips (the DCA authors' block)"}
+
 MODEL_REGISTRY: dict[str, ModelEntry] = {
-    **{n: ModelEntry("classification", "dcat.model")
+    **{n: ModelEntry("classification", "dcat.model", _LABELS[n])
        for n in ("dcat", "dcat_norefine", "dcat_onedir", "concat", "dca", "drifa", "effnet_only", "resnet_only")},
-    **{n: ModelEntry("segmentation", "dcat.unet") for n in ("unet", "unet_dca")}}
+    **{n: ModelEntry("segmentation", "dcat.unet", _LABELS[n]) for n in ("unet", "unet_raw", "unet_dca")}}
+
+def dataset_of_folder(name: str) -> tuple[str, int | None]:
+    """A report folder's dataset and image size: `('kermany_pneumonia', 96)` for `kermany_pneumonia_96px` (a run at
+    another resolution than its section's, `dcat.runs.arm_dir`), `(name, None)` for a dataset's own folder."""
+    m = re.fullmatch(r"(.+)_(\d+)px", name)
+    return (m[1], int(m[2])) if m else (name, None)
+
+def model_label(name: str) -> str:
+    "What the model `name` is, in words (its registry label; the name itself for one not registered)."
+    e = MODEL_REGISTRY.get(name)
+    return e.label if e is not None and e.label else name
 
 def list_models(task: str | None = None) -> list[str]:
     "The registered models' names (of one `task`), in registry order; imports no model code."

@@ -202,12 +202,13 @@ class ChannelCrossAttention(nn.Module):
 
     Per scale: queries from its channels, keys/values from all channels (depthwise `k×k` projections; one shared
     key/value projection when `tied`), attention `(B, 1, C_i, ΣC)` scaled by ΣC^-1/2, depthwise output projection,
-    residual. `forward(T, h, w)` → same shape; `return_attn=True` also returns the per-scale weights."""
-    def __init__(self, widths: Sequence[int], k: int = 1, tied: bool = False):
+    residual. `forward(T, h, w)` → same shape; `return_attn=True` also returns the per-scale weights. The pre-norms'
+    `eps` is the DCA authors' 1e-6."""
+    def __init__(self, widths: Sequence[int], k: int = 1, tied: bool = False, eps: float = 1e-6):
         super().__init__()
         self.widths, self.tied = [int(c) for c in widths], tied
         C, n = sum(self.widths), (None if tied else len(self.widths))
-        self.norms = nn.ModuleList(nn.LayerNorm(c) for c in self.widths)
+        self.norms = nn.ModuleList(nn.LayerNorm(c, eps=eps) for c in self.widths)
         self.q, self.o = DWProj(C, k), DWProj(C, k)
         self.k, self.v = _dw(C, k, n), _dw(C, k, n)
 
@@ -228,14 +229,14 @@ class ChannelCrossAttention(nn.Module):
 class SpatialCrossAttention(nn.Module):
     """Spatial cross-attention over multi-scale tokens `T (B, P, ΣC)`: queries/keys from all channels, values from
     each scale's own, `heads` heads, attention `(B, heads, P, P)` per scale (one shared when `tied`), scaled by
-    (ΣC/heads)^-1/2; depthwise projections; residual. `forward(T, h, w)` → same shape."""
-    def __init__(self, widths: Sequence[int], heads: int = 4, k: int = 1, tied: bool = False):
+    (ΣC/heads)^-1/2; depthwise projections; residual. `forward(T, h, w)` → same shape. Pre-norm `eps` 1e-6, as the authors'."""
+    def __init__(self, widths: Sequence[int], heads: int = 4, k: int = 1, tied: bool = False, eps: float = 1e-6):
         super().__init__()
         self.widths, self.heads, self.tied = [int(c) for c in widths], heads, tied
         bad = [c for c in self.widths if c % heads]
         if bad or sum(self.widths) % heads: raise ValueError(f"widths {self.widths}: {bad or sum(self.widths)} not divisible by heads={heads}")
         C, n = sum(self.widths), (None if tied else len(self.widths))
-        self.norms = nn.ModuleList(nn.LayerNorm(c) for c in self.widths)
+        self.norms = nn.ModuleList(nn.LayerNorm(c, eps=eps) for c in self.widths)
         self.v, self.o = DWProj(C, k), DWProj(C, k)
         self.q, self.k = _dw(C, k, n), _dw(C, k, n)
 
@@ -331,7 +332,7 @@ class DRIFABlock(nn.Module):
 
 # %% ../nbs/05_fusion.ipynb #c024p1
 class DRIFAFusion(nn.Module):
-    "DRIFA-style fusion, one `DRIFABlock` per scale: lists of maps → list of `(B, dim, H_s, W_s)`."
+    "DRIFA-inspired fusion, one `DRIFABlock` per scale: lists of maps → list of `(B, dim, H_s, W_s)`."
     def __init__(self, ch_a: Sequence[int], ch_b: Sequence[int], dim: int = 128, heads: int | None = None):
         super().__init__()
         if len(ch_a) != len(ch_b): raise ValueError(f"ch_a={list(ch_a)} and ch_b={list(ch_b)} differ in length")

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .config import Settings, parse_value, read_ini
+from .config import Settings, dataset_of_folder, model_label, parse_value, read_ini
 from .stats import METRIC_LABELS, compare_arms, compare_runs, format_ci, holm, seed_mean_ci, verdict
 
 # %% auto #0
@@ -236,15 +236,18 @@ def _glance_lines(record: dict, cfg: dict, segmentation: bool) -> list[str]:
     return [data, f"{spend}; {_training_time(t)} on {prov.get('device')}.",
             f"**Code:** commit {commit}; dcat {pk.get('dcat')}, torch {pk.get('torch')}."]
 
+_SEG_REFERENCES = ("unet_raw",)   # the DCA authors' plain U-Net (raw skips): their own contrast, beside ours
+
 def glance_markdown(record: dict, cfg: Settings, here: str | os.PathLike | None = None, reference: str = "unet") -> str:
     "The 'results at a glance' block of a report (either task), from its `metrics.json` record and settings."
     cfg = Settings.of(cfg)
     seg = record.get("task") == "segmentation"
     here = Path(here) if here else Path.cwd()
     what = "test figures with 95 % bootstrap intervals over test images" if seg else "test metrics with 95 % bootstrap intervals"
-    head = [f"**{cfg.model}** on **{cfg.dataset}**, seed {cfg.seed}: {what}.", "",
+    head = [f"**{cfg.model}** ({model_label(cfg.model)}) on **{cfg.dataset}**, seed {cfg.seed}: {what}.", "",
             "| metric | value [95 % CI] |", "|---|---|", *[f"| {k} | {v} |" for k, v in _glance_rows(record, seg)]]
-    if seg: vs = _vs_reference_seg(record, cfg, here, reference)
+    if seg: vs = [l for ref in dict.fromkeys([reference, *_SEG_REFERENCES]) if ref == reference or (here.parent.parent / ref).is_dir()
+                  for l in _vs_reference_seg(record, cfg, here, ref)]
     else:
         vs = _vs_single_backbones(cfg, here)
         vs = ["**Against the single backbones:**\n\n" + "\n".join(vs)] if vs else []
@@ -327,15 +330,19 @@ def _seg_rows(arms: dict) -> list[str]:
 
 def _seg_section(arms: dict, reference: str = "unet") -> list[str]:
     lines = _seg_rows(arms) + [""]
-    if reference in arms and len(arms) > 1:
-        lines += [f"| arm − {reference} | paired bootstrap ΔDice [95 % CI] | p | Δ of seed means [95 % Welch CI] | p | verdict | based on |",
+    pairs = [(name, ref) for ref in (reference, *_SEG_REFERENCES) if ref in arms for name in arms
+             if name != ref and not (ref != reference and name == reference)]
+    if pairs:
+        lines += ["| contrast | paired bootstrap ΔDice [95 % CI] | p | Δ of seed means [95 % Welch CI] | p | verdict | based on |",
                   "|---|---|---|---|---|---|---|"]
-        for name, (runs, _) in arms.items():
-            if name == reference: continue
-            c = compare_runs(arms[reference][0], runs, metric="dice")
+        for name, ref in pairs:
+            c = compare_runs(arms[ref][0], arms[name][0], metric="dice")
             b, s = c["bootstrap"], c["seeds"]
-            lines.append(f"| {name} | {_signed(b)} | {_p(b and b['p'])} | {_signed(s) if s['low'] is not None else '–'} | "
+            lines.append(f"| {name} − {ref} | {_signed(b)} | {_p(b and b['p'])} | {_signed(s) if s['low'] is not None else '–'} | "
                          f"{_p(s['p'])} | **{c['verdict']}** | {c['basis']} |")
+        if "unet_raw" in arms: lines += ["", "`unet_raw` is the DCA authors' plain U-Net: its skips are the encoder's raw conv outputs, "
+                                         "where `unet` normalises them (BN + ReLU) as DCA's output does; `unet_dca − unet_raw` is the "
+                                         "authors' contrast, `unet_dca − unet` ours."]
         lines += ["", "The DCA authors' README reports Kvasir-SEG Dice 0.8299 for U-Net and 0.8403 with DCA (+1.04 points; "
                   "their abstract: up to +1.12 %), one seed each, 224 px, 200 epochs, the checkpoint chosen on the test split.", ""]
     return lines
@@ -417,8 +424,9 @@ def summary_markdown(by_ds: dict, forests: dict | None = None, n_resamples: int 
     lines = ["# dcat: study summary", "", _SUMMARY_INTRO, ""]
     for ds, arms in sorted(by_ds.items()):
         arms = dict(sorted(arms.items(), key=lambda kv: _arm_order(kv[0])))
-        lines += [f"## {ds}", ""]
-        pa, pp, ref = _paper_figures(ds)
+        base, size = dataset_of_folder(ds)
+        lines += [f"## {base}" + (f" at {size} px" if size else ""), "", "Arms: " + "; ".join(f"`{a}`, {model_label(a)}" for a in arms) + ".", ""]
+        pa, pp, ref = _paper_figures(base)
         if pa is not None: lines += [f"Paper (DCAT{', reported on ' + ref if ref else ''}): AUC {pa:.2f}, AUPR {pp:.2f}.", ""]
         if any(r.get("task") == "segmentation" for runs, _ in arms.values() for r, _ in runs):
             lines += _seg_section(dict(sorted(arms.items())))

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .config import (Settings, atomic_torch_save, check_inside, atomic_write, atomic_write_text, compute_record, config_hash, get_device, is_segmentation,
-                     project_root, to_jsonable)
+                     load_settings, project_root, to_jsonable)
 from .data import read_image
 from .loaders import normalize
 from .model import build_model
@@ -25,9 +25,9 @@ from .shift import detector_scores, ensemble_ood, mahalanobis_from_state
 
 # %% auto #0
 __all__ = ['TIMING_KEYS', 'REPORT_KEYS', 'PREDICTIONS_SCHEMA', 'provenance', 'run_identity', 'run_hash', 'run_record',
-           'write_metrics', 'checkpoint_path', 'run_file', 'RunLockedError', 'run_lock', 'read_record', 'load_runs',
-           'aggregate_is_current', 'write_aggregate', 'save_predictions', 'RunFiles', 'read_run', 'save_predictor',
-           'load_predictor', 'predict_images']
+           'write_metrics', 'arm_dir', 'checkpoint_path', 'run_file', 'RunLockedError', 'run_lock', 'read_record',
+           'load_runs', 'aggregate_is_current', 'write_aggregate', 'save_predictions', 'RunFiles', 'read_run',
+           'save_predictor', 'load_predictor', 'predict_images']
 
 # %% ../nbs/14_runs.ipynb #c007
 _PACKAGES = ("dcat", "torch", "torchvision", "timm", "numpy", "scikit-learn", "torchmetrics", "grad-cam", "umap-learn",
@@ -110,6 +110,17 @@ def write_metrics(path: str | os.PathLike, *, cfg: Settings, metrics: dict, fit:
     return rec
 
 # %% ../nbs/14_runs.ipynb #c013c
+def arm_dir(cfg: Settings,             # one run's settings (`reports_dir`, `dataset`, `model`, `image_size`)
+            preset: str | None = None,  # the `[preset.NAME]` the run's settings were resolved with
+           ) -> Path:
+    """An arm's report folder: `<reports_dir>/<dataset>/<model>` at the image size the dataset's section (with `preset`)
+    gives, `<reports_dir>/<dataset>_<S>px/<model>` at another, so runs at two resolutions never share a folder."""
+    cfg = Settings.of(cfg)
+    own = load_settings(cfg.dataset, preset=preset).get("image_size")
+    size = int(cfg.image_size or 0)
+    ds = cfg.dataset if own is None or int(own) == size else f"{cfg.dataset}_{size}px"
+    return check_inside(Path(cfg.reports_dir) / ds / cfg.model, cfg.reports_dir, "reports_dir")
+
 def checkpoint_path(cfg: Settings) -> Path:
     "The run's best checkpoint: `<checkpoints_dir>/<dataset>/<model>/seed-<seed>-<run_hash>.pt`."
     cfg = Settings.of(cfg)

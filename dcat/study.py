@@ -29,7 +29,7 @@ from .plots import close_figure, embed_features, plot_forest
 from .fusion import DCATFusion
 from .report import forest_rows, metrics_table, summary_markdown
 from .runs import (REPORT_KEYS, checkpoint_path, load_runs, provenance, read_record, read_run, run_file, run_hash, run_identity,
-                       run_lock, save_predictions, save_predictor, write_aggregate, write_metrics, aggregate_is_current)
+                       run_lock, save_predictions, save_predictor, write_aggregate, write_metrics, aggregate_is_current, arm_dir)
 
 # %% auto #0
 __all__ = ['DETECTOR_BANK', 'StudyError', 'find_template', 'template_path', 'check_template', 'link_figures', 'render_html',
@@ -385,7 +385,7 @@ def plan_study(datasets: Sequence[str], models: Sequence[str], overrides: dict |
         for m in models:
             over = {**(overrides or {}), "model": m, **({"reports_dir": str(reports_dir)} if reports_dir else {})}
             base = check_settings(load_settings(ds, overrides=over, preset=preset))
-            arm = check_inside(Path(base.reports_dir) / base.dataset / base.model, base.reports_dir, "reports_dir")
+            arm = arm_dir(base, preset)        # <dataset>/<model>, or <dataset>_<S>px/<model> at another resolution
             plan += [PlannedRun(base.replace(seed=s), arm / f"seed-{s}", i == 0) for i, s in enumerate(seed_list(base))]
     return plan
 

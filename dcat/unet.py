@@ -30,10 +30,11 @@ class DoubleConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor: return self.post(self.conv2(self.conv1(x)))
 
 class UpBlock(nn.Module):
-    "Decoder stage: bilinear ×2 + conv3×3-BN-ReLU to `c_out`, concatenate the skip, `Dropout2d(dropout)`, double conv."
+    """Decoder stage: bilinear ×2 (corners aligned, as the DCA authors' `Upconv`) + conv3×3-BN-ReLU to `c_out`,
+    concatenate the skip, `Dropout2d(dropout)`, double conv."""
     def __init__(self, c_in: int, c_out: int, dropout: float = 0.0):
         super().__init__()
-        self.up = nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), _cbr(c_in, c_out))
+        self.up = nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True), _cbr(c_in, c_out))
         self.dropout = nn.Dropout2d(dropout)
         self.conv = DoubleConv(2 * c_out, c_out)
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
@@ -81,15 +82,20 @@ class UNet(nn.Module):
     """U-Net (encoder `widths[:-1]` with double convs, bottleneck `widths[-1]`), optionally with `DCA` on the skips.
 
     `forward(x (B, in_ch, S, S))` → logits `(B, out_ch, S, S)`; S must be a multiple of 2^(stages). `dropout` is the
-    `Dropout2d` rate of every decoder stage. `features(x)` → (skips, bottleneck); `decode(skips, bottleneck)` → logits.
+    `Dropout2d` rate of every decoder stage. The skips are the encoder's BN + ReLU outputs, or with `raw_skips` its raw
+    conv outputs, as the DCA authors' plain U-Net has them (with `dca`, DCA refines the raw outputs and ends in BN + ReLU).
+    `features(x)` → (skips, bottleneck); `decode(skips, bottleneck)` → logits.
     `task` tells the shared loop and sampler (`dcat.train.fit`, `dcat.uncertainty.mc_predict`) what it does."""
     task = "segmentation"
     def __init__(self, in_ch: int = 3, out_ch: int = 1, widths: Sequence[int] = (32, 64, 128, 256, 512),
-                 dropout: float = 0.1, dca: bool = False, dca_heads: int = 4, dca_tied: bool = False):
+                 dropout: float = 0.1, dca: bool = False, dca_heads: int = 4, dca_tied: bool = False, raw_skips: bool = False):
         super().__init__()
         widths = [int(c) for c in widths]
         enc = widths[:-1]
-        self.config = dict(in_ch=in_ch, out_ch=out_ch, widths=widths, dropout=dropout, dca=dca, dca_heads=dca_heads, dca_tied=dca_tied)
+        if dca and raw_skips: raise ValueError("UNet: raw_skips is the plain U-Net's choice; with dca the skips are DCA's")
+        self.config = dict(in_ch=in_ch, out_ch=out_ch, widths=widths, dropout=dropout, dca=dca, dca_heads=dca_heads,
+                           dca_tied=dca_tied, raw_skips=raw_skips)
+        self.raw_skips = raw_skips
         self.enc = nn.ModuleList(DoubleConv(ci, c, out_norm=False) for ci, c in zip([in_ch] + enc[:-1], enc))
         self.enc_act = nn.ModuleList(nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=True)) for c in enc)
         self.pool = nn.MaxPool2d(2)
@@ -110,7 +116,7 @@ def features(self: UNet, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Ten
         h = act(r)
         raw.append(r)
         acts.append(h)
-    skips = self.dca(raw) if self.dca is not None else acts
+    skips = self.dca(raw) if self.dca is not None else raw if self.raw_skips else acts
     return skips, self.bottleneck(self.pool(h))
 
 @patch
@@ -129,10 +135,10 @@ def dropouts(self: UNet) -> list[nn.Module]:
     return [b.dropout for b in self.up]
 
 # %% ../nbs/07_unet.ipynb #c025
-_SEG_ARMS = {"unet": dict(dca=False), "unet_dca": dict(dca=True)}   # the names: dcat.config.MODEL_REGISTRY
+_SEG_ARMS = {"unet": dict(dca=False), "unet_raw": dict(raw_skips=True), "unet_dca": dict(dca=True)}   # names: dcat.config.MODEL_REGISTRY
 
 def build_seg_model(name: str, dropout: float = 0.1, heads: int = 4, in_ch: int = 3, out_ch: int = 1) -> UNet:
-    "The segmentation arm `name` (`unet` or `unet_dca`) in the paper's widths, with decoder dropout `dropout`."
+    "The segmentation arm `name` (`unet`, `unet_raw` or `unet_dca`) in the paper's widths, with decoder dropout `dropout`."
     if name not in _SEG_ARMS: raise ValueError(f"unknown segmentation model {name!r}; known: {', '.join(_SEG_ARMS)}")
     return UNet(in_ch, out_ch, dropout=dropout, dca_heads=heads, **_SEG_ARMS[name])
 
