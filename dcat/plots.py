@@ -21,7 +21,8 @@ from .stats import Curve
 __all__ = ['show_saved_figures', 'figure_alt', 'save_figure', 'image_grid', 'close_figure', 'plot_roc_pr', 'plot_confusion',
            'plot_entropy_hist', 'embed_features', 'plot_embedding', 'plot_umap', 'reliability_diagram', 'plot_gradcam',
            'plot_attention', 'uncertain_gallery', 'plot_ood_histograms', 'plot_overlays', 'plot_seg_history',
-           'plot_risk_coverage', 'plot_corruptions', 'plot_forest', 'plot_entropy_vs_dice', 'plot_history']
+           'plot_risk_coverage', 'plot_corruptions', 'plot_forest', 'plot_resolution', 'plot_entropy_vs_dice',
+           'plot_history']
 
 # %% ../nbs/12_plots.ipynb #plots-save
 _SHOW_SAVED = False
@@ -456,6 +457,30 @@ def plot_forest(rows: Sequence[dict], metric: str = "AUC", reference: str | None
     ax.set_title(title or f"Test {metric} per arm: dots are seeds, diamonds their mean, bars 95 % intervals",
                  fontsize=10)
     ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+# %% ../nbs/12_plots.ipynb #plots-res
+def plot_resolution(rows: Sequence[dict],      # `{'arm', 'size', 'diff', 'low', 'high'}` per arm and image size (`dcat.report.resolution_rows`)
+                    reference: str = "dcat",   # the arm the differences are taken from
+                    title: str | None = None, path: Any = None, scale: float = 100.0):
+    "Arm − reference test AUC with its 95 % interval against the image size (px), one line per arm. Returns the figure."
+    import matplotlib.pyplot as plt
+    arms = list(dict.fromkeys(r["arm"] for r in rows))
+    sizes = sorted({r["size"] for r in rows})
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for j, arm in enumerate(arms):
+        rs = sorted((r for r in rows if r["arm"] == arm), key=lambda r: r["size"])
+        off = (j - (len(arms) - 1) / 2) * 0.035                       # arms side by side, on a log axis
+        x = np.array([r["size"] for r in rs], dtype=float) * np.exp(off)
+        d = scale * np.array([r["diff"] for r in rs])
+        err = scale * np.array([[r["diff"] - r["low"], r["high"] - r["diff"]] for r in rs]).T
+        ax.errorbar(x, d, yerr=err, marker="o", capsize=3, label=f"{arm} − {reference}")
+    ax.axhline(0, color="0.3", lw=0.8, ls=":")
+    ax.set_xscale("log"); ax.set_xticks(sizes, [str(s) for s in sizes]); ax.minorticks_off()
+    ax.set_xlabel("image size (px)"); ax.set_ylabel("Δ test AUC (points)")
+    ax.set_title(title or f"Each arm against {reference}, by image size (95 % intervals)", fontsize=10)
+    ax.legend(fontsize=8); ax.grid(alpha=0.3)
     fig.tight_layout()
     return save_figure(fig, path)
 

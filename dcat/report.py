@@ -16,7 +16,7 @@ from .stats import METRIC_LABELS, compare_arms, compare_runs, format_ci, holm, s
 
 # %% auto #0
 __all__ = ['PRESPECIFIED_SCORE', 'metrics_table', 'history_table', 'uncertainty_tables', 'ci_table', 'methods_frame',
-           'paired_table', 'glance_markdown', 'forest_rows', 'summary_markdown']
+           'paired_table', 'glance_markdown', 'forest_rows', 'resolution_rows', 'summary_markdown']
 
 # %% ../nbs/13_report.ipynb #c014
 _METRIC_COLUMNS = ("accuracy", "precision", "recall", "f1", "auc", "aupr")
@@ -406,6 +406,39 @@ def _uncertainty_rows(arms: dict) -> list[str]:
                      f"{_mean_sd(agg, 'conformal_coverage_0.1')} | {_detector_auroc(runs)} | {_detector_auroc(runs, 'near_ood')} |")
     return lines
 
+# %% ../nbs/13_report.ipynb #c017e-res
+def _folder_size(ds: str, arms: dict) -> int | None:
+    "A dataset folder's image size: from its name (`<dataset>_<S>px`), else from its first run's settings."
+    size = dataset_of_folder(ds)[1]
+    if size is None:
+        size = next((r.get("params", {}).get("image_size") for runs, _ in arms.values() for r, _ in runs[:1]), None)
+    return None if size is None else int(size)
+
+def resolution_rows(by_ds: dict,  # `{dataset folder: {arm: (runs, aggregate)}}`, as `summary_markdown` takes it
+                    cmps: dict,   # `{dataset folder: {arm: compare_runs(...)}}`, each arm against DCAT
+                   ) -> dict[str, list[dict]]:
+    """`{dataset: rows}` for each dataset compared at two image sizes or more: per size and arm, arm − DCAT over every
+    seed and test image (`diff`, `low`, `high`, `p`), the verdict and the seeds on each side (what `plot_resolution` draws)."""
+    out: dict = {}
+    for ds, cmp in cmps.items():
+        size = _folder_size(ds, by_ds[ds])
+        if size is None: continue
+        for arm, c in cmp.items():
+            h = c.get("hierarchical") or {}
+            if h.get("diff") is None: continue
+            out.setdefault(dataset_of_folder(ds)[0], []).append(
+                {"arm": arm, "size": size, "diff": h["diff"], "low": h["low"], "high": h["high"], "p": h.get("p"),
+                 "verdict": c["verdict"], "seeds": (len(by_ds[ds]["dcat"][0]), len(by_ds[ds][arm][0]))})
+    return {b: sorted(r, key=lambda x: (x["arm"], x["size"])) for b, r in out.items() if len({x["size"] for x in r}) > 1}
+
+def _resolution_section(base: str, rows: list[dict]) -> list[str]:
+    lines = [f"## {base}: each arm against DCAT at each resolution", "",
+             f"![each arm minus DCAT, test AUC, by image size]({base}_resolution.png)", "",
+             "| image size | arm − DCAT | ΔAUC, every seed and test image [95 % CI] | p | verdict | seeds (DCAT, arm) |", "|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda x: (x["size"], x["arm"])):
+        lines.append(f"| {r['size']} px | {r['arm']} | {_signed(r)} | {_p(r['p'])} | **{r['verdict']}** | {r['seeds'][0]}, {r['seeds'][1]} |")
+    return lines + [""]
+
 # %% ../nbs/13_report.ipynb #c017e
 _SUMMARY_INTRO = ("Test-split figures of every arm, in percent, from `reports/<dataset>/<model>/seed-<k>/metrics.json` and the "
     "arm's `aggregate.json`. Mean ± sd is over seeds; intervals over test images are 95 % stratified bootstrap intervals "
@@ -417,10 +450,12 @@ _SUMMARY_INTRO = ("Test-split figures of every arm, in percent, from `reports/<d
     "margin say how much the seeds run can tell; the seed-0 paired tests are kept as secondary columns. The paper's "
     "figures are quoted for reference only: it used other data, resolutions, pretraining and budgets.")
 
-def summary_markdown(by_ds: dict, forests: dict | None = None, n_resamples: int = 2000) -> str:
-    """`reports/summary.md` from `{dataset: {arm: (runs, aggregate)}}` (runs: `(metrics.json record, predictions)` per
-    seed); `forests` maps a dataset to its forest plot's path relative to the summary, where one was drawn."""
-    forests = forests or {}
+def summary_markdown(by_ds: dict, forests: dict | None = None, n_resamples: int = 2000, collect: dict | None = None) -> str:
+    """`reports/summary.md` from `{dataset folder: {arm: (runs, aggregate)}}` (runs: `(metrics.json record, predictions)`
+    per seed); `forests` maps a dataset to its forest plot's path relative to the summary, where one was drawn. A dataset
+    run at several resolutions (`<dataset>_<S>px` folders) gets a section comparing the arms by resolution, whose figure
+    (`<dataset>_resolution.png`) the caller draws from the rows left in `collect` (`resolution_rows`)."""
+    forests, cmps = forests or {}, {}
     lines = ["# dcat: study summary", "", _SUMMARY_INTRO, ""]
     for ds, arms in sorted(by_ds.items()):
         arms = dict(sorted(arms.items(), key=lambda kv: _arm_order(kv[0])))
@@ -439,9 +474,13 @@ def summary_markdown(by_ds: dict, forests: dict | None = None, n_resamples: int 
                   "highest of several methods and scores on the same test images, so they are exploratory and biased upwards.",
                   ""] + _uncertainty_rows(arms) + [""]
         if "dcat" in arms and len(arms) > 1:
-            rows, cmp = _comparison_rows(arms, n_resamples=n_resamples, margin=_margin(ds))
+            rows, cmp = _comparison_rows(arms, n_resamples=n_resamples, margin=_margin(dataset_of_folder(ds)[0]))
+            cmps[ds] = cmp
             lines += ["### Every arm against DCAT", ""] + rows + [""]
             for base in _SINGLE_BACKBONES:
                 if base in cmp: lines.append(f"- {base} − DCAT: **{cmp[base]['verdict']}** ({cmp[base]['basis']}).")
             lines.append("")
+    res = resolution_rows(by_ds, cmps)
+    for base, rows in res.items(): lines += _resolution_section(base, rows)
+    if collect is not None: collect.update(res)
     return "\n".join(lines)

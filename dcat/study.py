@@ -25,7 +25,7 @@ from .uncertainty import (gradcam, mc_predict, predictive_entropy, seg_uncertain
                               uncertainty_methods_report, uncertainty_report)
 from .shift import (CORRUPTIONS, DEFAULT_DETECTOR, corrupt, corruption_report, corruption_summary, detector_scores, fit_detectors,
                         near_ood_report, ood_report, selective_rules)
-from .plots import close_figure, embed_features, plot_forest
+from .plots import close_figure, embed_features, plot_forest, plot_resolution
 from .fusion import DCATFusion
 from .report import forest_rows, metrics_table, summary_markdown
 from .runs import (REPORT_KEYS, checkpoint_path, load_runs, provenance, read_record, read_run, run_file, run_hash, run_identity,
@@ -880,4 +880,9 @@ def write_summary(reports_dir: str | os.PathLike | None = None, n_resamples: int
         close_figure(plot_forest(rows, title=f"{ds}: test AUC per arm (dots: seeds; diamond: mean; bar: 95 % interval)",
                               path=reports / ds / "forest_auc.png"))
         forests[ds] = f"{ds}/forest_auc.png"
-    return atomic_write_text(reports / "summary.md", summary_markdown(by_ds, forests, n_resamples))
+    res: dict = {}
+    text = summary_markdown(by_ds, forests, n_resamples, collect=res)
+    for base, rows in res.items():                      # a dataset run at several resolutions: its figure
+        close_figure(plot_resolution(rows, title=f"{base}: each arm − DCAT, test AUC, by image size (95 % intervals)",
+                                     path=reports / f"{base}_resolution.png"))
+    return atomic_write_text(reports / "summary.md", text)
