@@ -506,6 +506,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                             'dcat.study.find_template': ('study.html#find_template', 'dcat/study.py'),
                             'dcat.study.finish_notebook': ('study.html#finish_notebook', 'dcat/study.py'),
                             'dcat.study.fit_from_settings': ('study.html#fit_from_settings', 'dcat/study.py'),
+                            'dcat.study.gradcam_positions': ('study.html#gradcam_positions', 'dcat/study.py'),
                             'dcat.study.hold_point': ('study.html#hold_point', 'dcat/study.py'),
                             'dcat.study.link_figures': ('study.html#link_figures', 'dcat/study.py'),
                             'dcat.study.model_for': ('study.html#model_for', 'dcat/study.py'),

@@ -46,10 +46,10 @@ def settings_path() -> Path:
     return project_root() / "settings.ini"
 
 # %% ../nbs/00_config.ipynb #c007
-_LIST_KEYS = {"classes"}
+_LIST_KEYS = {"classes", "gradcam_files"}
 
 def parse_value(key: str, raw: Any) -> Any:
-    "Convert the string `raw` of setting `key` to int, float, bool, None, list (for `classes`) or leave it a string."
+    "Convert the string `raw` of setting `key` to int, float, bool, None, list (`classes`, `gradcam_files`) or leave it a string."
     if not isinstance(raw, str): return raw
     s = raw.strip()
     if key in _LIST_KEYS: return [c.strip() for c in s.split(",") if c.strip()] if s else None
@@ -474,6 +474,7 @@ class _ReportAndCompute(_ModelAndFit):
     near_ood_set: str | None = _rule("evaluation")       # a folder of the study's kind of image from another source
     near_ood_class: str | None = _rule("evaluation")     # the study class those images belong to
     near_ood_exclude: str | None = _rule("evaluation")   # a TSV (first column: file names) of images to leave out
+    gradcam_files: list[str] | None = _rule("evaluation", "list")  # test images (paths in the data folder) whose Grad-CAM the page shows
     bootstrap_resamples: int | None = _rule("evaluation", "int", 10)
     embedding: str | None = _rule("evaluation", "choice", ("umap", "pca", "none"))
     equivalence_margin: float | None = _rule("evaluation", "number", 0.0, 1.0)   # arm − DCAT (AUC or Dice), for the summary

@@ -59,7 +59,8 @@ _RUN_EXCLUDE = ("reports_dir", "checkpoints_dir", "data_dir", "cache_dir", "seed
 # settings that change only how a finished model is evaluated and its report drawn (interval resamples, the feature-map
 # figure, the foreign images scored, the MC samples drawn), never the trained weights: they are recorded in metrics.json
 # and checked before a finished run is reused (a change re-evaluates the finished checkpoint), but do not key checkpoints
-REPORT_KEYS = ("bootstrap_resamples", "embedding", "ood_set", "mc_samples", "near_ood_set", "near_ood_class", "near_ood_exclude")
+REPORT_KEYS = ("bootstrap_resamples", "embedding", "ood_set", "mc_samples", "near_ood_set", "near_ood_class", "near_ood_exclude",
+               "gradcam_files")
 # how a run computes, not what it is: torch threads and the pinned kernels change the weights' last bits, not the
 # experiment (a GPU run ignores them); they decide reuse through the training fingerprint (dcat.study) instead.
 # `sha256` is a check on the data file, whose checksum every metrics.json records anyway

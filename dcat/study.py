@@ -37,8 +37,8 @@ __all__ = ['DETECTOR_BANK', 'StudyError', 'find_template', 'template_path', 'che
            'code_digest', 'training_fingerprint', 'training_provenance', 'run_state', 'reusable_checkpoint',
            'clean_leftovers', 'run_seed', 'render_run', 'render_reports', 'check_writable', 'run_study', 'PlannedRun',
            'plan_study', 'execute_run', 'slurm_options', 'run_plan', 'plan_status', 'settings_task', 'model_for',
-           'fit_from_settings', 'RunResult', 'train_one', 'run_one', 'train_run', 'preflight', 'preflight_plan',
-           'write_summary']
+           'fit_from_settings', 'RunResult', 'train_one', 'run_one', 'train_run', 'gradcam_positions', 'preflight',
+           'preflight_plan', 'write_summary']
 
 # %% ../nbs/15_study.ipynb #c015
 class StudyError(RuntimeError):
@@ -640,6 +640,11 @@ def _figure_data(r: RunResult) -> tuple[dict, list | None]:
         for s, maps in enumerate(net.attention_maps(x.to(dev))):
             fig.update({f"attention_{s}_{d}": t.detach().cpu().numpy().astype(np.float32) for d, t in maps.items()})
         summary = net.attention_summary(batch(range(min(256, len(test_ds)))).to(dev)).to_dict("records")
+    if chosen := gradcam_positions(r.cfg, r.bundle):              # images the settings name (e.g. with burned-in text)
+        x = batch(chosen)
+        fig.update(gradcam_files_index=np.array(chosen), gradcam_files_image=_picture(x),
+                   gradcam_files_name=np.array([str(f) for f in r.cfg.gradcam_files]),
+                   gradcam_files_heat=_heat(gradcam(net, x.to(dev), layer=net.cam_layers)))
     if (emb := r.cfg.embedding or "none") != "none" and (xy := embed_features(mc.features, emb, seed=r.cfg.seed)) is not None:
         fig["embedding"] = np.asarray(xy, np.float32)
     return fig, summary
@@ -820,6 +825,20 @@ def _check_model(cfg: Settings, bundle: Any) -> None:
         why = (str(e).splitlines() or [""])[0][:160]
         raise ValueError(f"setting 'image_size': {cfg.model} cannot run on {size} px images ({type(e).__name__}: {why})") from None
 
+def gradcam_positions(cfg: Settings, bundle: Any) -> list[int]:
+    """The test-split positions of the setting `gradcam_files` (paths in the data folder); a file that is not a test
+    image of this split is refused, naming it, before any work."""
+    paths = getattr(bundle.test.dataset, "paths", None)
+    if not cfg.gradcam_files: return []
+    if paths is None: raise ValueError(f"setting 'gradcam_files': {cfg.dataset}'s test images have no file names (a folder dataset has)")
+    where = {os.path.normpath(p): i for i, p in enumerate(paths)}
+    out = []
+    for f in cfg.gradcam_files:
+        i = where.get(os.path.normpath(str(Path(bundle.source) / f)))
+        if i is None: raise ValueError(f"setting 'gradcam_files': {f!r} is not a test image of {cfg.dataset} (data_seed {cfg.data_seed})")
+        out.append(i)
+    return out
+
 def _check_corruptions(cfg: Settings) -> None:
     "The corruption report can corrupt the stored test images (a blur needs more pixels than its kernel)."
     imgs, _ = load_npz_split(resolve_data_file(cfg.location, cfg.data_dir, "location"), "test")
@@ -850,6 +869,7 @@ def preflight(cfg: Settings,                               # one run's checked s
         bundle = load_data(cfg, progress=False)
     if once: _check_model(cfg, bundle)
     if once and full and not seg and cfg.source == "npz": _check_corruptions(cfg)
+    if full and not seg: gradcam_positions(cfg, bundle)
     return bundle
 
 def preflight_plan(plan: list[PlannedRun], bundles: dict | None = None) -> None:

@@ -37,7 +37,7 @@ def test_prose_commit_rerenders_code_commit_retrains(tmp_path):
                            capture_output=True, text=True, timeout=900, env=env)
         assert r.returncode == 0, r.stderr[-4000:]
         return r.stdout + r.stderr
-    run = tmp_path / "reports/synthetic/dcat/seed-0"
+    run = tmp_path / "reports/synthetic_16px/dcat/seed-0"
 
     assert "report in" in dcat()                                          # trained
     first = json.loads((run / "metrics.json").read_text())

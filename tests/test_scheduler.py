@@ -29,7 +29,7 @@ def dcat(tmp_path, reports, *extra, check=True, env=None):
     return r
 
 def metrics(tmp_path, reports):
-    arm = tmp_path / reports / "synthetic" / "dcat"
+    arm = tmp_path / reports / "synthetic_16px" / "dcat"      # 16 px, not the section's 32: dcat.runs.arm_dir
     runs = [strip(json.loads((arm / f"seed-{s}" / "metrics.json").read_text())) for s in (0, 1)]
     return runs, strip(json.loads((arm / "aggregate.json").read_text()))
 
@@ -49,7 +49,7 @@ def test_three_executors_same_metrics(tmp_path, slurm_cluster):
         assert [t["torch_threads"] for t in run["training"]["trained_by"]] == [1], run["training"]["trained_by"]
         assert run["provenance"]["torch_threads"] == 1 and run["params"]["torch_threads"] == 1
     for reports in ("seq", "jobs", "slurm"):
-        assert (tmp_path / reports / "synthetic/dcat/seed-0/report.html").is_file()
+        assert (tmp_path / reports / "synthetic_16px/dcat/seed-0/report.html").is_file()
         assert (tmp_path / reports / "summary.md").is_file()
     st = dcat(tmp_path, "jobs", "--status").stdout.splitlines()       # finished ("stale" on an uncommitted tree)
     assert len(st) == 2 and all(line.startswith("finished") for line in st), st

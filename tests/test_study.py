@@ -34,7 +34,7 @@ def test_study_on_real_pneumoniamnist(tmp_path, data_dir):
              "-p", "bootstrap_resamples=200", "-p", "embedding=pca",              # minutes matter in CI
              env={"DCAT_DATA_DIR": str(data_dir), "DCAT_CHECKPOINTS_DIR": str(tmp_path / "ckpt")})
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-6000:]
-    rec = _check_report(tmp_path / "reports/pneumoniamnist/dcat/seed-0", embedding="pca.png")
+    rec = _check_report(tmp_path / "reports/pneumoniamnist_32px/dcat/seed-0", embedding="pca.png")
     m = rec["metrics"]
     assert math.isfinite(m["auc"]) and math.isfinite(m["aupr"]) and 0 <= m["auc"] <= 1
     assert rec["data"]["n_train"] == 320 and rec["params"]["max_train"] == 320
@@ -42,25 +42,25 @@ def test_study_on_real_pneumoniamnist(tmp_path, data_dir):
     assert rec["params"]["image_size"] == 32 and rec["data"]["n_test"] == 624
     assert rec["data"]["sha256"] == "d0bfa3330f26554c4117328b1117f52bfb3746404b0594c58f37a09b4314d396"
     assert rec["provenance"]["git_commit"] and rec["provenance"]["packages"]["torch"]
-    assert (tmp_path / "reports/summary.md").is_file() and (tmp_path / "reports/pneumoniamnist/dcat/aggregate.json").is_file()
+    assert (tmp_path / "reports/summary.md").is_file() and (tmp_path / "reports/pneumoniamnist_32px/dcat/aggregate.json").is_file()
     iv = rec["intervals"]["auc"]
     assert iv["low"] <= m["auc"] <= iv["high"] and iv["value"] == m["auc"]   # the report's number with its interval
     for k in ("aupr", "accuracy", "f1", "ece", "error_at_80"): assert rec["intervals"][k]["low"] is not None, k
     assert "data_dir" not in rec["params"] and "/" not in rec["model_info"]["checkpoint"]  # no machine paths
-    html = (tmp_path / "reports/pneumoniamnist/dcat/seed-0/report.html").read_text()
+    html = (tmp_path / "reports/pneumoniamnist_32px/dcat/seed-0/report.html").read_text()
     assert "Results at a glance" in html and "ROC-AUC" in html and "The run has not finished" not in html
     assert "What the cross-attention looks at" in html and "attention ÷ uniform" not in html   # a figure, not text
-    for f in ("attention.png", "gradcam.png"): assert (tmp_path / "reports/pneumoniamnist/dcat/seed-0/figures" / f).is_file(), f
+    for f in ("attention.png", "gradcam.png"): assert (tmp_path / "reports/pneumoniamnist_32px/dcat/seed-0/figures" / f).is_file(), f
     for noise in ("it/s", "Warning", "WARNING", "/tmp/"): assert noise not in html, noise
-    nb_text = (tmp_path / "reports/pneumoniamnist/dcat/seed-0/report.ipynb").read_text()
+    nb_text = (tmp_path / "reports/pneumoniamnist_32px/dcat/seed-0/report.ipynb").read_text()
     assert str(tmp_path) not in nb_text and '"input_path": "nbs/studies/train_eval.ipynb"' in nb_text   # no machine paths
     _check_abstains(tmp_path / "ckpt", data_dir, tmp_path / "foreign")
-    _check_redraw(tmp_path / "reports", tmp_path / "ckpt", tmp_path / "reports/pneumoniamnist/dcat/seed-0")
+    _check_redraw(tmp_path / "reports", tmp_path / "ckpt", tmp_path / "reports/pneumoniamnist_32px/dcat/seed-0")
     from test_browser import check_report, need_chromium
     need_chromium()
     # in a real browser; 13,500 px (was 12,000): the page gained the paired NLL/Brier table, the debiased calibration
     # error, the feature-space detectors, the near-OOD section and the abstention rules (issues 32, 33); issue 36 shortens it
-    check_report(tmp_path / "reports/pneumoniamnist/dcat/seed-0/report.html", max_height=13500)
+    check_report(tmp_path / "reports/pneumoniamnist_32px/dcat/seed-0/report.html", max_height=13500)
 
 def _check_abstains(checkpoints: Path, data_dir: Path, folder: Path) -> None:
     "The predictor flags a photograph, a blank image and a breast ultrasound as foreign, and passes most real X-rays."
