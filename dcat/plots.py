@@ -18,14 +18,15 @@ from .shift import CORRUPTIONS, corrupt
 from .stats import Curve
 
 # %% auto #0
-__all__ = ['show_saved_figures', 'figure_alt', 'save_figure', 'image_grid', 'close_figure', 'plot_roc_pr', 'plot_confusion',
-           'plot_entropy_hist', 'embed_features', 'plot_embedding', 'plot_umap', 'reliability_diagram', 'plot_gradcam',
-           'plot_attention', 'uncertain_gallery', 'plot_ood_histograms', 'plot_overlays', 'plot_seg_history',
-           'plot_risk_coverage', 'plot_corruptions', 'plot_forest', 'plot_resolution', 'plot_entropy_vs_dice',
-           'plot_history']
+__all__ = ['GRID_DPI', 'show_saved_figures', 'figure_alt', 'save_figure', 'image_grid', 'close_figure', 'plot_roc_pr',
+           'plot_confusion', 'plot_entropy_hist', 'embed_features', 'plot_embedding', 'plot_umap',
+           'reliability_diagram', 'plot_gradcam', 'plot_attention', 'uncertain_gallery', 'plot_ood_histograms',
+           'plot_overlays', 'plot_seg_history', 'plot_risk_coverage', 'plot_corruptions', 'plot_forest',
+           'plot_resolution', 'plot_entropy_vs_dice', 'plot_history']
 
 # %% ../nbs/12_plots.ipynb #plots-save
 _SHOW_SAVED = False
+GRID_DPI = 100   # image grids: at 150 dpi a 96-px image would be stored at three times its own pixels
 
 def show_saved_figures(on: bool = True) -> None:
     """From here on, a figure saved to a file is shown in the notebook as that file, marked with its path and alt text,
@@ -257,7 +258,7 @@ def plot_gradcam(images: torch.Tensor | np.ndarray, heatmaps: np.ndarray, titles
         if titles is not None: ax.set_title(titles[i], fontsize=7)
     fig.tight_layout()
     fig.colorbar(m, ax=list(axes), shrink=0.6, label="Grad-CAM (relative)")
-    return save_figure(fig, path)
+    return save_figure(fig, path, dpi=GRID_DPI)
 
 # %% ../nbs/12_plots.ipynb #c038p1
 def plot_attention(images: torch.Tensor | np.ndarray, maps: Sequence[dict], names: dict[str, str],
@@ -296,7 +297,7 @@ def plot_attention(images: torch.Tensor | np.ndarray, maps: Sequence[dict], name
     axes[0, 0].set_title("image", fontsize=7)
     fig.tight_layout()
     fig.colorbar(im, ax=list(axes.ravel()), shrink=0.6, label="attention ÷ uniform")
-    return save_figure(fig, path)
+    return save_figure(fig, path, dpi=GRID_DPI)
 
 # %% ../nbs/12_plots.ipynb #c038p2
 def uncertain_gallery(images: torch.Tensor | np.ndarray, labels: np.ndarray, preds: np.ndarray, entropy: np.ndarray,
@@ -314,7 +315,7 @@ def uncertain_gallery(images: torch.Tensor | np.ndarray, labels: np.ndarray, pre
                      color="k" if labels[i] == preds[i] else "tab:red")
     fig.suptitle(f"{len(idx)} most uncertain images (predictive entropy)")
     fig.tight_layout()
-    return save_figure(fig, path)
+    return save_figure(fig, path, dpi=GRID_DPI)
 
 # %% ../nbs/12_plots.ipynb #c015
 def plot_ood_histograms(scores_in: dict[str, np.ndarray], scores_out: dict[str, np.ndarray], labels: tuple[str, str] = ("in", "out"),
@@ -377,7 +378,7 @@ def plot_overlays(images: torch.Tensor | np.ndarray, masks: np.ndarray, probs: n
             a[0].set_ylabel("\n".join(t if len(t) <= 16 else t[:14] + "…" for t in str(titles[i]).split("\n")), fontsize=8)
     for ax, t in zip(axes[0], ("image", "truth", "prediction (red), truth (green)", "entropy (nats)")): ax.set_title(t, fontsize=9)
     fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.5, fraction=0.03)
-    return save_figure(fig, path)
+    return save_figure(fig, path, dpi=GRID_DPI)
 
 # %% ../nbs/12_plots.ipynb #c046x1-b
 def plot_seg_history(history: Sequence[dict], path: str | os.PathLike | None = None):
