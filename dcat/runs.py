@@ -190,10 +190,10 @@ def _settings_hash(rec: dict) -> str:
     return config_hash({k: v for k, v in (rec.get("params") or {}).items() if k not in ("seed", "seeds")})[:10]
 
 def _run_entries(recs: list[dict]) -> list[dict]:
-    "What an aggregate says of each run it summarises: seed, commit, settings, intervals, when it was evaluated, its metrics' hash."
+    "What an aggregate says of each run it summarises: seed, commit, settings, intervals, when it was evaluated (`utc`), its metrics' hash."
     return to_jsonable([{"seed": (r.get("params") or {}).get("seed"), "commit": (r.get("provenance") or {}).get("git_commit"),
                          "settings": _settings_hash(r), "intervals": r.get("intervals"),
-                         "evaluated": (r.get("provenance") or {}).get("utc"),
+                         "utc": (r.get("provenance") or {}).get("utc"),     # a TIMING_KEY: executors differ in it alone
                          "metrics": config_hash(to_jsonable(r.get("metrics") or {}))[:10]} for r in recs])
 
 def aggregate_is_current(arm: str | os.PathLike) -> bool:
