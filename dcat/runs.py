@@ -117,7 +117,8 @@ def arm_dir(cfg: Settings,             # one run's settings (`reports_dir`, `dat
     """An arm's report folder: `<reports_dir>/<dataset>/<model>` at the image size the dataset's section (with `preset`)
     gives, `<reports_dir>/<dataset>_<S>px/<model>` at another, so runs at two resolutions never share a folder."""
     cfg = Settings.of(cfg)
-    own = load_settings(cfg.dataset, preset=preset).get("image_size")
+    try: own = load_settings(cfg.dataset, preset=preset).get("image_size")
+    except (ValueError, KeyError, FileNotFoundError): own = None   # a dataset named by its file: no section, no size of its own
     size = int(cfg.image_size or 0)
     ds = cfg.dataset if own is None or int(own) == size else f"{cfg.dataset}_{size}px"
     return check_inside(Path(cfg.reports_dir) / ds / cfg.model, cfg.reports_dir, "reports_dir")
