@@ -101,6 +101,7 @@ def dataset_of_folder(name: str) -> tuple[str, int | None]:
     m = re.fullmatch(r"(.+)_(\d+)px", name)
     return (m[1], int(m[2])) if m else (name, None)
 
+# %% ../nbs/00_config.ipynb #registry-2
 def model_label(name: str) -> str:
     "What the model `name` is, in words (its registry label; the name itself for one not registered)."
     e = MODEL_REGISTRY.get(name)

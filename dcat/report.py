@@ -450,6 +450,7 @@ _SUMMARY_INTRO = ("Test-split figures of every arm, in percent, from `reports/<d
     "margin say how much the seeds run can tell; the seed-0 paired tests are kept as secondary columns. The paper's "
     "figures are quoted for reference only: it used other data, resolutions, pretraining and budgets.")
 
+# %% ../nbs/13_report.ipynb #c017e-2
 def summary_markdown(by_ds: dict, forests: dict | None = None, n_resamples: int = 2000, collect: dict | None = None) -> str:
     """`reports/summary.md` from `{dataset folder: {arm: (runs, aggregate)}}` (runs: `(metrics.json record, predictions)`
     per seed); `forests` maps a dataset to its forest plot's path relative to the summary, where one was drawn. A dataset

@@ -187,6 +187,7 @@ def load_runs(arm: str | os.PathLike) -> list[tuple[dict, dict | None]]:
     if not runs and (arm / "metrics.json").is_file() and (rec := read_record(arm / "metrics.json")) is not None: runs.append((rec, None))
     return runs
 
+# %% ../nbs/14_runs.ipynb #c016a-2
 def _settings_hash(rec: dict) -> str:
     return config_hash({k: v for k, v in (rec.get("params") or {}).items() if k not in ("seed", "seeds")})[:10]
 

@@ -71,6 +71,7 @@ def fit_detectors(features: np.ndarray,   # training images' pooled features (N,
         out.update({n: vim for n in ("vim", "residual") if n in names})
     return out
 
+# %% ../nbs/11_shift.ipynb #shift-det-2
 def mahalanobis_from_state(mu: np.ndarray,          # the class means (C, D) of a fitted Mahalanobis detector
                            precision: np.ndarray,   # its precision matrix (D, D)
                           ):

@@ -65,6 +65,7 @@ def check_template(path: str | os.PathLike) -> list[str]:
         raise ValueError(f"{path}: the first code cell must carry the 'parameters' tag (papermill would ignore -p)")
     return list(papermill.inspect_notebook(str(path)))
 
+# %% ../nbs/15_study.ipynb #c015-2
 def link_figures(nb) -> int:
     """Replace each image output that shows a saved file (`dcat.plots.show_saved_figures`) by an `<img>` linking that
     file, with its width and alt text (an nbformat node, in place): the page stores no second copy. Returns the count."""
@@ -825,6 +826,7 @@ def _check_model(cfg: Settings, bundle: Any) -> None:
         why = (str(e).splitlines() or [""])[0][:160]
         raise ValueError(f"setting 'image_size': {cfg.model} cannot run on {size} px images ({type(e).__name__}: {why})") from None
 
+# %% ../nbs/15_study.ipynb #preflight-helpers-2
 def gradcam_positions(cfg: Settings, bundle: Any) -> list[int]:
     """The test-split positions of the setting `gradcam_files` (paths in the data folder); a file that is not a test
     image of this split is refused, naming it, before any work."""
