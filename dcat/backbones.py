@@ -19,7 +19,8 @@ __all__ = ['stage_units', 'probe_units', 'resolve_taps', 'create_timm', 'Backbon
 _STAGE_CONTAINERS = ("blocks", "stages", "features")
 _STAGE_PATTERN = re.compile(r"^((blocks|stages|features)\.\d+|layer\d+|s\d+)$")
 
-def stage_units(model: nn.Module) -> list[tuple[str, nn.Module, bool]]:
+def stage_units(model: nn.Module,                      # a timm model
+               ) -> list[tuple[str, nn.Module, bool]]: # `(name, module, is_stage)` up to the head
     "`(name, module, is_stage)` for the stem and stages of a timm model, in execution order, up to the head."
     units, seen_stage = [], False
     for name, child in model.named_children():
@@ -41,7 +42,8 @@ def stage_units(model: nn.Module) -> list[tuple[str, nn.Module, bool]]:
 _PROBE = 64
 
 @torch.no_grad()
-def probe_units(model: nn.Module) -> list[dict]:
+def probe_units(model: nn.Module, # a timm model (left in the mode it was in)
+               ) -> list[dict]:   # one dict per unit: name, channels, stride, stage
     "Name, channels, stride and stage flag of every stem/stage unit, measured with a 64×64 probe in eval mode."
     was_training = model.training
     model.eval()
@@ -52,7 +54,11 @@ def probe_units(model: nn.Module) -> list[dict]:
     model.train(was_training)
     return out
 
-def resolve_taps(units: list[dict], strides: Sequence[int], model_name: str = "model") -> list[int]:
+# %% ../nbs/04_backbones.ipynb #c010-s1
+def resolve_taps(units: list[dict],       # `probe_units`' output
+                 strides: Sequence[int],  # the strides to tap, e.g. `(8, 16)`
+                 model_name: str="model", # the model's name, for the message
+                ) -> list[int]:           # an index into `units` per stride
     "Index into `units` of the first stage reaching each stride in `strides`."
     idx = []
     for s in strides:
@@ -64,8 +70,10 @@ def resolve_taps(units: list[dict], strides: Sequence[int], model_name: str = "m
     return idx
 
 # %% ../nbs/04_backbones.ipynb #c013
-def create_timm(name: str, pretrained_file: str | os.PathLike | None = None,
-                hub: bool = False) -> tuple[nn.Module, bool]:
+def create_timm(name: str,                                      # a timm model name
+                pretrained_file: str | os.PathLike | None=None, # a local state dict of the same model (None: none)
+                hub: bool=False,                                # download weights from the Hugging Face hub when no file is given
+               ) -> tuple[nn.Module, bool]:                     # `(model, whether pretrained weights were loaded)`
     "A timm model without dropout or drop-path, and whether pretrained weights were loaded."
     if not timm.is_model(name):
         raise ValueError(f"unknown timm model {name!r} (see timm.list_models())")
@@ -88,8 +96,12 @@ def create_timm(name: str, pretrained_file: str | os.PathLike | None = None,
 # %% ../nbs/04_backbones.ipynb #c015
 class Backbone(nn.Module):
     "A timm CNN truncated after its deepest tap; `forward(x)` returns the maps at `strides` (first stage reaching each)."
-    def __init__(self, name: str, strides: Sequence[int] = (8, 16),
-                 pretrained_file: str | os.PathLike | None = None, hub: bool = False):
+    def __init__(self,
+                 name: str,                                      # a timm CNN
+                 strides: Sequence[int]=(8, 16),                 # the strides to tap, increasing
+                 pretrained_file: str | os.PathLike | None=None, # a local weights file (None: train from scratch, with a warning)
+                 hub: bool=False,                                # download weights from the Hugging Face hub
+                ):
         super().__init__()
         strides = [int(s) for s in strides]
         if not strides or sorted(strides) != strides or len(set(strides)) != len(strides):

@@ -32,7 +32,8 @@ def _predict_cli(a: argparse.Namespace) -> int:
     return 3 if skipped else 0
 
 # %% ../nbs/16_cli.ipynb #cli-train
-def train_cli(a: argparse.Namespace) -> int:
+def train_cli(a: argparse.Namespace,  # the parsed arguments of `dcat train` (`_parser().parse_args`)
+             ) -> int:                 # the exit status: 0 when the run finished
     "`dcat train`: train and evaluate without a report, either task; works under `torchrun` (metrics and files on rank 0)."
     over = parse_overrides(a.param)
     if a.model: over["model"] = a.model
@@ -135,13 +136,16 @@ def _render_cli(a: argparse.Namespace) -> int:
     print(f"{len(done)} page(s) drawn again from their files" + (f"; {len(skipped)} not (above)" if skipped else ""))
     return 1 if skipped else 0
 
+# %% ../nbs/16_cli.ipynb #c025d-b-p1
 def _one_line(text: object) -> str:
     "`text` on one line: a newline or carriage return inside a value the user gave is shown escaped."
     return str(text).replace("\r", "\\r").replace("\n", "\\n")
 
+# %% ../nbs/16_cli.ipynb #c025d-b-p2
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
     print(f"dcat: warning: {_one_line(message)}", file=sys.stderr)
 
+# %% ../nbs/16_cli.ipynb #c025d-b-p3
 def _log_unexpected(a: argparse.Namespace, argv: Sequence[str]) -> str:
     "Write the traceback of the exception being handled to a log file; return its path."
     fd, path = tempfile.mkstemp(prefix=f"dcat-{a.cmd}-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".log")
@@ -149,7 +153,8 @@ def _log_unexpected(a: argparse.Namespace, argv: Sequence[str]) -> str:
     return path
 
 # %% ../nbs/16_cli.ipynb #c025d-2
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None,  # the words after `dcat` (None: `sys.argv[1:]`)
+        ) -> int:                             # the exit status: 0 done, 1 refused, 2 unexpected, 3 some images skipped, 130 interrupted
     """Entry point of the `dcat` command. Bad input is answered in one line naming the file, key or value; anything
     unexpected in one line naming the command and the exception, its traceback in a log file (`--debug`: in full)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -167,6 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
 
+# %% ../nbs/16_cli.ipynb #c025d-2-p1
 def _run(a: argparse.Namespace) -> int:
     "Run the command `a.cmd`; the expected errors (bad settings, files, values) become one line and exit status 1."
     try:

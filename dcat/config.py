@@ -28,7 +28,8 @@ __all__ = ['ENV_OVERRIDES', 'SOURCES', 'LOSSES', 'MC_DROPOUT', 'MODEL_REGISTRY',
 ENV_OVERRIDES = {"data_dir": "DCAT_DATA_DIR", "reports_dir": "DCAT_REPORTS_DIR",
                  "checkpoints_dir": "DCAT_CHECKPOINTS_DIR", "device": "DCAT_DEVICE"}
 
-def project_root(start: str | os.PathLike | None = None) -> Path:
+def project_root(start: str | os.PathLike | None=None, # where to start looking (default: the working directory, then this package)
+                ) -> Path:                             # the folder holding `settings.ini`
     "The nearest directory at or above `start` (default: cwd, then this package) holding `settings.ini`."
     here = globals().get("__file__")  # undefined when this runs inside the notebook
     candidates = [Path(start or Path.cwd()).resolve()] + ([Path(here).resolve().parent] if here else [])
@@ -37,6 +38,7 @@ def project_root(start: str | os.PathLike | None = None) -> Path:
             if (d / "settings.ini").is_file(): return d
     raise FileNotFoundError(f"settings.ini not found above {' or '.join(map(str, candidates))}; set DCAT_SETTINGS")
 
+# %% ../nbs/00_config.ipynb #c004-s1
 def settings_path() -> Path:
     "The `settings.ini` in use: `$DCAT_SETTINGS` if set, else the project's."
     p = os.environ.get("DCAT_SETTINGS")
@@ -48,7 +50,9 @@ def settings_path() -> Path:
 # %% ../nbs/00_config.ipynb #c007
 _LIST_KEYS = {"classes", "gradcam_files"}
 
-def parse_value(key: str, raw: Any) -> Any:
+def parse_value(key: str, # the setting's name (`classes` and `gradcam_files` are lists)
+                raw: Any, # its value, as the INI file or the command line gives it
+               ) -> Any:  # the typed value
     "Convert the string `raw` of setting `key` to int, float, bool, None, list (`classes`, `gradcam_files`) or leave it a string."
     if not isinstance(raw, str): return raw
     s = raw.strip()
@@ -66,7 +70,8 @@ SOURCES = {"classification": ("npz", "folder", "synthetic"), "segmentation": ("s
 LOSSES = ("ce", "weighted_ce")
 MC_DROPOUT = ("head", "fusion")
 
-def is_segmentation(cfg: dict) -> bool:
+def is_segmentation(cfg: dict, # merged settings (`task`, `source`)
+                   ) -> bool:  # True for a segmentation study
     "Whether merged settings describe a segmentation study (`task = segmentation` or a segmentation source)."
     return cfg.get("task") == "segmentation" or cfg.get("source") in SOURCES["segmentation"]
 
@@ -74,10 +79,15 @@ def is_segmentation(cfg: dict) -> bool:
 class ModelEntry:
     """One registered model: its `task`, the `module` that registers its builder, the `builder` (None until that module
     is imported) and its `label`, what the name means in a report (a comparison arm says how close it is to its namesake)."""
-    def __init__(self, task: str, module: str, label: str = ""):
+    def __init__(self,
+                 task: str,     # `classification` or `segmentation`
+                 module: str,   # the module whose `@register_model` attaches the builder
+                 label: str="", # what the name means in a report
+                ):
         self.task, self.module, self.builder, self.label = task, module, None, label
     def __repr__(self) -> str: return f"ModelEntry({self.task!r}, {self.module!r}, registered={self.builder is not None})"
 
+# %% ../nbs/00_config.ipynb #registry-s1
 _LABELS = {
     "dcat": "DCAT: EfficientNet-B4 + ResNet34 maps fused by bidirectional cross-attention, then channel and spatial attention",
     "dcat_norefine": "DCAT without the channel and spatial refinement", "dcat_onedir": "DCAT with one attention direction",
@@ -95,23 +105,30 @@ MODEL_REGISTRY: dict[str, ModelEntry] = {
        for n in ("dcat", "dcat_norefine", "dcat_onedir", "concat", "dca", "drifa", "effnet_only", "resnet_only")},
     **{n: ModelEntry("segmentation", "dcat.unet", _LABELS[n]) for n in ("unet", "unet_raw", "unet_dca")}}
 
-def dataset_of_folder(name: str) -> tuple[str, int | None]:
+# %% ../nbs/00_config.ipynb #registry-s2
+def dataset_of_folder(name: str,                  # a folder under `reports/`
+                     ) -> tuple[str, int | None]: # `(dataset, image size or None)`
     """A report folder's dataset and image size: `('kermany_pneumonia', 96)` for `kermany_pneumonia_96px` (a run at
     another resolution than its section's, `dcat.runs.arm_dir`), `(name, None)` for a dataset's own folder."""
     m = re.fullmatch(r"(.+)_(\d+)px", name)
     return (m[1], int(m[2])) if m else (name, None)
 
 # %% ../nbs/00_config.ipynb #registry-2
-def model_label(name: str) -> str:
+def model_label(name: str, # a model name
+               ) -> str:   # its label, or the name itself
     "What the model `name` is, in words (its registry label; the name itself for one not registered)."
     e = MODEL_REGISTRY.get(name)
     return e.label if e is not None and e.label else name
 
-def list_models(task: str | None = None) -> list[str]:
+# %% ../nbs/00_config.ipynb #registry-2-s1
+def list_models(task: str | None=None, # `classification`, `segmentation` or None for all
+               ) -> list[str]:         # model names in registry order
     "The registered models' names (of one `task`), in registry order; imports no model code."
     return [n for n, e in MODEL_REGISTRY.items() if task is None or e.task == task]
 
-def register_model(name: str) -> Any:
+# %% ../nbs/00_config.ipynb #registry-2-s2
+def register_model(name: str, # a name of `MODEL_REGISTRY`
+                  ) -> Any:   # a decorator for `fn(settings, num_classes)`
     """Decorator: `fn(settings, num_classes)` builds the registered model `name`. Another function for a name that has one
     is refused; the same function again (its module reloaded, or its lesson run in the same process) replaces it."""
     def deco(fn):
@@ -123,7 +140,10 @@ def register_model(name: str) -> Any:
         return fn
     return deco
 
-def create_model(cfg: Mapping, num_classes: int | None = None) -> Any:
+# %% ../nbs/00_config.ipynb #registry-2-s3
+def create_model(cfg: Mapping,                 # a run's settings (`model` names the arm)
+                 num_classes: int | None=None, # classes of a classification run
+                ) -> Any:                      # the built model
     "The model `cfg['model']` built from a run's settings (`Settings`) by its registered builder (its module is imported on demand)."
     name = cfg.get("model")
     if name not in MODEL_REGISTRY: raise ValueError(f"setting 'model': unknown model {name!r}; known: {', '.join(MODEL_REGISTRY)}")
@@ -150,7 +170,9 @@ def _medmnist_info() -> dict:
     from medmnist.info import INFO  # a future layout of the package: import it after all
     return INFO
 
-def medmnist_info(flag: str | None = None) -> dict:
+# %% ../nbs/00_config.ipynb #c009a-s1
+def medmnist_info(flag: str | None=None, # a MedMNIST flag (`breastmnist`), or None for every flag
+                 ) -> dict:              # the metadata (a copy)
     "MedMNIST's `INFO`: every flag's metadata (`flag=None`) or one flag's (a copy)."
     info = _medmnist_info()
     if flag is None: return copy.deepcopy(info)
@@ -158,7 +180,8 @@ def medmnist_info(flag: str | None = None) -> dict:
     return copy.deepcopy(info[flag])
 
 # %% ../nbs/00_config.ipynb #c009e
-def parse_medmnist_name(name: str) -> tuple[str, int | None] | None:
+def parse_medmnist_name(name: str,                         # a dataset name, e.g. `breastmnist` or `breastmnist_64`
+                       ) -> tuple[str, int | None] | None: # `(flag, size or None)`, or None for a name that is not MedMNIST's
     "`(flag, size)` when `name` is a MedMNIST flag, optionally with a size suffix (`breastmnist_64`), else None."
     info, n = _medmnist_info(), str(name).lower()
     if n in info: return n, None
@@ -167,7 +190,10 @@ def parse_medmnist_name(name: str) -> tuple[str, int | None] | None:
     if int(m[2]) not in _MEDMNIST_SIZES: raise ValueError(f"{name!r}: MedMNIST files come at {_MEDMNIST_SIZES} px, not {m[2]}")
     return m[1], (None if int(m[2]) == 28 else int(m[2]))
 
-def medmnist_settings(flag: str, size: int | None = None) -> dict:
+# %% ../nbs/00_config.ipynb #c009e-s1
+def medmnist_settings(flag: str,             # a MedMNIST flag
+                      size: int | None=None, # None or 28 for the 28 px file, else 64, 128 or 224
+                     ) -> dict:              # dataset settings from MedMNIST's metadata
     "Dataset settings from MedMNIST's `INFO` for `flag`, the file `<flag>.npz` or, for `size` 64/128/224, `<flag>_<size>.npz`."
     info = medmnist_info(flag)
     task = info["task"]
@@ -189,7 +215,8 @@ def medmnist_settings(flag: str, size: int | None = None) -> dict:
 # %% ../nbs/00_config.ipynb #c010
 _PATH_KEYS = ("data_dir", "reports_dir", "checkpoints_dir")
 
-def read_ini(path: str | os.PathLike | None = None) -> configparser.ConfigParser:
+def read_ini(path: str | os.PathLike | None=None, # a settings file; None: `settings_path()`
+            ) -> configparser.ConfigParser:       # the parsed file
     "Parse `settings.ini` (or `path`); errors name the file."
     path = Path(path) if path else settings_path()
     cp = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=None)
@@ -202,23 +229,30 @@ def read_ini(path: str | os.PathLike | None = None) -> configparser.ConfigParser
     if "study" not in cp: raise KeyError(f"{path}: missing the [study] section")
     return cp
 
+# %% ../nbs/00_config.ipynb #c010-s1
 _PRESET_PREFIX = "preset."
 _LAUNCHER_PREFIX = "launcher."   # [launcher.slurm]: how `dcat study --launcher slurm` submits its jobs (dcat.study)
 
-def datasets(path: str | os.PathLike | None = None) -> list[str]:
+def datasets(path: str | os.PathLike | None=None, # a settings file; None: `settings_path()`
+            ) -> list[str]:                       # dataset section names
     "Names of the dataset sections in the settings file."
     return [s for s in read_ini(path).sections() if s != "study" and not s.startswith((_PRESET_PREFIX, _LAUNCHER_PREFIX))]
 
-def presets(path: str | os.PathLike | None = None) -> list[str]:
+# %% ../nbs/00_config.ipynb #c010-s2
+def presets(path: str | os.PathLike | None=None, # a settings file; None: `settings_path()`
+           ) -> list[str]:                       # preset names (`paper` for `[preset.paper]`)
     "Names of the `[preset.NAME]` sections: bundles of settings applied on top of a dataset's (e.g. `paper`)."
     return [s[len(_PRESET_PREFIX):] for s in read_ini(path).sections() if s.startswith(_PRESET_PREFIX)]
 
 # %% ../nbs/00_config.ipynb #c010a
-def safe_name(stem: str) -> str:
+def safe_name(stem: str, # a file's stem, or any name
+             ) -> str:   # letters, digits, `_` and `-` only
     "A dataset name usable as a folder name (`reports/<name>/`): letters, digits, `_` and `-` only."
     return re.sub(r"[^A-Za-z0-9_-]+", "_", str(stem)).strip("_-") or "dataset"
 
-def size_variant(value: Any) -> int | None:
+# %% ../nbs/00_config.ipynb #c010a-s1
+def size_variant(value: Any,     # the setting `size_variant` as given
+                ) -> int | None: # None or 64, 128, 224
     "The setting `size_variant` checked: None (the 28 px file) or 64, 128, 224."
     if value in (None, "", 28, "28"): return None
     try: size = int(value)
@@ -227,6 +261,7 @@ def size_variant(value: Any) -> int | None:
         raise ValueError(f"setting 'size_variant': {value!r} is not one of {', '.join(map(str, _MEDMNIST_SIZES))}")
     return size
 
+# %% ../nbs/00_config.ipynb #c010a-s2
 def _find_npz(name: str, data_dir: str | os.PathLike | None) -> Path | None:
     "The `.npz` that `name` points at: a path (from the cwd, then `data_dir`), or `<data_dir>/<name>.npz`."
     p = Path(os.path.expanduser(name))
@@ -239,8 +274,11 @@ def _find_npz(name: str, data_dir: str | os.PathLike | None) -> Path | None:
     return None
 
 # %% ../nbs/00_config.ipynb #c010b
-def resolve_dataset(name: str, sections: Sequence[str], data_dir: str | os.PathLike | None = None,
-                    variant: Any = None) -> tuple[str, dict, list[str]]:
+def resolve_dataset(name: str,                               # a section, a MedMNIST flag, a path or a stem in `data_dir`
+                    sections: Sequence[str],                 # the settings file's dataset sections
+                    data_dir: str | os.PathLike | None=None, # the data folder, for stems and relative paths
+                    variant: Any=None,                       # the setting `size_variant`, if any
+                   ) -> tuple[str, dict, list[str]]:         # `(dataset name, derived settings, sections to apply)`
     "`(dataset name, settings derived from MedMNIST's INFO or the file, sections to apply)` for `name` (see above)."
     name, sections = str(name), list(sections)
     parsed = None if (name.lower().endswith(".npz") or "/" in name) else parse_medmnist_name(name)
@@ -263,8 +301,11 @@ def _section(cp: configparser.ConfigParser, name: str) -> dict:
     return {k: parse_value(k, v) for k, v in cp[name].items()}
 
 # %% ../nbs/00_config.ipynb #c010c
-def load_settings(dataset: str | None = None, path: str | os.PathLike | None = None,
-                  overrides: dict | None = None, preset: str | None = None) -> dict:
+def load_settings(dataset: str | None=None,            # a section, a MedMNIST flag or a `.npz` path; None: `[study] dataset`
+                  path: str | os.PathLike | None=None, # a settings file; None: `settings_path()`
+                  overrides: dict | None=None,         # settings that win over everything else (strings are parsed)
+                  preset: str | None=None,             # a `[preset.NAME]` section applied over the dataset's
+                 ) -> dict:                            # merged, typed settings
     "Merged, typed settings: `[study]` < MedMNIST `INFO` < `[dataset]` < `[preset.NAME]` < environment < `overrides`."
     path = Path(path).resolve() if path else settings_path()
     cp = read_ini(path)
@@ -300,7 +341,8 @@ def load_settings(dataset: str | None = None, path: str | os.PathLike | None = N
     return cfg
 
 # %% ../nbs/00_config.ipynb #c012g
-def medmnist_datasets(data_dir: str | os.PathLike) -> list[str]:
+def medmnist_datasets(data_dir: str | os.PathLike, # the folder to look in
+                     ) -> list[str]:               # dataset names `load_settings` accepts
     "Dataset names of the supported 2D MedMNIST files in `data_dir` (`breastmnist`, `breastmnist_64`, ...)."
     out = []
     for p in sorted(Path(data_dir).glob("*.npz")) if Path(data_dir).is_dir() else []:
@@ -311,13 +353,16 @@ def medmnist_datasets(data_dir: str | os.PathLike) -> list[str]:
     return out
 
 # %% ../nbs/00_config.ipynb #c018
-def seed_everything(seed: int) -> None:
+def seed_everything(seed: int, # any non-negative int
+                   ) -> None:
     "Seed Python's, NumPy's and torch's generators."
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
-def get_device(pref: str | None = "auto") -> torch.device:
+# %% ../nbs/00_config.ipynb #c018-s1
+def get_device(pref: str | None="auto", # `auto`, `cpu`, `cuda`, `cuda:N` or `mps`
+              ) -> torch.device:        # the device; unavailable ones are refused
     "The torch device for `pref` (auto, cpu, cuda, cuda:N, mps)."
     pref = (pref or "auto").lower()
     if pref == "auto":
@@ -342,6 +387,7 @@ def run_threads(cfg: Mapping,           # a run's settings (`torch_threads`)
     "The torch threads a run trains with: the setting, else `cores`; 0 means torch's default."
     return int(cfg.get("torch_threads") or 0) or int(cores or 0)
 
+# %% ../nbs/00_config.ipynb #cfg-threads-s1
 def compute_env(cfg: Mapping,           # a run's settings (`torch_threads`, `cpu_isa`)
                 threads: int | None = None, # the thread count to use when the setting is 0 or absent (None: leave it)
                ) -> dict[str, str]:
@@ -360,8 +406,11 @@ def apply_compute_settings(cfg: Mapping,           # a run's settings (`torch_th
     if n > 0 and torch.get_num_threads() != n: torch.set_num_threads(n)
     return torch.get_num_threads()
 
+# %% ../nbs/00_config.ipynb #cfg-threads2-s1
 @contextlib.contextmanager
-def compute_environment(cfg: Mapping, threads: int | None = None) -> Iterator[dict]:
+def compute_environment(cfg: Mapping,             # a run's settings (`torch_threads`, `cpu_isa`)
+                        threads: int | None=None, # used when `torch_threads` is 0 or absent
+                       ) -> Iterator[dict]:       # yields the variables it set
     "Within the block, `os.environ` carries `compute_env(cfg, threads)` (for a child process that trains); restored after."
     env = compute_env(cfg, threads)
     saved = {k: os.environ.get(k) for k in env}
@@ -381,6 +430,7 @@ def cpu_name() -> str:
             if line.startswith("model name"): return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
 
+# %% ../nbs/00_config.ipynb #cfg-threads3-s1
 def compute_record() -> dict:
     "What decides this process's CPU arithmetic: torch threads, the kernels' instruction set, the CPU and the pinning variables."
     return {"torch_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
@@ -554,6 +604,7 @@ def check_name(value: Any, # the name as given
         raise ValueError(f"setting {key!r}: {value!r} is not a name (1-64 letters, digits, _ - . ; a letter or digit first)")
     return value
 
+# %% ../nbs/00_config.ipynb #cfg-names-s1
 def check_inside(path: str | os.PathLike, # a file or folder the study will write
                  root: str | os.PathLike, # the folder it must stay inside
                  key: str,                # the setting naming `root`, for the message
@@ -590,7 +641,8 @@ def _check_value(k: str, v: Any, rule: tuple) -> None:
         raise ValueError(f"setting {k!r}: expected a table, got {v!r}")
 
 # %% ../nbs/00_config.ipynb #cfg-check2
-def check_settings(cfg: Mapping) -> Settings:
+def check_settings(cfg: Mapping, # merged settings (`load_settings`) of either task
+                  ) -> Settings: # the checked, read-only `Settings`
     """Validate merged settings of either task against their rules (`Settings`' fields); raise `ValueError` naming the
     key and value at fault. Returns them as the typed, read-only `Settings` every module reads."""
     s = Settings.of(cfg)                                      # unknown keys and ill-typed values
@@ -631,7 +683,9 @@ def settings_help() -> str:
                                    subsequent_indent="    ", break_on_hyphens=False))
     return "\n".join(lines)
 
-def parse_overrides(pairs: Sequence[str]) -> dict:
+# %% ../nbs/00_config.ipynb #parse-overrides-s1
+def parse_overrides(pairs: Sequence[str], # `key=value` strings
+                   ) -> dict:             # `{key: typed value}`
     """Typed setting overrides from `key=value` strings (the command line's `-p`); a key that is not
     a `Settings` field is an error listing the known ones."""
     known = set(_FIELDS)
@@ -652,11 +706,15 @@ def _flatten(d: dict, prefix: str = "") -> dict:
         else: out[f"{prefix}{k}"] = v
     return out
 
-def config_hash(config: dict) -> str:
+def config_hash(config: dict, # a JSON-able (nested) dictionary
+               ) -> str:      # 16 hex digits
     "A short, stable hash of a JSON-able (nested) config."
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-def config_diff(saved: dict, current: dict) -> list[str]:
+# %% ../nbs/00_config.ipynb #c019x1-s1
+def config_diff(saved: dict,   # the config a checkpoint was written with
+                current: dict, # this run's config
+               ) -> list[str]: # `key: saved -> current` lines
     "Keys (flattened, `a.b`) whose values differ between two configs, as `key: saved -> current` lines."
     a = _flatten(json.loads(json.dumps(saved, sort_keys=True, default=str)))
     b = _flatten(json.loads(json.dumps(current, sort_keys=True, default=str)))
@@ -680,7 +738,9 @@ def _read_umask() -> int:
 
 _UMASK = _read_umask()
 
-def plain_file_mode(path: str | os.PathLike) -> int:
+# %% ../nbs/00_config.ipynb #c021-s1
+def plain_file_mode(path: str | os.PathLike, # the file about to be written
+                   ) -> int:                 # permission bits, e.g. `0o644`
     "The permission bits a plain `open(path, 'w')` would leave: the existing file's, else 0666 less the umask."
     with contextlib.suppress(FileNotFoundError): return os.stat(path).st_mode & 0o7777
     m = _proc_umask()
@@ -698,7 +758,10 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError: return True
     return True
 
-def clean_stale_tmp(path: str | os.PathLike, max_age_s: float = 86400) -> list[Path]:
+# %% ../nbs/00_config.ipynb #c020b-s1
+def clean_stale_tmp(path: str | os.PathLike, # the target whose leftover temporary files to remove
+                    max_age_s: float=86400,  # age in seconds after which a file of another host (or an old-style name) is stale
+                   ) -> list[Path]:          # the removed paths, sorted
     "Remove the temporary files that killed `atomic_write`s of `path` left beside it; return the removed paths."
     path = Path(path)
     pat = re.compile(rf"\.{re.escape(path.name)}\.(?:(?P<host>[A-Za-z0-9-]+)-(?P<pid>\d+)\.)?[a-z0-9_]+\.tmp")
@@ -719,7 +782,9 @@ def clean_stale_tmp(path: str | os.PathLike, max_age_s: float = 86400) -> list[P
 
 # %% ../nbs/00_config.ipynb #c021b
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
+def atomic_write(path: str | os.PathLike, # the destination
+                 mode: str="wb",          # `wb` or `w`, as for `open()`
+                ) -> Iterator[Any]:       # yields the open temporary file
     "Open a temporary file beside `path`; on success fsync it and move it over `path` (mode as `open()` gives), on error remove it."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -741,17 +806,24 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
         raise
 
 # %% ../nbs/00_config.ipynb #c021c
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+def atomic_write_text(path: str | os.PathLike, # the destination
+                      text: str,               # its new content
+                     ) -> Path:                # `path`
     "Write `text` to `path` atomically."
     with atomic_write(path, "w") as f: f.write(text)
     return Path(path)
 
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+def atomic_torch_save(obj: Any,                # what `torch.save` writes
+                      path: str | os.PathLike, # the destination
+                     ) -> Path:                # `path`
     "`torch.save` `obj` to `path` atomically."
     with atomic_write(path, "wb") as f: torch.save(obj, f)
     return Path(path)
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+# %% ../nbs/00_config.ipynb #c021c-s1
+def sha256_file(path: str | os.PathLike, # any file
+                chunk: int=1 << 20,      # bytes read at a time
+               ) -> str:                 # 64 hex digits
     "Hex sha256 of the file at `path`."
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -759,11 +831,14 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 # %% ../nbs/00_config.ipynb #c005x1
-def nan_to_none(v: Any) -> float | None:
+def nan_to_none(v: Any,           # a number or None
+               ) -> float | None: # a float, or None for None, NaN and infinities
     "`v` as a float, or None when it is None, NaN or infinite (strict JSON has no NaN)."
     return None if v is None or not math.isfinite(v) else float(v)
 
-def to_jsonable(obj: Any) -> Any:
+# %% ../nbs/00_config.ipynb #c005x1-s1
+def to_jsonable(obj: Any, # NumPy, torch, pandas, paths, dataclasses, containers of them
+               ) -> Any:  # plain Python
     "`obj` as plain Python for `json.dump`: NumPy/torch/pandas to lists and numbers, NaN/inf to None, keys to str."
     if obj is None or isinstance(obj, (bool, str)): return obj
     if isinstance(obj, (bool, np.bool_)): return bool(obj)
@@ -779,6 +854,10 @@ def to_jsonable(obj: Any) -> Any:
     if hasattr(obj, "tolist"): return to_jsonable(obj.tolist())   # torch tensors, NumPy-like scalars
     raise TypeError(f"to_jsonable: cannot convert {type(obj).__name__} ({obj!r:.60})")
 
-def write_json(path: str | os.PathLike, obj: Any, indent: int = 2) -> Path:
+# %% ../nbs/00_config.ipynb #c005x1-s2
+def write_json(path: str | os.PathLike, # the destination
+               obj: Any,                # anything `to_jsonable` converts
+               indent: int=2,           # JSON indentation
+              ) -> Path:                # `path`
     "Write `to_jsonable(obj)` to `path` as strict JSON, atomically."
     return atomic_write_text(path, json.dumps(to_jsonable(obj), indent=indent, allow_nan=False) + "\n")

@@ -36,14 +36,20 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 class TensorImages(Dataset):
     "Images cached in memory as `uint8` `(N, C, S, S)` with C = 1 (grayscale) or 3; yields `(uint8 (3, S, S), int)`."
-    def __init__(self, images: torch.Tensor, labels: np.ndarray):
-        assert images.dtype == torch.uint8 and images.ndim == 4 and images.shape[1] in (1, 3), images.shape
-        assert len(images) == len(labels)
+    def __init__(self,
+                 images: torch.Tensor, # `uint8` `(N, C, S, S)`, C = 1 or 3
+                 labels: np.ndarray,   # `(N,)` class indices
+                ):
+        if not (images.dtype == torch.uint8 and images.ndim == 4 and images.shape[1] in (1, 3)):
+            raise ValueError(f"TensorImages: images must be uint8 (N, 1 or 3, S, S), got {images.dtype} {tuple(images.shape)}")
+        if not len(images) == len(labels):
+            raise ValueError(f"TensorImages: {len(images)} images but {len(labels)} labels")
         self.images, self.labels = images, np.asarray(labels, dtype=np.int64)
     def __len__(self) -> int: return len(self.images)
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         return self.images[i].expand(3, -1, -1), int(self.labels[i])
 
+# %% ../nbs/01_data.ipynb #c005-s1
 @dataclass
 class SplitData:
     "One split: a torch `Dataset` of `(uint8 (3, S, S) tensor, int label)` and its labels as an int64 array."
@@ -95,6 +101,7 @@ def summary(self: DataBundle) -> pd.DataFrame:
     df.loc["total"] = df.sum(axis=0)
     return df
 
+# %% ../nbs/01_data.ipynb #c007q-s1
 @patch
 def __repr__(self: DataBundle) -> str:
     n = ", ".join(f"{s}={len(self.split(s))}" for s in SPLITS)
@@ -116,7 +123,12 @@ def _synthetic_split(num_classes: int, n: int, size: int, rng: np.random.Generat
     order = rng.permutation(len(labels))
     return (np.clip(imgs[order], 0, 1) * 255).round().astype(np.uint8), labels[order]
 
-def make_synthetic(num_classes: int = 2, n_per_class: int = 64, image_size: int = 32, seed: int = 0) -> DataBundle:
+# %% ../nbs/01_data.ipynb #c009-s1
+def make_synthetic(num_classes: int=2,  # at least 2
+                   n_per_class: int=64, # training images per class (val and test: half, at least 2)
+                   image_size: int=32,  # side of the square images, px
+                   seed: int=0,         # the same seed gives the same pixels
+                  ) -> DataBundle:      # a bundle of grayscale gratings
     "A deterministic, learnable grayscale dataset: class k is a grating of its own orientation and frequency."
     if num_classes < 2: raise ValueError(f"num_classes={num_classes}: need at least 2 classes")
     if n_per_class < 1: raise ValueError(f"n_per_class={n_per_class}: need at least 1 image per class")
@@ -152,6 +164,7 @@ def _to_uint8_images(a: np.ndarray, path: Path, key: str) -> np.ndarray:
         return a.astype(np.uint8)
     raise ValueError(f"{path}: '{key}' has dtype {a.dtype}; expected integer or float pixels")
 
+# %% ../nbs/01_data.ipynb #c013-s1
 def _to_labels(a: np.ndarray, n: int, path: Path, key: str, ikey: str) -> np.ndarray:
     "Check a label array (shape, length, integrality, sign); return int64 `(N,)`."
     if a.ndim == 2 and a.shape[1] == 1: a = a[:, 0]
@@ -167,7 +180,10 @@ def _to_labels(a: np.ndarray, n: int, path: Path, key: str, ikey: str) -> np.nda
     return a
 
 # %% ../nbs/01_data.ipynb #c013s02
-def resize_uint8(images: np.ndarray, size: int, chunk: int = 1024) -> torch.Tensor:
+def resize_uint8(images: np.ndarray, # `uint8` `(N, H, W)` or `(N, H, W, 3)`
+                 size: int,          # the side of the result, px
+                 chunk: int=1024,    # images resized at a time
+                ) -> torch.Tensor:   # `uint8` `(N, C, size, size)`
     "Resize `uint8` `(N, H, W)` or `(N, H, W, 3)` images to `uint8` `(N, C, size, size)`, bilinear with antialiasing."
     x = torch.from_numpy(np.ascontiguousarray(images))
     x = x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2)
@@ -220,6 +236,7 @@ def _check_alpha(im: Image.Image) -> None:
             raise ValueError(f"{im.mode} image with transparent pixels ({(alpha < 255).mean():.0%} of them); "
                              "flatten it onto a background first")
 
+# %% ../nbs/01_data.ipynb #c021-s1
 def _to_gray_or_rgb(im: Image.Image) -> Image.Image:
     "An `L` image for grayscale sources (16-bit and float min-max scaled to 8 bits), else `RGB`; transparency is refused."
     _check_alpha(im)
@@ -240,17 +257,25 @@ def _decode(src: Any, size: int) -> np.ndarray:
         im = im.resize((size, size), Image.Resampling.BILINEAR) if im.size != (size, size) else im
         return np.asarray(im).copy()
 
-def read_image(path: str | os.PathLike, size: int) -> torch.Tensor:
+# %% ../nbs/01_data.ipynb #c021s02-s1
+def read_image(path: str | os.PathLike, # an image file
+               size: int,               # the side of the result, px
+              ) -> torch.Tensor:        # `uint8` `(3, size, size)`
     "Decode the image at `path` to a `uint8` `(3, size, size)` tensor; errors name the file."
     try: a = _decode(path, size)
     except Exception as e: raise OSError(f"{path}: cannot read image ({type(e).__name__}: {e})") from e
     x = torch.from_numpy(a)
     return x.expand(3, -1, -1) if x.ndim == 2 else x.permute(2, 0, 1).contiguous()
 
+# %% ../nbs/01_data.ipynb #c021s02-s2
 class FileImages(Dataset):
     "Image files decoded on access; yields `(uint8 (3, S, S), int)`."
-    def __init__(self, paths: Sequence[str | os.PathLike], labels: np.ndarray, image_size: int):
-        assert len(paths) == len(labels)
+    def __init__(self,
+                 paths: Sequence[str | os.PathLike], # image files
+                 labels: np.ndarray,                 # one class index per file
+                 image_size: int,                    # the side every image is resized to, px
+                ):
+        if not len(paths) == len(labels): raise ValueError(f"FileImages: {len(paths)} paths but {len(labels)} labels")
         self.paths, self.labels, self.image_size = [str(p) for p in paths], np.asarray(labels, dtype=np.int64), image_size
     def __len__(self) -> int: return len(self.paths)
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
@@ -268,6 +293,7 @@ def _check_image(path: str, draft_size: int | None) -> tuple[str | None, str | N
         return hashlib.sha256(data).hexdigest(), None
     except Exception as e: return None, f"{type(e).__name__}: {e}"
 
+# %% ../nbs/01_data.ipynb #c023-s1
 def _bundle_paths(x: DataBundle | Iterable[str | os.PathLike]) -> list[str]:
     if isinstance(x, DataBundle):
         return [p for s in SPLITS for p in getattr(x.split(s).dataset, "paths", [])]
@@ -279,8 +305,12 @@ def _bad_files(paths: Sequence[str], errors: Sequence[str | None]) -> ValueError
     lines = "\n".join(f"  {p}: {err}" for p, err in bad[:200]) + (f"\n  ... and {len(bad) - 200} more" if len(bad) > 200 else "")
     return ValueError(f"{len(bad)} of {len(paths)} image file(s) cannot be read:\n{lines}")
 
-def verify_images(bundle_or_paths: DataBundle | Iterable[str | os.PathLike], draft_size: int | None = 256,
-                  workers: int | None = None, progress: bool = False) -> dict[str, str]:
+# %% ../nbs/01_data.ipynb #c023-s2
+def verify_images(bundle_or_paths: DataBundle | Iterable[str | os.PathLike], # a folder bundle (its files) or image paths
+                  draft_size: int | None=256,                                # JPEG draft size for the pixel check (None: full size)
+                  workers: int | None=None,                                  # threads (None: up to 8)
+                  progress: bool=False,                                      # a progress bar
+                 ) -> dict[str, str]:                                        # `{path: sha256}` of every file
     "Open and fully decode every image file; raise one `ValueError` listing all bad files; return {path: sha256}."
     paths = _bundle_paths(bundle_or_paths)
     workers = workers or min(8, os.cpu_count() or 1)
@@ -305,8 +335,13 @@ def _load_file(path: str, size: int, verify: bool) -> tuple[str | None, np.ndarr
         return hashlib.sha256(data).hexdigest(), a, None
     except Exception as e: return None, None, f"{type(e).__name__}: {e}"
 
-def cache_images(paths: Sequence[str | os.PathLike], size: int, verify: bool = True, workers: int | None = None,
-                 progress: bool = False) -> tuple[torch.Tensor, list[str]]:
+# %% ../nbs/01_data.ipynb #c023a-s1
+def cache_images(paths: Sequence[str | os.PathLike], # image files
+                 size: int,                          # the side every image is resized to, px
+                 verify: bool=True,                  # check each file's structure too
+                 workers: int | None=None,           # threads (None: up to 8)
+                 progress: bool=False,               # a progress bar
+                ) -> tuple[torch.Tensor, list[str]]: # `(uint8 (N, C, size, size), sha256 per file)`
     "Decode every file once to `uint8` `(N, C, size, size)` (C = 1 if all are grayscale) and its sha256; one error lists all bad files."
     paths = [str(p) for p in paths]
     n = len(paths)
@@ -328,7 +363,11 @@ def cache_images(paths: Sequence[str | os.PathLike], size: int, verify: bool = T
 # %% ../nbs/01_data.ipynb #c023b
 class CachedImages(TensorImages):
     "Image files decoded once into memory (a `TensorImages`), remembering the files they came from."
-    def __init__(self, images: torch.Tensor, labels: np.ndarray, paths: Sequence[str | os.PathLike]):
+    def __init__(self,
+                 images: torch.Tensor,               # `uint8` `(N, C, S, S)`
+                 labels: np.ndarray,                 # one class index per image
+                 paths: Sequence[str | os.PathLike], # the file of each image
+                ):
         super().__init__(images, labels)
         self.paths = [str(p) for p in paths]
 
@@ -345,6 +384,7 @@ def _image_files(folder: Path) -> list[Path]:
 def _subdirs(folder: Path) -> list[Path]:
     return sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith((".", "__")))
 
+# %% ../nbs/01_data.ipynb #c025-s1
 def _class_files(folder: Path, classes: list[str] | None) -> tuple[list[str], list[Path], np.ndarray]:
     "Files and labels of the class folders under `folder` (classes in the given order, or sorted names)."
     if classes is None:
@@ -366,14 +406,19 @@ def _class_files(folder: Path, classes: list[str] | None) -> tuple[list[str], li
 PATIENT_PATTERNS = (r"(?P<pid>person\d+)_(?:bacteria|virus)_", r"(?P<pid>NORMAL2-IM-\d+)-", r"(?P<pid>IM-\d+)-",
                     r"(?:CNV|DME|DRUSEN|NORMAL)-(?P<pid>\d+)-")
 
-def patient_id(path: str | os.PathLike) -> str | None:
+def patient_id(path: str | os.PathLike, # a file of the Kermany chest X-ray or OCT2017 release
+              ) -> str | None:          # its patient, or None
     "The patient a Kermany chest X-ray or OCT2017 file belongs to, from its name (`PATIENT_PATTERNS`), else None."
     name = Path(path).name
     for pat in PATIENT_PATTERNS:
         if m := re.match(pat, name): return m["pid"]
     return None
 
-def stratified_split(labels: np.ndarray, frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+# %% ../nbs/01_data.ipynb #c025s02-s1
+def stratified_split(labels: np.ndarray,                # class index per image
+                     frac: float,                       # the share taken out, in (0, 1)
+                     seed: int,                         # the split's seed
+                    ) -> tuple[np.ndarray, np.ndarray]: # `(keep, taken)` sorted indices
     "Indices `(keep, taken)` with a seeded, stratified `frac` of `labels` taken out."
     idx = np.arange(len(labels))
     if not 0 < frac < 1: raise ValueError(f"split fraction {frac} must lie strictly between 0 and 1")
@@ -383,7 +428,11 @@ def stratified_split(labels: np.ndarray, frac: float, seed: int) -> tuple[np.nda
     return np.sort(keep), np.sort(taken)
 
 # %% ../nbs/01_data.ipynb #c025a
-def grouped_stratified_split(labels: np.ndarray, groups: Sequence[str], frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def grouped_stratified_split(labels: np.ndarray,                # class index per image
+                             groups: Sequence[str],             # the group (patient) of each image
+                             frac: float,                       # the share taken out, in (0, 1)
+                             seed: int,                         # the split's seed
+                            ) -> tuple[np.ndarray, np.ndarray]: # `(keep, taken)` sorted indices, no group on both sides
     "Indices `(keep, taken)`: about `frac` of `labels` taken out, stratified, each group (patient) wholly on one side."
     from sklearn.model_selection import StratifiedGroupKFold
     if not 0 < frac < 1: raise ValueError(f"split fraction {frac} must lie strictly between 0 and 1")
@@ -397,7 +446,11 @@ def grouped_stratified_split(labels: np.ndarray, groups: Sequence[str], frac: fl
                          f"{np.bincount(labels).tolist()} images per class: {e}") from None
     return np.sort(keep), np.sort(taken)
 
-def group_key(path: str | os.PathLike, split_by: str | None, group_of: dict | None = None) -> str | None:
+# %% ../nbs/01_data.ipynb #c025a-s1
+def group_key(path: str | os.PathLike,    # an image file
+              split_by: str | None,       # None, `patient` or `group`
+              group_of: dict | None=None, # `{file: group}` for `group`
+             ) -> str | None:             # the key the file is kept with, or None
     "The group a file is kept with when splitting: its patient (`split_by='patient'`), its `group_of` entry (`'group'`), else itself."
     if split_by == "patient": return patient_id(path) or str(path)
     if split_by == "group": return (group_of or {}).get(os.path.normpath(str(path)), str(path))
@@ -408,6 +461,7 @@ def _draw(y: np.ndarray, paths: Sequence[Path], frac: float, seed: int, split_by
     if split_by is None: return stratified_split(y, frac, seed)
     return grouped_stratified_split(y, [group_key(p, split_by, group_of) for p in paths], frac, seed)
 
+# %% ../nbs/01_data.ipynb #c025a-s2
 def read_split_groups(path: str | os.PathLike,  # a TSV with `group` and `file` columns; relative: inside `root`
                       root: str | os.PathLike,  # the dataset folder the files are relative to
                      ) -> dict[str, str]:
@@ -460,9 +514,16 @@ def _patient_overlaps(parts: dict[str, tuple[list[Path], np.ndarray]], split_by:
     return out or [f"no {what[:-1]} has images in two splits ({sum(map(len, ids.values()))} {what})"]
 
 # %% ../nbs/01_data.ipynb #c026c
-def load_folder(root: str | os.PathLike, image_size: int, classes: Sequence[str] | None = None,
-                val_frac: float = 0.1, test_frac: float = 0.2, seed: int = 0, split_by: str | None = None,
-                split_groups: str | os.PathLike | None = None, **options: Any) -> DataBundle:
+def load_folder(root: str | os.PathLike,                     # the dataset folder
+                image_size: int,                             # the side every image is resized to, px
+                classes: Sequence[str] | None=None,          # class folder names in label order; None: sorted names
+                val_frac: float=0.1,                         # validation share (of all images, or of train when only `val` is missing)
+                test_frac: float=0.2,                        # test share of all images, for layouts without split folders
+                seed: int=0,                                 # the seed of every drawn split
+                split_by: str | None=None,                   # None, `patient` or `group`
+                split_groups: str | os.PathLike | None=None, # the TSV of groups, for `split_by = group`
+                **options: Any,                              # `verify`, `cache`, `progress`
+               ) -> DataBundle:                              # the three splits
     """Load a class-per-folder image tree (layouts: split/class/*, class/images/*, class/*); see the table above.
     `options`: `verify` (True: decode every file up front), `cache` (True: decoded once into memory), `progress`
     (None: a bar for more than 5,000 files). `split_by`: None, `patient` (from the file names) or `group` (the groups
@@ -522,9 +583,11 @@ def medmnist_file(flag: str,              # a MedMNIST flag, e.g. breastmnist
     if f"url{sfx}" not in medmnist_info(flag): raise ValueError(f"MedMNIST {flag!r}: no {size} px file")
     return f"{flag}{sfx}.npz"
 
-def medmnist_url(flag: str, size: int | None = None,
-                 base: str | None = None # a base URL or a template with `{name}`; None: $DCAT_MEDMNIST_URL, else INFO's URL
-                ) -> str:
+# %% ../nbs/01_data.ipynb #c032s05-s1
+def medmnist_url(flag: str,             # a MedMNIST flag, e.g. breastmnist
+                 size: int | None=None, # None or 28 for the 28 px file, else 64, 128 or 224
+                 base: str | None=None, # a base URL or a template with `{name}`; None: $DCAT_MEDMNIST_URL, else INFO's URL
+                ) -> str:               # the URL of the file
     "Where `fetch_medmnist` downloads `flag`'s file from."
     name, base = medmnist_file(flag, size), base or os.environ.get(MEDMNIST_URL_ENV)
     if not base: return medmnist_info(flag)["url" + name[len(flag):-4]]
@@ -596,7 +659,9 @@ def ensure_data(settings: Settings,        # merged study settings (`location`, 
     return path
 
 # %% ../nbs/01_data.ipynb #c034
-def load_dataset(settings: Settings, progress: bool | None = None) -> DataBundle:
+def load_dataset(settings: Settings,         # merged study settings (`source`, `location`, `data_dir`, `image_size`, `classes`, ...)
+                 progress: bool | None=None, # a progress bar (None: for large folders; False: never)
+                ) -> DataBundle:             # the dataset's three splits
     "Load the dataset described by merged study settings (`source`, `location`, `data_dir`, `image_size`, `classes`, `data_seed`)."
     settings = Settings.of(settings)
     source = settings.source
@@ -625,14 +690,20 @@ def load_dataset(settings: Settings, progress: bool | None = None) -> DataBundle
     return bundle
 
 # %% ../nbs/01_data.ipynb #c005x1
-def resolve_data_file(name: str | os.PathLike, data_dir: str | os.PathLike, setting: str = "ood_set") -> Path:
+def resolve_data_file(name: str | os.PathLike,     # a file name (relative to `data_dir`) or an absolute path
+                      data_dir: str | os.PathLike, # the data folder
+                      setting: str="ood_set",      # the setting that named the file, for the message
+                     ) -> Path:                    # the file, there
     "`name` as given if absolute, else under `data_dir`; a missing file is an error naming the setting."
     p = Path(os.path.expanduser(str(name)))
     p = p if p.is_absolute() else Path(data_dir) / p
     if not p.is_file(): raise FileNotFoundError(f"setting {setting!r} = {str(name)!r}: no such file {p}")
     return p
 
-def load_npz_split(path: str | os.PathLike, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+# %% ../nbs/01_data.ipynb #c005x1-s1
+def load_npz_split(path: str | os.PathLike,           # a MedMNIST-format `.npz`
+                   split: str="test",                 # `train`, `val` or `test`
+                  ) -> tuple[np.ndarray, np.ndarray]: # `(uint8 images as stored, int64 labels (N,))`
     "Images of one split of a MedMNIST-format `.npz` as stored, uint8 `(N, H, W)` or `(N, H, W, 3)`, and labels `(N,)`."
     path = Path(path)
     ik, lk = f"{split}_images", f"{split}_labels"

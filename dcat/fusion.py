@@ -20,24 +20,30 @@ __all__ = ['to_tokens', 'to_map', 'CrossAttention', 'BiCrossAttention', 'Refine'
            'SingleStream']
 
 # %% ../nbs/05_fusion.ipynb #c005
-def to_tokens(x: torch.Tensor) -> torch.Tensor:
+def to_tokens(x: torch.Tensor,  # a map `(B, C, H, W)`
+             ) -> torch.Tensor: # its `H·W` tokens `(B, H·W, C)`
     "`(B, C, H, W)` → `(B, H·W, C)`."
     return x.flatten(2).transpose(1, 2)
 
-def to_map(t: torch.Tensor, h: int, w: int) -> torch.Tensor:
+# %% ../nbs/05_fusion.ipynb #c005-s1
+def to_map(t: torch.Tensor,  # tokens `(B, H·W, C)`
+           h: int,           # the map's height
+           w: int,           # the map's width
+          ) -> torch.Tensor: # the map `(B, C, H, W)`
     "`(B, H·W, C)` → `(B, C, H, W)`."
     return t.transpose(1, 2).reshape(t.shape[0], t.shape[2], h, w)
 
 # %% ../nbs/05_fusion.ipynb #c005p1
 class CrossAttention(nn.Module):
-    """Multi-head cross-attention of query tokens `x (B, N, dim)` over context tokens `ctx (B, M, dim)`.
-
-    Returns `LayerNorm(x + drop(proj(softmax(QKᵀ/√d) V)))`, shape `(B, N, dim)`; with `return_attn=True` also the
-    weights `(B, heads, N, M)` (computed explicitly; otherwise `scaled_dot_product_attention` is used).
-    `drop` is the dropout rate on the attention branch (0: an `nn.Identity`, no dropout at all). The forward pass is
-    split in two: `attend` (deterministic) and `finish` (dropout, residual, norm), so MC dropout can run `attend`
-    once per image and only `finish` per sample."""
-    def __init__(self, dim: int, heads: int = 4, drop: float = 0.0):
+    """Multi-head cross-attention of query tokens `x (B, N, dim)` over context tokens `ctx (B, M, dim)`: returns
+    `LayerNorm(x + drop(proj(softmax(QKᵀ/√d) V)))`, `(B, N, dim)`; with `return_attn=True` also the weights
+    `(B, heads, N, M)` (computed explicitly; otherwise by `scaled_dot_product_attention`). `attend` is the deterministic
+    part and `finish` the dropout, residual and norm, so MC dropout runs `attend` once per image."""
+    def __init__(self,
+                 dim: int,        # the tokens' width
+                 heads: int=4,    # attention heads; must divide `dim`
+                 drop: float=0.0, # dropout rate on the attention branch (0: an `nn.Identity`, no dropout)
+                ):
         super().__init__()
         if dim % heads: raise ValueError(f"dim={dim} is not divisible by heads={heads}")
         self.heads, self.head_dim = heads, dim // heads
@@ -69,13 +75,16 @@ class CrossAttention(nn.Module):
 
 # %% ../nbs/05_fusion.ipynb #c008
 class BiCrossAttention(nn.Module):
-    """Bidirectional cross-attention between two maps `a, b: (B, dim, H, W)` → fused map `(B, dim, H, W)`.
-
-    `attn_ab` lets A's tokens attend to B's, `attn_ba` the reverse (absent when `bidirectional=False`, in which
-    case B's map enters the mix unchanged). The two directions are combined by concatenation `(B, 2·dim, H, W)`
-    and a 1×1 conv + BN + ReLU. `return_attn=True` also returns `{'ab': (B, heads, HW, HW), 'ba': ...}`.
-    `drop` is each direction's attention-branch dropout (`CrossAttention`). `forward = finish(attend(a, b))`."""
-    def __init__(self, dim: int, heads: int = 4, bidirectional: bool = True, drop: float = 0.0):
+    """Bidirectional cross-attention between two maps `a, b: (B, dim, H, W)` → fused map `(B, dim, H, W)`: `attn_ab`
+    lets A's tokens attend to B's, `attn_ba` the reverse; the two are concatenated `(B, 2·dim, H, W)` and mixed by a
+    1×1 conv + BN + ReLU. `return_attn=True` also returns `{'ab': (B, heads, HW, HW), 'ba': ...}`.
+    `forward = finish(attend(a, b))`."""
+    def __init__(self,
+                 dim: int,                 # the maps' width
+                 heads: int=4,             # attention heads per direction
+                 bidirectional: bool=True, # both directions (False: only A←B; B enters the mix unchanged)
+                 drop: float=0.0,          # each direction's attention-branch dropout (`CrossAttention`)
+                ):
         super().__init__()
         self.bidirectional = bidirectional
         self.attn_ab = CrossAttention(dim, heads, drop)
@@ -109,13 +118,18 @@ class BiCrossAttention(nn.Module):
 # %% ../nbs/05_fusion.ipynb #c013
 class Refine(CbamModule):
     "CBAM refinement of a map `(B, dim, H, W)`: channel gate (avg+max → shared MLP) then spatial gate (7×7 conv); same shape out."
-    def __init__(self, dim: int, rd_ratio: float = 1 / 8, kernel_size: int = 7):
+    def __init__(self,
+                 dim: int,              # the map's width
+                 rd_ratio: float=1 / 8, # the channel MLP's reduction
+                 kernel_size: int=7,    # the spatial gate's kernel
+                ):
         super().__init__(dim, rd_ratio=rd_ratio, spatial_kernel_size=kernel_size)
 
 # %% ../nbs/05_fusion.ipynb #c016
 def _proj(c_in: int, dim: int, act: bool = False) -> nn.Module:
     return ConvNormAct(c_in, dim, 1, apply_act=act)
 
+# %% ../nbs/05_fusion.ipynb #c016-s1
 def _check(feats_a: Sequence[torch.Tensor], feats_b: Sequence[torch.Tensor] | None, n: int, name: str):
     if len(feats_a) != n or (feats_b is not None and len(feats_b) != n):
         raise ValueError(f"{name}: expected {n} maps per stream, got {len(feats_a)} and "
@@ -158,11 +172,13 @@ def prefix(self: DCATFusion, feats_a: Sequence[torch.Tensor], feats_b: Sequence[
     _check(feats_a, feats_b, len(self.attn), "DCATFusion")
     return [at.attend(pa(a), pb(b)) for a, b, pa, pb, at in zip(feats_a, feats_b, self.proj_a, self.proj_b, self.attn)]
 
+# %% ../nbs/05_fusion.ipynb #c016p1q-s1
 @patch
 def suffix(self: DCATFusion, states: Sequence[dict]) -> list[torch.Tensor]:
     "The rest per scale, from `prefix`'s output: `BiCrossAttention.finish` (with its dropout), then `Refine`."
     return [rf(at.finish(st)) for st, at, rf in zip(states, self.attn, self.refine)]
 
+# %% ../nbs/05_fusion.ipynb #c016p1q-s2
 @patch
 def forward(self: DCATFusion, feats_a: Sequence[torch.Tensor], feats_b: Sequence[torch.Tensor], return_attn: bool = False):
     if not return_attn: return self.suffix(self.prefix(feats_a, feats_b))
@@ -177,12 +193,16 @@ def forward(self: DCATFusion, feats_a: Sequence[torch.Tensor], feats_b: Sequence
 # %% ../nbs/05_fusion.ipynb #c019
 class DWProj(nn.Module):
     "Depthwise 3×3 projection of tokens `(B, P, C)` laid on their `h×w` grid; same shape out."
-    def __init__(self, c: int, k: int = 3):
+    def __init__(self,
+                 c: int,   # the tokens' width
+                 k: int=3, # the kernel size
+                ):
         super().__init__()
         self.conv = nn.Conv2d(c, c, k, padding=k // 2, groups=c)
     def forward(self, t: torch.Tensor, h: int, w: int) -> torch.Tensor:
         return to_tokens(self.conv(to_map(t, h, w)))
 
+# %% ../nbs/05_fusion.ipynb #c019-s1
 def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, return_attn: bool):
     "softmax(q kᵀ · scale) v; the weights too (computed explicitly) when `return_attn`, else via SDPA."
     if return_attn:
@@ -198,13 +218,14 @@ def _dw(c: int, k: int, n: int | None):
 
 # %% ../nbs/05_fusion.ipynb #c019a
 class ChannelCrossAttention(nn.Module):
-    """Channel cross-attention over multi-scale tokens `T (B, P, ΣC)` (scale i owns `widths[i]` channels, in order).
-
-    Per scale: queries from its channels, keys/values from all channels (depthwise `k×k` projections; one shared
-    key/value projection when `tied`), attention `(B, 1, C_i, ΣC)` scaled by ΣC^-1/2, depthwise output projection,
-    residual. `forward(T, h, w)` → same shape; `return_attn=True` also returns the per-scale weights. The pre-norms'
-    `eps` is the DCA authors' 1e-6."""
-    def __init__(self, widths: Sequence[int], k: int = 1, tied: bool = False, eps: float = 1e-6):
+    """Channel cross-attention over multi-scale tokens `T (B, P, ΣC)`, scale i owning `widths[i]` channels: each scale's
+    channels query all channels, weights `(B, 1, C_i, ΣC)` scaled by ΣC^-1/2; residual. `forward(T, h, w)` → same shape."""
+    def __init__(self,
+                 widths: Sequence[int], # each scale's channels, in order
+                 k: int=1,              # the depthwise projections' kernel
+                 tied: bool=False,      # one key and one value projection for all scales (False: one per scale, the authors')
+                 eps: float=1e-6,       # the pre-norms' eps (the DCA authors' 1e-6)
+                ):
         super().__init__()
         self.widths, self.tied = [int(c) for c in widths], tied
         C, n = sum(self.widths), (None if tied else len(self.widths))
@@ -227,10 +248,15 @@ class ChannelCrossAttention(nn.Module):
 
 # %% ../nbs/05_fusion.ipynb #c019b
 class SpatialCrossAttention(nn.Module):
-    """Spatial cross-attention over multi-scale tokens `T (B, P, ΣC)`: queries/keys from all channels, values from
-    each scale's own, `heads` heads, attention `(B, heads, P, P)` per scale (one shared when `tied`), scaled by
-    (ΣC/heads)^-1/2; depthwise projections; residual. `forward(T, h, w)` → same shape. Pre-norm `eps` 1e-6, as the authors'."""
-    def __init__(self, widths: Sequence[int], heads: int = 4, k: int = 1, tied: bool = False, eps: float = 1e-6):
+    """Spatial cross-attention over multi-scale tokens `T (B, P, ΣC)`: queries and keys from all channels, values from each
+    scale's own; a `(B, heads, P, P)` map per scale (one shared when `tied`), scaled by (ΣC/heads)^-1/2; residual."""
+    def __init__(self,
+                 widths: Sequence[int], # each scale's channels, in order; each divisible by `heads`
+                 heads: int=4,          # attention heads
+                 k: int=1,              # the depthwise projections' kernel
+                 tied: bool=False,      # one query and one key projection for all scales (False: one per scale, the authors')
+                 eps: float=1e-6,       # the pre-norms' eps (the DCA authors' 1e-6)
+                ):
         super().__init__()
         self.widths, self.heads, self.tied = [int(c) for c in widths], heads, tied
         bad = [c for c in self.widths if c % heads]
@@ -259,12 +285,14 @@ class SpatialCrossAttention(nn.Module):
 
 # %% ../nbs/05_fusion.ipynb #c019c
 class DCAFusion(nn.Module):
-    """DCA-style fusion of both backbones' multi-scale maps (channel then spatial cross-attention over tokens of all
-    maps pooled to the deepest grid). `forward(feats_a, feats_b)` → list of `(B, dim, H_s, W_s)`.
-
-    The two attentions are `ChannelCrossAttention` and `SpatialCrossAttention` (the blocks the U-Net's DCA uses too),
-    tied (one key/value projection for the channel attention, one spatial map per head) with 3×3 depthwise kernels."""
-    def __init__(self, ch_a: Sequence[int], ch_b: Sequence[int], dim: int = 128, heads: int = 4):
+    """DCA-style fusion of both backbones' maps: channel, then spatial cross-attention (tied, 3×3 depthwise) over the tokens
+    of all maps pooled to the deepest grid. `forward(feats_a, feats_b)` → list of `(B, dim, H_s, W_s)`."""
+    def __init__(self,
+                 ch_a: Sequence[int], # backbone A's channels per scale
+                 ch_b: Sequence[int], # backbone B's channels per scale
+                 dim: int=128,        # every map's width in the attention, and the output's
+                 heads: int=4,        # spatial attention heads; must divide `dim`
+                ):
         super().__init__()
         if len(ch_a) != len(ch_b): raise ValueError(f"ch_a={list(ch_a)} and ch_b={list(ch_b)} differ in length")
         if dim % heads: raise ValueError(f"dim={dim} is not divisible by heads={heads}")
@@ -300,7 +328,11 @@ class DCAFusion(nn.Module):
 # %% ../nbs/05_fusion.ipynb #c024
 class MultiBranchChannelGate(nn.Module):
     "Channel gate of a map `(B, C, H, W)` from global (MLP) and local (1-D conv) branches over avg/max descriptors."
-    def __init__(self, dim: int, rd_ratio: float = 1 / 8, k: int = 3):
+    def __init__(self,
+                 dim: int,              # the map's channels
+                 rd_ratio: float=1 / 8, # the global branch's reduction
+                 k: int=3,              # the local branch's 1-D kernel
+                ):
         super().__init__()
         rd = max(8, int(dim * rd_ratio))
         self.mlp = nn.Sequential(nn.Linear(dim, rd), nn.ReLU(), nn.Linear(rd, dim))
@@ -314,9 +346,15 @@ class MultiBranchChannelGate(nn.Module):
         w = self.branch_logits.softmax(0)
         return x * torch.sigmoid(w[0] * g + w[1] * l)[:, :, None, None]
 
+# %% ../nbs/05_fusion.ipynb #c024-s1
 class DRIFABlock(nn.Module):
     "One scale of DRIFA-style fusion: `(a (B, C_a, H, W), b (B, C_b, H, W))` → `(B, dim, H, W)`."
-    def __init__(self, c_a: int, c_b: int, dim: int, rd_ratio: float = 1 / 8):
+    def __init__(self,
+                 c_a: int,              # stream A's channels
+                 c_b: int,              # stream B's channels
+                 dim: int,              # the fused width
+                 rd_ratio: float=1 / 8, # the fusion MLP's reduction
+                ):
         super().__init__()
         self.proj_a, self.proj_b = _proj(c_a, dim, act=True), _proj(c_b, dim, act=True)
         self.gate_a, self.gate_b = MultiBranchChannelGate(dim), MultiBranchChannelGate(dim)
@@ -333,7 +371,12 @@ class DRIFABlock(nn.Module):
 # %% ../nbs/05_fusion.ipynb #c024p1
 class DRIFAFusion(nn.Module):
     "DRIFA-inspired fusion, one `DRIFABlock` per scale: lists of maps → list of `(B, dim, H_s, W_s)`."
-    def __init__(self, ch_a: Sequence[int], ch_b: Sequence[int], dim: int = 128, heads: int | None = None):
+    def __init__(self,
+                 ch_a: Sequence[int],    # backbone A's channels per scale
+                 ch_b: Sequence[int],    # backbone B's channels per scale
+                 dim: int=128,           # the fused width
+                 heads: int | None=None, # ignored: every fusion takes the same arguments
+                ):
         super().__init__()
         if len(ch_a) != len(ch_b): raise ValueError(f"ch_a={list(ch_a)} and ch_b={list(ch_b)} differ in length")
         self.out_dims = [dim] * len(ch_a)
@@ -356,7 +399,12 @@ class DRIFAFusion(nn.Module):
 # %% ../nbs/05_fusion.ipynb #c027
 class ConcatFusion(nn.Module):
     "Fusion without attention: per scale, 1×1 projections to `dim`, concatenation, 1×1 conv → `(B, dim, H_s, W_s)`."
-    def __init__(self, ch_a: Sequence[int], ch_b: Sequence[int], dim: int = 128, heads: int | None = None):
+    def __init__(self,
+                 ch_a: Sequence[int],    # backbone A's channels per scale
+                 ch_b: Sequence[int],    # backbone B's channels per scale
+                 dim: int=128,           # the fused width
+                 heads: int | None=None, # ignored: every fusion takes the same arguments
+                ):
         super().__init__()
         if len(ch_a) != len(ch_b): raise ValueError(f"ch_a={list(ch_a)} and ch_b={list(ch_b)} differ in length")
         self.out_dims = [dim] * len(ch_a)
@@ -382,7 +430,10 @@ class ConcatFusion(nn.Module):
 # %% ../nbs/05_fusion.ipynb #c027p1
 class SingleStream(nn.Module):
     "One backbone, no fusion: per scale a 1×1 conv + BN + ReLU to `dim`; `forward(feats_a, feats_b=None)`."
-    def __init__(self, ch_a: Sequence[int], dim: int = 128):
+    def __init__(self,
+                 ch_a: Sequence[int], # the backbone's channels per scale
+                 dim: int=128,        # the output width
+                ):
         super().__init__()
         self.out_dims = [dim] * len(ch_a)
         self.proj = nn.ModuleList(_proj(c, dim, act=True) for c in ch_a)

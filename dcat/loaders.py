@@ -54,7 +54,10 @@ class Augment:
 # %% ../nbs/02_loaders.ipynb #c037s03
 class LoaderDataset(Dataset):
     "A split restricted to `indices`; keys are positions, or `(position, augmentation seed)` pairs passed on to the batch."
-    def __init__(self, split: SplitData, indices: np.ndarray | None = None):
+    def __init__(self,
+                 split: SplitData,                # one split of a bundle
+                 indices: np.ndarray | None=None, # the positions kept (None: all)
+                ):
         self.dataset = split.dataset
         self.indices = np.arange(len(split)) if indices is None else np.asarray(indices)
         self.labels = split.labels[self.indices]
@@ -64,9 +67,13 @@ class LoaderDataset(Dataset):
         x, y = self.dataset[int(self.indices[i])]
         return (x, y) if aug_seed is None else (x, y, aug_seed)
 
+# %% ../nbs/02_loaders.ipynb #c037s03-s1
 class SeededSampler(Sampler):
     "Shuffles with its own seeded generator and pairs each position with a per-image augmentation seed."
-    def __init__(self, n: int, seed: int = 0):
+    def __init__(self,
+                 n: int,      # the number of items
+                 seed: int=0, # the generator's seed
+                ):
         self.n, self.generator = n, torch.Generator().manual_seed(seed)
     def __len__(self) -> int: return self.n
     def __iter__(self):
@@ -75,21 +82,28 @@ class SeededSampler(Sampler):
         return iter(zip(order, seeds))
 
 # %% ../nbs/02_loaders.ipynb #c037s06
-def imagenet_stats(device: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+def imagenet_stats(device: Any=None,                      # where the tensors go (None: the CPU)
+                  ) -> tuple[torch.Tensor, torch.Tensor]: # `(mean, std)`, each `(3, 1, 1)`
     "The ImageNet mean and std as `(3, 1, 1)` float tensors (on `device`), the one place they are made."
     return (torch.tensor(IMAGENET_MEAN, device=device).view(3, 1, 1), torch.tensor(IMAGENET_STD, device=device).view(3, 1, 1))
 
-def normalize(x: torch.Tensor) -> torch.Tensor:
+# %% ../nbs/02_loaders.ipynb #c037s06-s1
+def normalize(x: torch.Tensor,  # images `(..., 3, H, W)`, `uint8` or floats in [0, 1]
+             ) -> torch.Tensor: # `float32`, ImageNet-normalised
     "Images `(..., 3, H, W)`, `uint8` or floats in [0, 1], to `float32` normalised with the ImageNet mean and std."
     mean, std = imagenet_stats(x.device)
     return ((x.float() / 255 if x.dtype == torch.uint8 else x) - mean) / std
 
-def denormalize(x: torch.Tensor) -> torch.Tensor:
+def denormalize(x: torch.Tensor,  # normalised images
+               ) -> torch.Tensor: # floats in [0, 1]
     "Undo `normalize`: float images in [0, 1], for plotting."
     mean, std = imagenet_stats(x.device)
     return (x.float() * std + mean).clamp(0, 1)
 
-def to_display(images: torch.Tensor | np.ndarray, normalised: bool | None = None) -> np.ndarray:
+# %% ../nbs/02_loaders.ipynb #c037s06-s2
+def to_display(images: torch.Tensor | np.ndarray, # `(N, 3, H, W)` or `(N, H, W)`: normalised, `uint8` or floats
+               normalised: bool | None=None,      # undo the normalisation (None: if any value is negative)
+              ) -> np.ndarray:                    # `(N, H, W, 3)` floats in [0, 1]
     "Images (N, 3, H, W) or (N, H, W) as (N, H, W, 3) floats in [0, 1]; undo ImageNet normalisation (auto: if any value < 0)."
     x = torch.as_tensor(np.asarray(images.detach().cpu() if torch.is_tensor(images) else images))
     if x.dtype == torch.uint8: x = x.float() / 255
@@ -101,9 +115,12 @@ def to_display(images: torch.Tensor | np.ndarray, normalised: bool | None = None
     if normalised: x = denormalize(x)
     return x.clamp(0, 1).permute(0, 2, 3, 1).numpy()
 
+# %% ../nbs/02_loaders.ipynb #c037s06-s3
 class Collate:
     "Stack a list of `(uint8 image, label[, augmentation seed])`; augment (if given) and normalise once per batch."
-    def __init__(self, augment: Augment | None = None): self.augment = augment
+    def __init__(self,
+                 augment: Augment | None=None, # the batch augmentation (None: none, as for validation and test)
+                ): self.augment = augment
     def __call__(self, batch: list[tuple]) -> tuple[torch.Tensor, torch.Tensor]:
         gray = all(b[0].stride(0) == 0 for b in batch)  # grayscale expanded to 3 channels: work on one
         x = torch.stack([b[0][:1] if gray else b[0] for b in batch]).float().div_(255)
@@ -111,7 +128,10 @@ class Collate:
         return normalize(x), torch.tensor([b[1] for b in batch], dtype=torch.int64)
 
 # %% ../nbs/02_loaders.ipynb #c037s09
-def stratified_subset(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+def stratified_subset(labels: np.ndarray, # class index per image
+                      n: int,             # how many to keep
+                      seed: int=0,        # the subset's seed
+                     ) -> np.ndarray:     # sorted indices
     "Sorted indices of a seeded, stratified subset of `n` of `labels` (all indices if `n` >= len)."
     if n >= len(labels): return np.arange(len(labels))
     try: keep, _ = train_test_split(np.arange(len(labels)), train_size=n, stratify=labels, random_state=seed)
@@ -119,8 +139,13 @@ def stratified_subset(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     return np.sort(keep)
 
 # %% ../nbs/02_loaders.ipynb #c037s12
-def make_loaders(bundle: Any, batch_size: int, seed: int = 0, max_train: int = 0, num_workers: int = 0,
-                 augment: bool | Any = True) -> dict[str, DataLoader]:
+def make_loaders(bundle: Any,               # a `DataBundle`, or a bundle with `loader_parts` (`SegBundle`)
+                 batch_size: int,           # images per batch
+                 seed: int=0,               # the seed of the order and of every augmentation
+                 max_train: int=0,          # keep a stratified subset of this many training images (0: all)
+                 num_workers: int=0,        # worker processes (0: the main process)
+                 augment: bool | Any=True,  # True: the default `Augment`; False or None: none; or an augmentation
+                ) -> dict[str, DataLoader]: # `{'train', 'val', 'test'}` loaders
     """Train (seeded shuffle, augmentation, optional `max_train` subset), val and test loaders of either task's bundle:
     a `DataBundle` here; a bundle that knows its own datasets (`bundle.loader_parts`, e.g. `dcat.segdata.SegBundle`)
     supplies them, and the loaders are built the same way."""
@@ -133,8 +158,15 @@ def make_loaders(bundle: Any, batch_size: int, seed: int = 0, max_train: int = 0
         collates = (Collate(aug), Collate(None))
     return seeded_loaders(train, evals, batch_size, seed, num_workers, *collates)
 
-def seeded_loaders(train: Dataset, evals: dict[str, Dataset], batch_size: int, seed: int, num_workers: int,
-                   train_collate: Any, eval_collate: Any) -> dict[str, DataLoader]:
+# %% ../nbs/02_loaders.ipynb #c037s12-s1
+def seeded_loaders(train: Dataset,            # the training dataset (keys from `SeededSampler`)
+                   evals: dict[str, Dataset], # `{name: dataset}`, read in order
+                   batch_size: int,           # items per batch
+                   seed: int,                 # the sampler's seed
+                   num_workers: int,          # worker processes
+                   train_collate: Any,        # collate of training batches
+                   eval_collate: Any,         # collate of the others
+                  ) -> dict[str, DataLoader]: # the loaders, `train` first
     """The loaders of either task: `train` in a seeded order (`SeededSampler`: each item with its augmentation seed; a
     lone last item dropped), every dataset of `evals` in order."""
     common = dict(batch_size=batch_size, num_workers=num_workers, pin_memory=torch.cuda.is_available(),
@@ -145,7 +177,11 @@ def seeded_loaders(train: Dataset, evals: dict[str, Dataset], batch_size: int, s
     return loaders
 
 # %% ../nbs/02_loaders.ipynb #c013j
-def split_validation(bundle: Any, loaders: dict, frac: float, seed: int = 0) -> dict:
+def split_validation(bundle: Any,   # the bundle the loaders read (`groups` keeps patients together)
+                     loaders: dict, # `make_loaders`' output
+                     frac: float,   # share of validation held out for calibration (0: none)
+                     seed: int=0,   # the split's seed (the study passes `data_seed`)
+                    ) -> dict:      # the loaders with `val` reduced and `cal` added
     """Loaders with a stratified `frac` of validation held out as `'cal'` (calibration); `'val'` keeps the rest for early
     stopping. When the splits were drawn by group (`bundle.groups`), each patient or group stays on one side here too."""
     if not frac: return {**loaders, "cal": loaders["val"]}
@@ -157,7 +193,11 @@ def split_validation(bundle: Any, loaders: dict, frac: float, seed: int = 0) -> 
     return {**loaders, "val": make(keep), "cal": make(cal)}
 
 # %% ../nbs/02_loaders.ipynb #loaders-images-code
-def images_loader(images: np.ndarray, labels: np.ndarray | None, image_size: int, batch_size: int = 64) -> DataLoader:
+def images_loader(images: np.ndarray,        # `uint8` `(N, H, W)` or `(N, H, W, 3)`, as stored
+                  labels: np.ndarray | None, # `(N,)` or `(N, 1)`; None: zeros
+                  image_size: int,           # the side they are resized to, px
+                  batch_size: int=64,        # images per batch
+                 ) -> DataLoader:            # a loader of normalised batches, in order
     "Batches of normalised `(B, 3, S, S)` images (resized once, as `dcat.data.load_npz` does) and labels (zeros if None)."
     labels = np.zeros(len(images), np.int64) if labels is None else np.asarray(labels, np.int64).reshape(-1)
     split = SplitData(TensorImages(resize_uint8(images, image_size), labels), labels)
@@ -166,7 +206,12 @@ def images_loader(images: np.ndarray, labels: np.ndarray | None, image_size: int
 # %% ../nbs/02_loaders.ipynb #loaders-shard-code
 class ShardedSampler(torch.utils.data.Sampler):
     "Rank `rank`'s share of `sampler`'s order (every `world`-th key, like `DistributedSampler`); `pad` repeats keys to equal length."
-    def __init__(self, sampler: Any, rank: int, world: int, pad: bool = True):
+    def __init__(self,
+                 sampler: Any,   # the loader's own sampler
+                 rank: int,      # this process's rank
+                 world: int,     # the number of processes
+                 pad: bool=True, # repeat keys so every rank gets as many
+                ):
         self.sampler, self.rank, self.world, self.pad = sampler, rank, world, pad
     @property
     def generator(self) -> torch.Generator | None: return getattr(self.sampler, "generator", None)
@@ -178,7 +223,12 @@ class ShardedSampler(torch.utils.data.Sampler):
         if self.pad and keys: keys += keys[: (-len(keys)) % self.world]
         return iter(keys[self.rank::self.world])
 
-def shard_loader(loader: torch.utils.data.DataLoader, rank: int, world: int, pad: bool) -> torch.utils.data.DataLoader:
+# %% ../nbs/02_loaders.ipynb #loaders-shard-code-s1
+def shard_loader(loader: torch.utils.data.DataLoader, # a loader built by `make_loaders`
+                 rank: int,                           # this process's rank
+                 world: int,                          # the number of processes
+                 pad: bool,                           # pad to equal length (training) or not
+                ) -> torch.utils.data.DataLoader:     # a loader of rank `rank`'s shard
     "A copy of `loader` that yields rank `rank`'s shard (same dataset, batch size, collate, workers, generator)."
     if loader.batch_size is None: raise ValueError("distributed fit needs loaders built with batch_size (not a custom batch_sampler)")
     return torch.utils.data.DataLoader(loader.dataset, batch_size=loader.batch_size,

@@ -21,7 +21,11 @@ __all__ = ['STRIDES', 'DIRECTIONS', 'Head', 'DCAT', 'build_model', 'model_from_s
 # %% ../nbs/06_model.ipynb #c005
 class Head(nn.Module):
     "Classifier head: `z (B, D)` → `fc(dropout(z))` logits `(B, num_classes)`."
-    def __init__(self, in_features: int, num_classes: int, dropout: float = 0.3):
+    def __init__(self,
+                 in_features: int,   # the pooled features' width `D`
+                 num_classes: int,   # the logits' width
+                 dropout: float=0.3, # the dropout rate before the linear layer (MC dropout samples it)
+                ):
         super().__init__()
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(in_features, num_classes)
@@ -60,16 +64,19 @@ def backbone_maps(self: DCAT, x: torch.Tensor) -> list[list[torch.Tensor]]:
     "Each backbone's taps: `[[(B, C, H/8, W/8), (B, C', H/16, W/16)], ...]`."
     return [b(x) for b in self.backbones]
 
+# %% ../nbs/06_model.ipynb #c007q-s1
 @patch
 def pool(self: DCAT, maps: list[torch.Tensor]) -> torch.Tensor:
     "Map dropout (identity unless `mc_dropout='fusion'`), then global average pooling, concatenated: `(B, D)`."
     return torch.cat([self.map_dropout(m).mean((2, 3)) for m in maps], 1)
 
+# %% ../nbs/06_model.ipynb #c007q-s2
 @patch
 def fused_maps(self: DCAT, x: torch.Tensor) -> list[torch.Tensor]:
     "The fused maps, one per scale: `[(B, dim, H/s, W/s)]`."
     return self.fusion(*self.backbone_maps(x))
 
+# %% ../nbs/06_model.ipynb #c007q-s3
 @patch
 def features(self: DCAT, x: torch.Tensor) -> torch.Tensor:
     "Pooled fused features `z (B, D)`, before the head's dropout."
@@ -87,6 +94,7 @@ def mc_modules(self: DCAT) -> list[nn.Module]:
     if self.mc_dropout == "head": return [self.head.dropout]
     return [m for m in self.modules() if isinstance(m, nn.Dropout)]
 
+# %% ../nbs/06_model.ipynb #c007a-s1
 @patch
 def mc_cache(self: DCAT, x: torch.Tensor) -> Any:
     "What MC sampling computes once per image: `z` (`head`), or the backbones' taps through the fusion's deterministic part (`fusion`)."
@@ -94,6 +102,7 @@ def mc_cache(self: DCAT, x: torch.Tensor) -> Any:
     maps = self.backbone_maps(x)
     return self.fusion.prefix(*maps) if hasattr(self.fusion, "prefix") else self.fusion(*maps)
 
+# %% ../nbs/06_model.ipynb #c007a-s2
 @patch
 def mc_features(self: DCAT, cache: Any) -> torch.Tensor:
     "Features `z (B, D)` from `mc_cache`'s output; random where the MC dropout layers are in train mode."
@@ -106,6 +115,7 @@ _DEFAULTS: dict[str, Any] = dict(backbone_a="efficientnet_b4", backbone_b="resne
 
 STRIDES = (8, 16)
 
+# %% ../nbs/06_model.ipynb #c009-s1
 def _fusion(kind: str, **kw):
     def make(ch_a, ch_b, c):
         if kind == "dcat":
@@ -117,6 +127,7 @@ def _fusion(kind: str, **kw):
         return SingleStream(ch_a, c["fusion_dim"])
     return make
 
+# %% ../nbs/06_model.ipynb #c009-s2
 _ARMS: dict[str, tuple[str, Any]] = {   # arm -> (which backbones, fusion factory); the names: dcat.config.MODEL_REGISTRY
     "dcat": ("ab", _fusion("dcat")),
     "dcat_norefine": ("ab", _fusion("dcat", refine=False)),
@@ -129,7 +140,10 @@ _ARMS: dict[str, tuple[str, Any]] = {   # arm -> (which backbones, fusion factor
 }
 
 # %% ../nbs/06_model.ipynb #c009p1
-def build_model(name: str = "dcat", num_classes: int = 2, **cfg: Any) -> DCAT:
+def build_model(name: str="dcat",   # the arm (`list_models('classification')`)
+                num_classes: int=2, # at least 2
+                **cfg: Any,         # model settings overriding `_DEFAULTS` (unknown keys are refused)
+               ) -> DCAT:           # the model, untrained
     "Build the arm `name` for `num_classes` classes; `cfg` overrides `_DEFAULTS` (unknown keys are errors)."
     if name not in _ARMS: raise ValueError(f"unknown model {name!r}; known models: {', '.join(_ARMS)}")
     bad = sorted(set(cfg) - set(_DEFAULTS))
@@ -152,6 +166,7 @@ def build_model(name: str = "dcat", num_classes: int = 2, **cfg: Any) -> DCAT:
 # %% ../nbs/06_model.ipynb #c023b
 DIRECTIONS = {"ab": "EfficientNet attends to ResNet", "ba": "ResNet attends to EfficientNet"}
 
+# %% ../nbs/06_model.ipynb #c023b-s1
 @patch
 def attention_weights(self: DCAT, x: torch.Tensor) -> list[dict]:
     "Each scale's raw attention: `[{'ab': (B, heads, N, M), 'ba': ..., 'hw': (h, w)}]` (no gradients, eval-mode dropout off)."
@@ -167,6 +182,7 @@ def attention_weights(self: DCAT, x: torch.Tensor) -> list[dict]:
     finally: self.train(was)
     return [{**w, "hw": tuple(a.shape[-2:])} for w, a in zip(weights, maps[0])]
 
+# %% ../nbs/06_model.ipynb #c023b-s2
 @patch
 def attention_maps(self: DCAT, x: torch.Tensor) -> list[dict[str, torch.Tensor]]:
     "Per scale, per direction: the attention each key cell receives, mean over heads and queries → `(B, h, w)`, sums to 1."
@@ -195,11 +211,14 @@ def attention_summary(self: DCAT, x: torch.Tensor) -> "pd.DataFrame":
     return pd.DataFrame(rows)
 
 # %% ../nbs/06_model.ipynb #c013x1
-def model_from_settings(cfg: Settings, num_classes: int) -> torch.nn.Module:
+def model_from_settings(cfg: Settings,       # a run's settings (`model` and the model room)
+                        num_classes: int,    # the number of classes
+                       ) -> torch.nn.Module: # the arm, untrained
     "The model arm `cfg.model` built from the settings' model room (backbones, fusion width and heads, dropout, weight files)."
     cfg = Settings.of(cfg)
     return build_model(cfg.model, num_classes, **{k: v for k, v in cfg.room("model").items() if v is not None})
 
+# %% ../nbs/06_model.ipynb #c013x1-s1
 def _arm(name: str):
     "The registry's builder of arm `name`: `model_from_settings` with that arm."
     return lambda cfg, num_classes: model_from_settings(Settings.of(cfg).replace(model=name), num_classes)

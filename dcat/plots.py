@@ -28,13 +28,16 @@ __all__ = ['GRID_DPI', 'show_saved_figures', 'figure_alt', 'save_figure', 'image
 _SHOW_SAVED = False
 GRID_DPI = 100   # image grids: at 150 dpi a 96-px image would be stored at three times its own pixels
 
-def show_saved_figures(on: bool = True) -> None:
+def show_saved_figures(on: bool = True,  # True: show saved figures as their files from here on; False: as figures again
+                      ) -> None:
     """From here on, a figure saved to a file is shown in the notebook as that file, marked with its path and alt text,
     so a page can link the PNG instead of storing the figure a second time (`dcat.study.render_html` does)."""
     global _SHOW_SAVED
     _SHOW_SAVED = on
 
-def figure_alt(fig: Any) -> str:
+# %% ../nbs/12_plots.ipynb #plots-save-p1
+def figure_alt(fig: Any,  # a matplotlib Figure
+              ) -> str:   # its titles (or axis labels), at most 300 characters
     "A figure's alt text from what it says: its title and its axes' titles (or, without titles, their axis labels)."
     parts = [fig._suptitle.get_text()] if getattr(fig, "_suptitle", None) is not None else []
     for ax in fig.axes:
@@ -45,7 +48,10 @@ def figure_alt(fig: Any) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 # %% ../nbs/12_plots.ipynb #plots-save2
-def save_figure(fig: Any, path: str | os.PathLike | None, dpi: int = 150) -> Any:
+def save_figure(fig: Any,                        # a matplotlib Figure
+                path: str | os.PathLike | None,  # where to save the PNG (None: nowhere)
+                dpi: int = 150,                  # resolution of the PNG
+               ) -> Any:                         # `fig`, for chaining
     """Save `fig` as PNG to `path` atomically (nothing when `path` is None); returns `fig`. After
     `show_saved_figures()`, the notebook shows the saved file (at the size the figure would have had) and closes `fig`."""
     if path is not None:
@@ -53,6 +59,7 @@ def save_figure(fig: Any, path: str | os.PathLike | None, dpi: int = 150) -> Any
         if _SHOW_SAVED: _show_file(fig, path, dpi)
     return fig
 
+# %% ../nbs/12_plots.ipynb #plots-save2-p1
 def _show_file(fig: Any, path: str | os.PathLike, dpi: int) -> None:
     import matplotlib.pyplot as plt
     from IPython.display import Image, display
@@ -64,7 +71,12 @@ def _show_file(fig: Any, path: str | os.PathLike, dpi: int) -> None:
                   metadata={"dcat_figure": rel.replace(os.sep, "/"), "alt": figure_alt(fig)}))
     plt.close(fig)
 
-def image_grid(n: int, ncols: int, width: float = 2.2, height: float = 2.4) -> tuple:
+# %% ../nbs/12_plots.ipynb #plots-save2-p2
+def image_grid(n: int,               # how many image axes
+               ncols: int,           # axes per row (at most `n`)
+               width: float = 2.2,   # inches per column
+               height: float = 2.4,  # inches per row
+              ) -> tuple:            # `(fig, axes)`, `axes` flat, every axis off
     "A figure with `n` image axes in rows of `ncols` (axes off); returns `(fig, axes)` with `axes` flat."
     import matplotlib.pyplot as plt
     ncols = max(1, min(ncols, n))
@@ -74,7 +86,8 @@ def image_grid(n: int, ncols: int, width: float = 2.2, height: float = 2.4) -> t
     return fig, axes.ravel()
 
 # %% ../nbs/12_plots.ipynb #plots-close
-def close_figure(fig: Any) -> None:
+def close_figure(fig: Any,  # a matplotlib Figure
+                ) -> None:
     "Release a figure a script does not show (a notebook shows and closes its own)."
     import matplotlib.pyplot as plt
     plt.close(fig)
@@ -100,6 +113,7 @@ def plot_roc_pr(roc: dict[str, Curve],                   # ROC curve per class (
     fig.tight_layout()
     return save_figure(fig, path)
 
+# %% ../nbs/12_plots.ipynb #c017-p1
 def plot_confusion(cm: np.ndarray,                         # (C, C), rows true, columns predicted (`dcat.stats.confusion`)
                    classes: Sequence[str],                 # the C class names
                    path: str | os.PathLike | None = None,  # where to save the PNG (None: nowhere)
@@ -119,8 +133,11 @@ def plot_confusion(cm: np.ndarray,                         # (C, C), rows true, 
     return save_figure(fig, path)
 
 # %% ../nbs/12_plots.ipynb #c017p1
-def plot_entropy_hist(entropy: np.ndarray, correct: np.ndarray, bins: int = 30, path: str | os.PathLike | None = None,
-                      xlabel: str = "predictive entropy (nats)"):
+def plot_entropy_hist(entropy: np.ndarray,                         # per image, its uncertainty (N,)
+                      correct: np.ndarray,                         # per image, whether the prediction is right (N,)
+                      bins: int = 30,                              # histogram bins, shared by both groups
+                      path: str | os.PathLike | None = None,       # where to save the PNG (None: nowhere)
+                      xlabel: str = "predictive entropy (nats)"):  # the uncertainty's name
     "Histograms of the uncertainty of correct and of wrong predictions, on shared bins (each normalised to density)."
     import matplotlib.pyplot as plt
     entropy, correct = np.asarray(entropy, dtype=float).ravel(), np.asarray(correct, dtype=bool).ravel()
@@ -156,8 +173,10 @@ def umap_embedding(features: np.ndarray, seed: int = 0, n_neighbors: int = 10, m
 
 # %% ../nbs/12_plots.ipynb #c022b
 def embed_features(features: np.ndarray,   # the pooled fused features (N, D)
-                   method: str = "umap",     # `umap`, or `pca` (the first two principal components; no numba compilation)
-                   seed: int = 0, n_neighbors: int = 10) -> np.ndarray | None:
+                   method: str = "umap",   # `umap`, or `pca` (the first two principal components; no numba compilation)
+                   seed: int = 0,          # the projection's random state
+                   n_neighbors: int = 10,  # UMAP's neighbourhood (capped at N - 1)
+                  ) -> np.ndarray | None:  # (N, 2) coordinates, or None when N < 4
     "2-D coordinates (N, 2) of `features` for the page's scatter (a run saves them); None when N < 4."
     if method not in ("umap", "pca"): raise ValueError(f"method={method!r}: expected 'umap' or 'pca'")
     if len(features) < 4: return None
@@ -165,9 +184,12 @@ def embed_features(features: np.ndarray,   # the pooled fused features (N, D)
     from sklearn.decomposition import PCA
     return PCA(n_components=2, random_state=seed).fit_transform(np.asarray(features, dtype=np.float64))
 
-def plot_embedding(coords: np.ndarray | None,  # `embed_features`' (N, 2) coordinates, or None (fewer than 4 images)
-                   labels: np.ndarray, classes: Sequence[str], method: str = "umap",
-                   path: str | os.PathLike | None = None):
+# %% ../nbs/12_plots.ipynb #c022b-p1
+def plot_embedding(coords: np.ndarray | None,               # `embed_features`' (N, 2) coordinates, or None (fewer than 4 images)
+                   labels: np.ndarray,                      # the true class of each point (N,)
+                   classes: Sequence[str],                  # the class names
+                   method: str = "umap",                    # the projection's name, for the title
+                   path: str | os.PathLike | None = None):  # where to save the PNG (None: nowhere)
     "Scatter of 2-D coordinates coloured by class; a note instead when there are none."
     import matplotlib.pyplot as plt
     labels = np.asarray(labels).ravel()
@@ -185,8 +207,14 @@ def plot_embedding(coords: np.ndarray | None,  # `embed_features`' (N, 2) coordi
     fig.tight_layout()
     return save_figure(fig, path)
 
-def plot_umap(features: np.ndarray, labels: np.ndarray, classes: Sequence[str], seed: int = 0, n_neighbors: int = 10,
-              path: str | os.PathLike | None = None, method: str = "umap"):
+# %% ../nbs/12_plots.ipynb #c022b-p2
+def plot_umap(features: np.ndarray,                   # the pooled fused features (N, D)
+              labels: np.ndarray,                     # the true class of each point (N,)
+              classes: Sequence[str],                 # the class names
+              seed: int = 0,                          # the projection's random state
+              n_neighbors: int = 10,                  # UMAP's neighbourhood
+              path: str | os.PathLike | None = None,  # where to save the PNG (None: nowhere)
+              method: str = "umap"):                  # `umap` or `pca`
     "`embed_features` then `plot_embedding`: the scatter of `features`' 2-D embedding, coloured by class."
     if len(np.asarray(labels).ravel()) != len(features): raise ValueError(f"features ({len(features)}) and labels ({len(np.asarray(labels).ravel())}) differ in length")
     return plot_embedding(embed_features(features, method, seed, n_neighbors), labels, classes, method, path)
@@ -216,8 +244,7 @@ def reliability_diagram(bins: pd.DataFrame,                    # `dcat.stats.cal
                    edgecolor=color, hatch=hatch, label=label)
     ax.plot([0, 1], [0, 1], "k--", lw=1)
     ax.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
-    ax.set_title(title or ("Reliability" if ece is None else f"Reliability (ECE = {ece:.3f})"))
-    ax.legend(loc="upper left", fontsize=7)
+    ax.set_title(title or ("Reliability" if ece is None else f"Reliability (ECE = {ece:.3f})")); ax.legend(loc="upper left", fontsize=7)
     axc.bar(centers, b["count"], width=w, edgecolor="k", color="grey")
     axc.set(xlabel="confidence", ylabel="count")
     fig.tight_layout()
@@ -246,8 +273,12 @@ def show_pairs(x: torch.Tensor, m: torch.Tensor, titles: Sequence[str] | None = 
     return fig
 
 # %% ../nbs/12_plots.ipynb #c038x1
-def plot_gradcam(images: torch.Tensor | np.ndarray, heatmaps: np.ndarray, titles: Sequence[str] | None = None,
-                 path: str | os.PathLike | None = None, ncols: int = 6, alpha: float = 0.45):
+def plot_gradcam(images: torch.Tensor | np.ndarray,      # normalised tensors (B, 3, H, W) or the uint8 pictures a run saves
+                 heatmaps: np.ndarray,                   # one Grad-CAM map in [0, 1] per image (B, H, W)
+                 titles: Sequence[str] | None = None,    # one title per image
+                 path: str | os.PathLike | None = None,  # where to save the PNG (None: nowhere)
+                 ncols: int = 6,                         # images per row
+                 alpha: float = 0.45):                   # the heatmap's opacity
     "Each image with its Grad-CAM heatmap overlaid (jet colormap); returns the Figure."
     imgs = to_display(images)
     if len(imgs) != len(heatmaps): raise ValueError(f"{len(imgs)} images but {len(heatmaps)} heatmaps")
@@ -261,9 +292,13 @@ def plot_gradcam(images: torch.Tensor | np.ndarray, heatmaps: np.ndarray, titles
     return save_figure(fig, path, dpi=GRID_DPI)
 
 # %% ../nbs/12_plots.ipynb #c038p1
-def plot_attention(images: torch.Tensor | np.ndarray, maps: Sequence[dict], names: dict[str, str],
-                   strides: Sequence[int] = (8, 16), titles: Sequence[str] | None = None,
-                   path: str | os.PathLike | None = None, alpha: float = 0.5):
+def plot_attention(images: torch.Tensor | np.ndarray,      # normalised tensors (B, 3, H, W) or the uint8 pictures a run saves
+                   maps: Sequence[dict],                   # per scale, `{direction: (B, h, w) weights}` (`DCAT.attention_maps`)
+                   names: dict[str, str],                  # each direction's column title
+                   strides: Sequence[int] = (8, 16),       # each scale's stride, for the titles
+                   titles: Sequence[str] | None = None,    # one label per image (row)
+                   path: str | os.PathLike | None = None,  # where to save the PNG (None: nowhere)
+                   alpha: float = 0.5):                    # the maps' opacity
     """One row per image: the image, then each scale's and direction's attention map (`DCAT.attention_maps`) laid
     over it, upsampled bilinearly. Colour = weight ÷ the uniform weight `1/(h·w)`: 1 is "no preference", so a flat map
     is an attention that looks everywhere alike; one colour scale for the whole figure. Returns the Figure."""
@@ -300,8 +335,14 @@ def plot_attention(images: torch.Tensor | np.ndarray, maps: Sequence[dict], name
     return save_figure(fig, path, dpi=GRID_DPI)
 
 # %% ../nbs/12_plots.ipynb #c038p2
-def uncertain_gallery(images: torch.Tensor | np.ndarray, labels: np.ndarray, preds: np.ndarray, entropy: np.ndarray,
-                      classes: Sequence[str], k: int = 12, path: str | os.PathLike | None = None, ncols: int = 6):
+def uncertain_gallery(images: torch.Tensor | np.ndarray,      # the test images, normalised tensors or uint8 pictures
+                      labels: np.ndarray,                     # true classes (N,)
+                      preds: np.ndarray,                      # predicted classes (N,)
+                      entropy: np.ndarray,                    # predictive entropy (N,)
+                      classes: Sequence[str],                 # the class names
+                      k: int = 12,                            # how many images
+                      path: str | os.PathLike | None = None,  # where to save the PNG (None: nowhere)
+                      ncols: int = 6):                        # images per row
     "The `k` images with the highest entropy, titled true / predicted / entropy (red if wrong); returns the Figure."
     labels, preds, entropy = (np.asarray(a).ravel() for a in (labels, preds, entropy))
     if not len(images) == len(labels) == len(preds) == len(entropy):
@@ -318,8 +359,11 @@ def uncertain_gallery(images: torch.Tensor | np.ndarray, labels: np.ndarray, pre
     return save_figure(fig, path, dpi=GRID_DPI)
 
 # %% ../nbs/12_plots.ipynb #c015
-def plot_ood_histograms(scores_in: dict[str, np.ndarray], scores_out: dict[str, np.ndarray], labels: tuple[str, str] = ("in", "out"),
-                        title: str | None = None, path: str | os.PathLike | None = None):
+def plot_ood_histograms(scores_in: dict[str, np.ndarray],         # per score, the in-distribution images' values
+                        scores_out: dict[str, np.ndarray],        # per score, the out-of-distribution images' values
+                        labels: tuple[str, str] = ("in", "out"),  # the two groups' names
+                        title: str | None = None,                 # the figure's title
+                        path: str | os.PathLike | None = None):   # where to save the PNG (None: nowhere)
     "One panel per score: histograms of the in- and out-of-distribution images' scores (densities); returns the Figure."
     import matplotlib.pyplot as plt
     names = [k for k in scores_in if k in scores_out]
@@ -355,8 +399,13 @@ def show_corruptions(image: np.ndarray, severities: Sequence[int] = (1, 3, 5), c
     return save_figure(fig, path)
 
 # %% ../nbs/12_plots.ipynb #c046x1
-def plot_overlays(images: torch.Tensor | np.ndarray, masks: np.ndarray, probs: np.ndarray, entropy: np.ndarray,
-                  titles: Sequence[str] | None = None, path: str | os.PathLike | None = None, size: float = 2.2):
+def plot_overlays(images: torch.Tensor | np.ndarray,      # normalised tensors or the uint8 pictures a run saves
+                  masks: np.ndarray,                      # true masks (N, H, W)
+                  probs: np.ndarray,                      # MC-mean foreground probabilities (N, H, W)
+                  entropy: np.ndarray,                    # pixel entropy in nats (N, H, W)
+                  titles: Sequence[str] | None = None,    # one label per row
+                  path: str | os.PathLike | None = None,  # where to save the PNG (None: nowhere)
+                  size: float = 2.2):                     # inches per panel
     "Rows of image / truth / prediction (probability, contours of truth in green and prediction in red) / entropy."
     import matplotlib.pyplot as plt
     imgs = to_display(images)               # normalised tensors or the uint8 pictures a run saves
@@ -381,7 +430,8 @@ def plot_overlays(images: torch.Tensor | np.ndarray, masks: np.ndarray, probs: n
     return save_figure(fig, path, dpi=GRID_DPI)
 
 # %% ../nbs/12_plots.ipynb #c046x1-b
-def plot_seg_history(history: Sequence[dict], path: str | os.PathLike | None = None):
+def plot_seg_history(history: Sequence[dict],                 # per epoch `epoch`, `train_loss`, `val_loss`, `val_dice`, `val_iou`
+                     path: str | os.PathLike | None = None):  # where to save the PNG (None: nowhere)
     "Training and validation loss, and validation Dice and IoU, per epoch."
     import matplotlib.pyplot as plt
     ep = [h["epoch"] for h in history]
@@ -412,7 +462,8 @@ def plot_risk_coverage(curves: dict[str, Curve],                # per ranking (`
     return save_figure(fig, path)
 
 # %% ../nbs/12_plots.ipynb #plots-corr
-def plot_corruptions(df: pd.DataFrame, path: str | os.PathLike | None = None):
+def plot_corruptions(df: pd.DataFrame,                        # `dcat.shift.corruption_report`: a `clean` row, then one per corruption and severity
+                     path: str | os.PathLike | None = None):  # where to save the PNG (None: nowhere)
     "Accuracy, mean predictive entropy and (where sampled) mean mutual information against severity, one line per corruption."
     import matplotlib.pyplot as plt
     clean = df[df["corruption"] == "clean"].iloc[0]
@@ -433,11 +484,14 @@ def plot_corruptions(df: pd.DataFrame, path: str | os.PathLike | None = None):
     return save_figure(fig, path)
 
 # %% ../nbs/12_plots.ipynb #plots-forest
-def plot_forest(rows: Sequence[dict], metric: str = "AUC", reference: str | None = "dcat",
-                marked: Sequence[str] = ("effnet_only", "resnet_only"), title: str | None = None,
-                path: Any = None, scale: float = 100.0):
-    """Forest plot of rows `{'arm', 'values': per-seed values, 'ci': (low, high) or None}` (`dcat.report.forest_rows`);
-    the interval of a row with one value is drawn dashed (it is over test images, not seeds). Returns the figure."""
+def plot_forest(rows: Sequence[dict],                                    # per arm `{'arm', 'values', 'ci'}` (`dcat.report.forest_rows`)
+                metric: str = "AUC",                                     # the metric's name, for the axis and the title
+                reference: str | None = "dcat",                          # the arm drawn in red, with a dotted line at its mean
+                marked: Sequence[str] = ("effnet_only", "resnet_only"),  # arms labelled `(single backbone)`
+                title: str | None = None,                                # instead of the default title
+                path: Any = None,                                        # where to save the PNG (None: nowhere)
+                scale: float = 100.0):                                   # the values times `scale` on the axis (100: percent)
+    "Per arm: its seeds' `values` (dots), their mean (diamond), its `ci` (bar; dashed for one seed: over test images). Returns the figure."
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(rows) + 1.4))
     for i, r in enumerate(rows):
@@ -455,8 +509,7 @@ def plot_forest(rows: Sequence[dict], metric: str = "AUC", reference: str | None
         ref = next(r for r in rows if r["arm"] == reference)
         ax.axvline(scale * np.mean(ref["values"]), color="tab:red", lw=0.8, ls=":")
     ax.set_xlabel(f"test {metric}" + (" (%)" if scale == 100 else ""))
-    ax.set_title(title or f"Test {metric} per arm: dots are seeds, diamonds their mean, bars 95 % intervals",
-                 fontsize=10)
+    ax.set_title(title or f"Test {metric} per arm: dots are seeds, diamonds their mean, bars 95 % intervals", fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return save_figure(fig, path)
@@ -464,7 +517,9 @@ def plot_forest(rows: Sequence[dict], metric: str = "AUC", reference: str | None
 # %% ../nbs/12_plots.ipynb #plots-res
 def plot_resolution(rows: Sequence[dict],      # `{'arm', 'size', 'diff', 'low', 'high'}` per arm and image size (`dcat.report.resolution_rows`)
                     reference: str = "dcat",   # the arm the differences are taken from
-                    title: str | None = None, path: Any = None, scale: float = 100.0):
+                    title: str | None = None,  # instead of the default title
+                    path: Any = None,          # where to save the PNG (None: nowhere)
+                    scale: float = 100.0):     # the differences times `scale` on the axis (100: points)
     "Arm − reference test AUC with its 95 % interval against the image size (px), one line per arm. Returns the figure."
     import matplotlib.pyplot as plt
     arms = list(dict.fromkeys(r["arm"] for r in rows))
@@ -486,8 +541,11 @@ def plot_resolution(rows: Sequence[dict],      # `{'arm', 'size', 'diff', 'low',
     return save_figure(fig, path)
 
 # %% ../nbs/12_plots.ipynb #plots-evd
-def plot_entropy_vs_dice(mean_entropy: np.ndarray, dice: np.ndarray, rho: float | None = None,
-                         path: str | os.PathLike | None = None) -> Any:
+def plot_entropy_vs_dice(mean_entropy: np.ndarray,               # per test image, its mean pixel entropy (N,)
+                         dice: np.ndarray,                       # per test image, its Dice (N,)
+                         rho: float | None = None,               # Spearman's rho, for the title
+                         path: str | os.PathLike | None = None,  # where to save the PNG (None: nowhere)
+                        ) -> Any:                                # the Figure (saved to `path` when given)
     "Per test image, its mean predictive entropy against its Dice (a segmentation report); returns the Figure."
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(4.5, 3.5))
@@ -497,7 +555,9 @@ def plot_entropy_vs_dice(mean_entropy: np.ndarray, dice: np.ndarray, rho: float 
     return save_figure(fig, path)
 
 # %% ../nbs/12_plots.ipynb #plots-history
-def plot_history(history: Sequence[dict] | pd.DataFrame, path: str | os.PathLike | None = None) -> Any:
+def plot_history(history: Sequence[dict] | pd.DataFrame,  # per epoch `epoch`, `train_loss`, `val_loss`, `val_auc` (`dcat.train.fit`)
+                 path: str | os.PathLike | None = None,   # where to save the PNG (None: nowhere)
+                ) -> Any:                                 # the Figure (saved to `path` when given)
     "Training and validation loss, and validation AUC, per epoch; returns the Figure."
     import matplotlib.pyplot as plt
     h = pd.DataFrame(history)

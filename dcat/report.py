@@ -16,12 +16,14 @@ from .stats import METRIC_LABELS, compare_arms, compare_runs, format_ci, holm, s
 
 # %% auto #0
 __all__ = ['PRESPECIFIED_SCORE', 'metrics_table', 'history_table', 'uncertainty_tables', 'ci_table', 'methods_frame',
-           'paired_table', 'glance_markdown', 'forest_rows', 'resolution_rows', 'summary_markdown']
+           'paired_table', 'glance_markdown', 'forest_rows', 'resolution_rows', 'summary_markdown', 'DocTable']
 
 # %% ../nbs/13_report.ipynb #c014
 _METRIC_COLUMNS = ("accuracy", "precision", "recall", "f1", "auc", "aupr")
 
-def metrics_table(metrics: dict, digits: int | None = 4) -> pd.DataFrame:
+def metrics_table(metrics: dict,           # the output of `dcat.stats.classification_metrics`
+                  digits: int | None = 4,  # decimals to round to (None: unrounded)
+                 ) -> pd.DataFrame:        # an `overall` row, then one per class
     "The output of `classification_metrics` as a table: an `overall` row and one row per class."
     missing = [k for k in _METRIC_COLUMNS if k not in metrics]
     if missing: raise KeyError(f"metrics_table: missing keys {missing}; expected the output of classification_metrics")
@@ -33,7 +35,12 @@ def metrics_table(metrics: dict, digits: int | None = 4) -> pd.DataFrame:
     return df.round(digits) if digits is not None else df
 
 # %% ../nbs/13_report.ipynb #c015b
-def history_table(history: pd.DataFrame, best_epoch: int | None = None, head: int = 5, tail: int = 5, digits: int = 4) -> pd.DataFrame:
+def history_table(history: pd.DataFrame,          # one row per epoch, with an `epoch` column
+                  best_epoch: int | None = None,  # the epoch whose weights were kept (always shown)
+                  head: int = 5,                  # first epochs shown
+                  tail: int = 5,                  # last epochs shown
+                  digits: int = 4,                # decimals to round to
+                 ) -> pd.DataFrame:               # the rows a report shows
     """`history` (one row per epoch, an `epoch` column) as a report shows it: every row when there are at most
     `head + tail + 1`, else the first `head`, the `best_epoch` row and the last `tail`, rounded to `digits`."""
     if "epoch" not in history.columns: raise ValueError(f"history has no 'epoch' column (columns: {list(history.columns)})")
@@ -50,6 +57,7 @@ def _sig(v: Any, digits: int = 4) -> Any:
     if not math.isfinite(v) or v == 0: return v
     return round(v, max(0, digits - 1 - int(math.floor(math.log10(abs(v))))))
 
+# %% ../nbs/13_report.ipynb #c101-p1
 def _entropy_table(unc: dict) -> pd.DataFrame:
     e = unc.get("entropy") or {}
     rows = {"total uncertainty: predictive entropy (nats)": e.get("predictive_mean"),
@@ -68,6 +76,7 @@ _CAL_ROWS = {"mc": "MC-dropout mean", "deterministic": "dropout off", "mc_scaled
 _SEL_ROWS = {"entropy": "ranked by predictive entropy", "max_prob": "ranked by top probability",
              "mutual_information": "ranked by mutual information", "oracle": "oracle (errors known: the floor)"}
 
+# %% ../nbs/13_report.ipynb #c102-p1
 def _calibration_table(unc: dict) -> pd.DataFrame:
     cal = unc.get("calibration") or {}
     rows = {label: {"ECE": _sig(cal[k].get("ece")), "NLL": _sig(cal[k].get("nll")), "Brier": _sig(cal[k].get("brier"))}
@@ -78,6 +87,7 @@ def _calibration_table(unc: dict) -> pd.DataFrame:
     if len(df): df["temperature"] = [_sig(t.get(i), 3) for i in df.index]
     return df
 
+# %% ../nbs/13_report.ipynb #c102-p2
 def _selective_table(unc: dict) -> pd.DataFrame:
     sel = unc.get("selective") or {}
     rows = {}
@@ -99,13 +109,17 @@ def _conformal_table(unc: dict) -> pd.DataFrame:
                                                  "empty sets": _sig(r.get("empty"))}
     return pd.DataFrame(rows).T
 
-def uncertainty_tables(unc: dict) -> dict[str, pd.DataFrame]:
+# %% ../nbs/13_report.ipynb #c103-p1
+def uncertainty_tables(unc: dict,  # a report's uncertainty record (`dcat.uncertainty.uncertainty_report`)
+                      ) -> dict[str, pd.DataFrame]:  # four tables, by title
     "The uncertainty record of a report as four readable tables (entropy, calibration, selective, conformal)."
     return {"how sure the model is": _entropy_table(unc), "calibration": _calibration_table(unc),
             "selective prediction": _selective_table(unc), "conformal prediction sets": _conformal_table(unc)}
 
 # %% ../nbs/13_report.ipynb #c106
-def ci_table(intervals: dict, digits: int = 4) -> pd.DataFrame:
+def ci_table(intervals: dict,  # metric name to `{'value', 'low', 'high'}` (`dcat.stats.metrics_with_ci`)
+             digits: int = 4,  # decimals shown
+            ) -> pd.DataFrame:  # one row per metric, one column of `'value [low, high]'`
     "Metrics with their intervals as a one-column table of `'value [low, high]'` strings."
     rows = {METRIC_LABELS.get(k, k): format_ci(v, digits) for k, v in intervals.items() if not k.startswith("_")}
     col = "value [95 % CI]"
@@ -118,7 +132,9 @@ _METRIC_ORDER = ("accuracy", "auroc_entropy", "auroc_max_prob", "auroc_mutual_in
 def _order(names, first) -> list:
     return sorted(names, key=lambda n: (first.index(n) if n in first else len(first), n))
 
-def methods_frame(rep: dict) -> pd.DataFrame:
+# %% ../nbs/13_report.ipynb #report-methods-p1
+def methods_frame(rep: dict,  # `metrics.json`'s `uncertainty_methods` record
+                 ) -> pd.DataFrame:  # one row per method and metric
     "The rows of `metrics.json`'s `uncertainty_methods` (`method`, `metric`, `T`, `value`, `low`, `high`), in reading order."
     nan = lambda v: float("nan") if v is None else v
     rows = [{"method": m, "metric": k, "T": (rep.get("T") or {}).get(m), **{f: nan(v.get(f)) for f in ("value", "low", "high")}}
@@ -126,7 +142,10 @@ def methods_frame(rep: dict) -> pd.DataFrame:
             sorted(rep["methods"][m].items(), key=lambda kv: (_order(rep["methods"][m], _METRIC_ORDER).index(kv[0])))]
     return pd.DataFrame(rows)
 
-def paired_table(rep: dict, digits: int = 4) -> pd.DataFrame:
+# %% ../nbs/13_report.ipynb #report-methods-p2
+def paired_table(rep: dict,        # `metrics.json`'s `uncertainty_methods` record, with its `paired` tests
+                 digits: int = 4,  # decimals shown
+                ) -> pd.DataFrame:  # one row per method
     "Per method, its paired NLL and Brier difference against `paired_reference` with the 95 % interval and Holm's p."
     cell = lambda t: f"{t['diff']:+.{digits}f} [{t['low']:+.{digits}f}, {t['high']:+.{digits}f}]"
     return pd.DataFrame({m: {"ΔNLL [95 % CI]": cell(d["nll"]), "p (Holm)": f"{d['nll']['p_holm']:.2g}",
@@ -142,6 +161,7 @@ def _paper_figures(dataset: str) -> tuple[float | None, float | None, str | None
     src = cp[ref] if ref and ref in cp else sec
     return parse_value("paper_auc", src.get("paper_auc", "")), parse_value("paper_aupr", src.get("paper_aupr", "")), (ref if ref else None)
 
+# %% ../nbs/13_report.ipynb #c017b-p1
 def _pct(v: Any, digits: int = 2) -> str:
     return "–" if v is None else f"{100 * v:.{digits}f}"
 
@@ -183,6 +203,7 @@ def _vs_single_backbones(cfg: dict, here: Path) -> list[str]:
                      + (f"**{v}**" if v else "no detectable difference"))
     return lines
 
+# %% ../nbs/13_report.ipynb #c025f-p1
 def _vs_reference_seg(record: dict, cfg: dict, here: Path, reference: str) -> list[str]:
     mine = here / "predictions.npz"
     ref = here.parent.parent / reference / f"seed-{cfg.seed}"
@@ -204,6 +225,7 @@ def _training_time(t: dict) -> str:
     epochs = sum(h.get("seconds") or 0 for h in t.get("history") or [])
     return f"training {epochs:.0f} s over its epochs (resumed from epoch {t['resumed_from_epoch']}; {own:.0f} s in this run)"
 
+# %% ../nbs/13_report.ipynb #c025g-p1
 def _glance_rows(record: dict, segmentation: bool) -> list[tuple[str, str]]:
     if not segmentation:
         return [(METRIC_LABELS.get(k, k), format_ci(v, 4)) for k, v in (record.get("intervals") or {}).items() if not k.startswith("_")]
@@ -236,9 +258,14 @@ def _glance_lines(record: dict, cfg: dict, segmentation: bool) -> list[str]:
     return [data, f"{spend}; {_training_time(t)} on {prov.get('device')}.",
             f"**Code:** commit {commit}; dcat {pk.get('dcat')}, torch {pk.get('torch')}."]
 
+# %% ../nbs/13_report.ipynb #glance-lines-p1
 _SEG_REFERENCES = ("unet_raw",)   # the DCA authors' plain U-Net (raw skips): their own contrast, beside ours
 
-def glance_markdown(record: dict, cfg: Settings, here: str | os.PathLike | None = None, reference: str = "unet") -> str:
+def glance_markdown(record: dict,                           # the run's `metrics.json` record
+                    cfg: Settings,                          # the run's settings
+                    here: str | os.PathLike | None = None,  # the run's report folder (None: the working folder), to find the arms beside it
+                    reference: str = "unet",                # a segmentation run's reference arm
+                   ) -> str:                                # markdown
     "The 'results at a glance' block of a report (either task), from its `metrics.json` record and settings."
     cfg = Settings.of(cfg)
     seg = record.get("task") == "segmentation"
@@ -257,6 +284,7 @@ def glance_markdown(record: dict, cfg: Settings, here: str | os.PathLike | None 
 def _arm_order(model: str) -> tuple:
     return (model != "dcat", model not in _SINGLE_BACKBONES, model)
 
+# %% ../nbs/13_report.ipynb #c017c-p1
 def _arm_rows(arms: dict) -> list[str]:
     lines = ["| arm | seeds | AUC (mean ± sd) | AUC, first seed [95 % CI] | AUPR | accuracy | F1 | ECE | error at 80 % coverage | conformal coverage (α = 0.1) | parameters (M) | commit |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -285,6 +313,7 @@ def _margin(dataset: str) -> float | None:
     sec = cp[dataset] if dataset in cp and "equivalence_margin" in cp[dataset] else cp["study"]
     return parse_value("equivalence_margin", sec.get("equivalence_margin", ""))
 
+# %% ../nbs/13_report.ipynb #c017d-p1
 def _comparison_rows(arms: dict, reference: str = "dcat", n_resamples: int = 2000,
                      margin: float | None = None) -> tuple[list[str], dict]:
     m = f"±{100 * margin:.2f}" if margin else "none"
@@ -304,8 +333,9 @@ def _comparison_rows(arms: dict, reference: str = "dcat", n_resamples: int = 200
                      f"{c['seeds_for_margin'] or '–'} | {_signed(b)} | {_p(d and d['p'])} |")
     return lines, out
 
-def forest_rows(arms: dict,  # {arm: (runs, aggregate)}, runs: `(metrics.json record, predictions)` per seed
-               ) -> list[dict]:
+# %% ../nbs/13_report.ipynb #c017d-p2
+def forest_rows(arms: dict,  # `{arm: (runs, aggregate)}`, runs: `(metrics.json record, predictions)` per seed
+               ) -> list[dict]:  # `{'arm', 'values', 'ci'}` per arm with a test AUC
     """The rows `dcat.plots.plot_forest` draws for one dataset's arms: per arm its seeds' test AUCs and an interval,
     Student's t interval of their mean (`dcat.stats.seed_mean_ci`), or with one seed its bootstrap interval over test images."""
     rows = []
@@ -328,6 +358,7 @@ def _seg_rows(arms: dict) -> list[str]:
                      f"{', '.join(c[:8] for c in agg.get('commits', []))} |")
     return lines
 
+# %% ../nbs/13_report.ipynb #c017g-p1
 def _seg_section(arms: dict, reference: str = "unet") -> list[str]:
     lines = _seg_rows(arms) + [""]
     pairs = [(name, ref) for ref in (reference, *_SEG_REFERENCES) if ref in arms for name in arms
@@ -353,15 +384,18 @@ def _scores(methods: dict | None, prefix: str) -> list[tuple[str, dict]]:
     return [(f"{m} / {k[len(prefix):].lstrip('_') or k}", v) for m, d in (methods or {}).items() if isinstance(d, dict)
             for k, v in d.items() if k.startswith(prefix) and isinstance(v, dict) and v.get("value") is not None]
 
+# %% ../nbs/13_report.ipynb #c017h-p1
 def _best_of(methods: dict, prefix: str) -> tuple[str, dict] | None:
     "The (method / metric, interval) with the highest value among metrics starting with `prefix` (exploratory: chosen on the test)."
     cands = _scores(methods, prefix)
     return max(cands, key=lambda mv: mv[1]["value"]) if cands else None
 
+# %% ../nbs/13_report.ipynb #c017h-p2
 # The one score of each question fixed before looking at any result: the predictive entropy of the run's own MC-dropout
 # mean, the uncertainty the DCAT paper reports. Every other method and score is exploratory, and labelled so.
 PRESPECIFIED_SCORE = "entropy"
 
+# %% ../nbs/13_report.ipynb #c017h-p3
 def _detector_auroc(runs: Sequence[tuple], block: str = "ood") -> str:
     """The default feature-space detector's AUROC in each seed's `block` (`ood`: far; `near_ood`): the mean over seeds
     with the t interval of the seed mean (one seed: its bootstrap interval); '–' when no seed measured it."""
@@ -375,6 +409,7 @@ def _detector_auroc(runs: Sequence[tuple], block: str = "ood") -> str:
     ci = seed_mean_ci([v["value"] for v in vals])
     return format_ci({"value": float(np.mean([v["value"] for v in vals])), "low": ci[0], "high": ci[1]}, 3) + f" ({len(vals)} seeds)"
 
+# %% ../nbs/13_report.ipynb #c017h-p4
 def _prespecified(methods: dict | None, key: str) -> dict | None:
     "The pre-specified score's interval in the MC-dropout method (`mc_head` or `mc_fusion`) of a methods record."
     mc = next((d for m, d in (methods or {}).items() if m.startswith("mc_") and isinstance(d, dict)), {})
@@ -414,9 +449,10 @@ def _folder_size(ds: str, arms: dict) -> int | None:
         size = next((r.get("params", {}).get("image_size") for runs, _ in arms.values() for r, _ in runs[:1]), None)
     return None if size is None else int(size)
 
+# %% ../nbs/13_report.ipynb #c017e-res-p1
 def resolution_rows(by_ds: dict,  # `{dataset folder: {arm: (runs, aggregate)}}`, as `summary_markdown` takes it
                     cmps: dict,   # `{dataset folder: {arm: compare_runs(...)}}`, each arm against DCAT
-                   ) -> dict[str, list[dict]]:
+                   ) -> dict[str, list[dict]]:  # per dataset run at two sizes or more, the rows `plot_resolution` draws
     """`{dataset: rows}` for each dataset compared at two image sizes or more: per size and arm, arm − DCAT over every
     seed and test image (`diff`, `low`, `high`, `p`), the verdict and the seeds on each side (what `plot_resolution` draws)."""
     out: dict = {}
@@ -431,6 +467,7 @@ def resolution_rows(by_ds: dict,  # `{dataset folder: {arm: (runs, aggregate)}}`
                  "verdict": c["verdict"], "seeds": (len(by_ds[ds]["dcat"][0]), len(by_ds[ds][arm][0]))})
     return {b: sorted(r, key=lambda x: (x["arm"], x["size"])) for b, r in out.items() if len({x["size"] for x in r}) > 1}
 
+# %% ../nbs/13_report.ipynb #c017e-res-p2
 def _resolution_section(base: str, rows: list[dict]) -> list[str]:
     lines = [f"## {base}: each arm against DCAT at each resolution", "",
              f"![each arm minus DCAT, test AUC, by image size]({base}_resolution.png)", "",
@@ -451,11 +488,13 @@ _SUMMARY_INTRO = ("Test-split figures of every arm, in percent, from `reports/<d
     "figures are quoted for reference only: it used other data, resolutions, pretraining and budgets.")
 
 # %% ../nbs/13_report.ipynb #c017e-2
-def summary_markdown(by_ds: dict, forests: dict | None = None, n_resamples: int = 2000, collect: dict | None = None) -> str:
-    """`reports/summary.md` from `{dataset folder: {arm: (runs, aggregate)}}` (runs: `(metrics.json record, predictions)`
-    per seed); `forests` maps a dataset to its forest plot's path relative to the summary, where one was drawn. A dataset
-    run at several resolutions (`<dataset>_<S>px` folders) gets a section comparing the arms by resolution, whose figure
-    (`<dataset>_resolution.png`) the caller draws from the rows left in `collect` (`resolution_rows`)."""
+def summary_markdown(by_ds: dict,                  # `{dataset folder: {arm: (runs, aggregate)}}`; runs: `(record, predictions)` per seed
+                     forests: dict | None = None,  # dataset to its forest plot's path relative to the summary
+                     n_resamples: int = 2000,      # bootstrap resamples of each comparison
+                     collect: dict | None = None,  # filled with `resolution_rows`, for the caller to draw
+                    ) -> str:                      # the markdown of `reports/summary.md`
+    """`reports/summary.md`: per dataset its arms, their uncertainty and every arm against DCAT; a dataset run at several
+    resolutions (`<dataset>_<S>px` folders) gets a section, whose figure (`<dataset>_resolution.png`) the caller draws."""
     forests, cmps = forests or {}, {}
     lines = ["# dcat: study summary", "", _SUMMARY_INTRO, ""]
     for ds, arms in sorted(by_ds.items()):
@@ -485,3 +524,17 @@ def summary_markdown(by_ds: dict, forests: dict | None = None, n_resamples: int 
     for base, rows in res.items(): lines += _resolution_section(base, rows)
     if collect is not None: collect.update(res)
     return "\n".join(lines)
+
+# %% ../nbs/13_report.ipynb #doctable
+class DocTable:
+    "`show_doc` renderer: a heading, the signature and docstring, then the parameters as a table (type, default, details)."
+    def __init__(self, sym, name: str | None = None, title_level: int = 3):
+        from nbdev.showdoc import MarkdownRenderer
+        self.sym, self.title_level, self.sig = sym, title_level, MarkdownRenderer(sym, name=name, title_level=title_level)
+    def _repr_markdown_(self) -> str:
+        from fastcore.docments import DocmentTbl
+        head = f"---\n\n{'#' * self.title_level} {self.sig.nm}\n\n{self.sig._repr_markdown_()}"
+        try: tbl = DocmentTbl(self.sym)
+        except Exception: return head                                # a symbol docments cannot read: the signature alone
+        return head + (f"\n\n{tbl._repr_markdown_()}" if tbl.has_docment else "")
+    def __repr__(self) -> str: return repr(self.sig)

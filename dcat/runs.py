@@ -39,7 +39,9 @@ def _git(*args: str) -> str | None:
                               check=True).stdout.strip()
     except Exception: return None
 
-def provenance(device: Any = None) -> dict:
+# %% ../nbs/14_runs.ipynb #c007-p1
+def provenance(device: Any = None,  # the device the numbers were computed on (None: the one `auto` picks)
+              ) -> dict:            # commit, packages, platform, device, threads, time
     "Git commit and dirtiness, package versions, Python, platform, device, threads and a UTC timestamp, of this process."
     def ver(p):
         try: return metadata.version(p)
@@ -68,22 +70,28 @@ _COMPUTE_KEYS = ("torch_threads", "cpu_isa", "sha256")
 # settings added after runs were committed: left out of the identity at these values, so finished runs keep their hash
 _IDENTITY_DEFAULTS = {"precision": "auto", "fused_adamw": False}
 
-def run_identity(cfg: dict) -> dict:
+# %% ../nbs/14_runs.ipynb #c010-p1
+def run_identity(cfg: dict,  # one run's settings
+                ) -> dict:   # the settings that decide its weights, sorted by key
     "The settings that make one training run what it is: all but where files live, the seed count, `REPORT_KEYS` and `_COMPUTE_KEYS`."
     return {k: cfg[k] for k in sorted(cfg) if k not in (*_RUN_EXCLUDE, *REPORT_KEYS, *_COMPUTE_KEYS)
             and not (k in _IDENTITY_DEFAULTS and cfg[k] == _IDENTITY_DEFAULTS[k])}
 
-def run_hash(cfg: dict) -> str:
+# %% ../nbs/14_runs.ipynb #c010-p2
+def run_hash(cfg: dict,  # one run's settings
+            ) -> str:    # 10 hex digits
     "A short hash of `run_identity(cfg)` (dataset, model and seed included)."
     return config_hash(run_identity(cfg))[:10]
 
 # %% ../nbs/14_runs.ipynb #c010b
-def run_record(cfg: Settings) -> dict:
+def run_record(cfg: Settings,  # one run's settings
+              ) -> dict:       # `{'params', 'run'}`
     "The `params` (every setting but where files live: no machine paths) and `run` (hash, seed) blocks of a `metrics.json`."
     cfg = Settings.of(cfg)
     return {"params": {k: v for k, v in cfg.items() if k not in _RUN_EXCLUDE or k == "seeds"},
             "run": {"hash": run_hash(cfg), "seed": cfg.seed}}   # `dcat study --seeds N` reuses finished seeds by it
 
+# %% ../nbs/14_runs.ipynb #c010b-p1
 def _training_record(fit: Any) -> dict:
     "The `training` block of a `dcat.train.FitResult`, either task (its best validation AUC, or Dice)."
     rec = {"history": fit.history, "best_epoch": fit.best_epoch, "train_wall_s": fit.wall_s,
@@ -93,8 +101,16 @@ def _training_record(fit: Any) -> dict:
     else: rec.update(best_val_auc=fit.best_val_auc, resumed_from_epoch=fit.resumed_from_epoch)
     return rec
 
-def write_metrics(path: str | os.PathLike, *, cfg: Settings, metrics: dict, fit: Any = None, wall_s: float | None = None,
-                  device: Any = None, **sections: Any) -> dict:
+# %% ../nbs/14_runs.ipynb #c010b-p2
+def write_metrics(path: str | os.PathLike,      # where `metrics.json` goes
+                  *,                            # the rest by name only
+                  cfg: Settings,                # the run's settings
+                  metrics: dict,                # its test metrics
+                  fit: Any = None,              # the `dcat.train.FitResult`, for the `training` block
+                  wall_s: float | None = None,  # the run's wall time
+                  device: Any = None,           # the device it ran on
+                  **sections: Any,              # `uncertainty`, `data`, `model` and `extra`
+                 ) -> dict:                     # the record as written
     """Write a run's `metrics.json`, either task: metrics, training (from `fit`), parameters, run, provenance, and the
     `sections` given: `uncertainty`, `data`, `model` (as `model_info`) and `extra` (merged at the top level)."""
     cfg = Settings.of(cfg)
@@ -123,14 +139,19 @@ def arm_dir(cfg: Settings,             # one run's settings (`reports_dir`, `dat
     ds = cfg.dataset if own is None or int(own) == size else f"{cfg.dataset}_{size}px"
     return check_inside(Path(cfg.reports_dir) / ds / cfg.model, cfg.reports_dir, "reports_dir")
 
-def checkpoint_path(cfg: Settings) -> Path:
+# %% ../nbs/14_runs.ipynb #c013c-p1
+def checkpoint_path(cfg: Settings,  # one run's settings
+                   ) -> Path:       # inside `checkpoints_dir`, or refused
     "The run's best checkpoint: `<checkpoints_dir>/<dataset>/<model>/seed-<seed>-<run_hash>.pt`."
     cfg = Settings.of(cfg)
     path = Path(cfg.checkpoints_dir) / cfg.dataset / cfg.model / f"seed-{cfg.seed}-{run_hash(cfg)}.pt"
     check_inside(path, cfg.checkpoints_dir, "checkpoints_dir")
     return path
 
-def run_file(cfg: dict, suffix: str) -> Path:
+# %% ../nbs/14_runs.ipynb #c013c-p2
+def run_file(cfg: dict,    # one run's settings
+             suffix: str,  # the file's suffix, e.g. `'.lock'`
+            ) -> Path:     # beside the checkpoint
     "A file of the run beside its checkpoint, e.g. `run_file(cfg, '.predictor.pt')`, `'.metrics.json'`, `'.lock'`."
     return checkpoint_path(cfg).with_suffix(suffix)
 
@@ -138,8 +159,10 @@ def run_file(cfg: dict, suffix: str) -> Path:
 class RunLockedError(RuntimeError):
     "Another process holds the lock of this run."
 
+# %% ../nbs/14_runs.ipynb #c013f-p1
 @contextlib.contextmanager
-def run_lock(path: str | os.PathLike) -> Iterator[Path]:
+def run_lock(path: str | os.PathLike,  # the run's `.lock` file (`run_file(cfg, '.lock')`)
+            ) -> Iterator[Path]:       # `path`, while the lock is held
     "Hold an exclusive lock on `path` while the block runs; refuse (naming the holder) if another process holds it."
     import fcntl
     path = Path(path)
@@ -163,7 +186,9 @@ def _seed_of(p: Path) -> int:
     try: return int(p.name.split("-", 1)[1])
     except (IndexError, ValueError): return 1 << 30
 
-def read_record(path: str | os.PathLike) -> dict | None:
+# %% ../nbs/14_runs.ipynb #c016a-p1
+def read_record(path: str | os.PathLike,  # a `metrics.json`
+               ) -> dict | None:          # the record, or None (with a warning)
     "The `metrics.json` at `path`; None, with a warning naming the file, when it is unreadable or not a run's record."
     try: rec = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:             # JSONDecodeError and UnicodeDecodeError are ValueErrors
@@ -172,7 +197,9 @@ def read_record(path: str | os.PathLike) -> dict | None:
         warnings.warn(f"{path}: not a run's metrics.json (no metrics), skipped"); return None
     return rec
 
-def load_runs(arm: str | os.PathLike) -> list[tuple[dict, dict | None]]:
+# %% ../nbs/14_runs.ipynb #c016a-p2
+def load_runs(arm: str | os.PathLike,  # an arm's folder (`reports/<dataset>/<model>`)
+             ) -> list[tuple[dict, dict | None]]:  # `(record, predictions)` per seed
     """`(metrics.json record, predictions or None)` for every seed folder of an arm, by seed (a legacy report: one run);
     a run whose files cannot be read is skipped with a warning naming the file."""
     arm, runs = Path(arm), []
@@ -198,14 +225,17 @@ def _run_entries(recs: list[dict]) -> list[dict]:
                          "utc": (r.get("provenance") or {}).get("utc"),     # a TIMING_KEY: executors differ in it alone
                          "metrics": config_hash(to_jsonable(r.get("metrics") or {}))[:10]} for r in recs])
 
-def aggregate_is_current(arm: str | os.PathLike) -> bool:
+# %% ../nbs/14_runs.ipynb #c016a-2-p1
+def aggregate_is_current(arm: str | os.PathLike,  # an arm's folder
+                        ) -> bool:
     "Whether the arm's `aggregate.json` summarises exactly the runs its seed folders hold now (same seeds, commits, times)."
     try: agg = json.loads((Path(arm) / "aggregate.json").read_text(encoding="utf-8"))
     except (OSError, ValueError): return False
     return agg.get("runs") == _run_entries([r for r, _ in load_runs(arm)])
 
 # %% ../nbs/14_runs.ipynb #c016c
-def write_aggregate(arm: str | os.PathLike) -> Path | None:
+def write_aggregate(arm: str | os.PathLike,  # an arm's folder
+                   ) -> Path | None:         # its `aggregate.json`, or None without a run
     "Write `aggregate.json` for an arm folder (seeds' summary statistics and their ensemble); None if it has no run."
     arm = Path(arm)
     runs = load_runs(arm)
@@ -230,22 +260,17 @@ def write_aggregate(arm: str | os.PathLike) -> Path | None:
 # %% ../nbs/14_runs.ipynb #c016d
 PREDICTIONS_SCHEMA = "dcat-predictions/3"
 
-def save_predictions(path: str | os.PathLike,  # the run's `predictions.npz`
-                     mc_val: Any,               # the calibration split's `MCResult`
-                     mc_test: Any,              # the test split's `MCResult`
-                     mc_ood: Any = None,        # the out-of-distribution images' `MCResult`, if scored
-                     ood_set: str | None = None,  # the OOD set's name
-                     figures: dict | None = None, # what the page's figures show (`fig_<name>` arrays), for a full report
-                     detectors: dict | None = None,  # per split (`cal`, `test`, `ood`, `near`), each detector's scores (`feat_<name>_<split>`)
-                     mc_near: Any = None,         # the near-OOD images' `MCResult` (`near_ood_set`), if scored
-                    ) -> Path:
-    """Save what a run's pages and statistics need, per image, as a small npz (`PREDICTIONS_SCHEMA`): the calibration
-    and test labels, MC-mean probabilities, dropout-off logits (temperature scaling, energy), every MC sample's logits
-    (`mc_logits_*`, (T, N, C): MC temperature scaling and energy), the test images' entropy and mutual information;
-    with `mc_ood`, the same for the out-of-distribution images and the OOD set's name; with `figures`, the arrays the
-    page draws (`fig_*`); with `detectors`, the feature-space detectors' scores (`feat_<detector>_<split>`); with
-    `mc_near`, the near-OOD images' MC mean, dropout-off logits, mutual information and MC energy. Schema 1
-    lacks the logits and `mutual_information_ood`; schema 2 the MC logits, the figures and the detectors."""
+# %% ../nbs/14_runs.ipynb #c016d-p1
+def save_predictions(path: str | os.PathLike,        # the run's `predictions.npz`
+                     mc_val: Any,                    # the calibration split's `MCResult`
+                     mc_test: Any,                   # the test split's `MCResult`
+                     mc_ood: Any = None,             # the out-of-distribution images' `MCResult`, if scored
+                     ood_set: str | None = None,     # the OOD set's name
+                     figures: dict | None = None,    # what the page's figures show (`fig_<name>` arrays), for a full report
+                     detectors: dict | None = None,  # per split (`cal`, `test`, `ood`, `near`), each detector's scores
+                     mc_near: Any = None,            # the near-OOD images' `MCResult`, if scored
+                    ) -> Path:                       # `path`
+    "Save, per image, what a run's pages and statistics need as a small npz (`PREDICTIONS_SCHEMA`; see above)."
     f32 = lambda a: np.asarray(a, dtype=np.float32)
     arrays = {"schema": np.array(PREDICTIONS_SCHEMA),
               "y_cal": np.asarray(mc_val.labels, dtype=np.int64), "p_cal": f32(mc_val.mean_probs), "det_logits_cal": f32(mc_val.det_logits),
@@ -292,9 +317,9 @@ class RunFiles:
                         mc_dropout=str(self.record.get("params", {}).get("mc_dropout") or "head"))
 
 # %% ../nbs/14_runs.ipynb #runs-read-b
-def read_run(folder: str | os.PathLike,  # a run's report folder (`reports/<dataset>/<model>/seed-<n>`)
+def read_run(folder: str | os.PathLike,                # a run's report folder (`reports/<dataset>/<model>/seed-<n>`)
              schema: str | None = PREDICTIONS_SCHEMA,  # the `predictions.npz` schema required; None: any
-            ) -> RunFiles:
+            ) -> RunFiles:                             # its record and arrays
     "A run's `metrics.json` and `predictions.npz`; a ValueError naming the file when one is missing, unreadable or too old."
     folder = Path(folder)
     for name in ("metrics.json", "predictions.npz"):
@@ -315,9 +340,17 @@ def read_run(folder: str | os.PathLike,  # a run's report folder (`reports/<data
 # %% ../nbs/14_runs.ipynb #c020
 _PREDICTOR_FORMAT = "dcat-predictor/1"
 
-def save_predictor(path: str | os.PathLike, model: torch.nn.Module, *, classes: Sequence[str], image_size: int,
-                   mc_samples: int = 30, conformal: dict | None = None, seed: int = 0, meta: dict | None = None,
-                   detector: dict | None = None) -> Path:
+def save_predictor(path: str | os.PathLike,        # where the predictor goes (`run_file(cfg, '.predictor.pt')`)
+                   model: torch.nn.Module,         # the trained model
+                   *,                              # the rest by name only
+                   classes: Sequence[str],         # the class names
+                   image_size: int,                # the side the images are resized to
+                   mc_samples: int = 30,           # MC-dropout samples per prediction
+                   conformal: dict | None = None,  # alpha (str) to the LAC threshold q̂
+                   seed: int = 0,                  # the seed of the dropout masks
+                   meta: dict | None = None,       # anything else to keep (JSON-like)
+                   detector: dict | None = None,   # the default feature-space detector (`name`, `mu`, `precision`, `threshold`)
+                  ) -> Path:                       # `path`
     """Save `model` with what `dcat predict` needs; `conformal` maps alpha (str) to the LAC threshold q̂; `detector`:
     the default feature-space detector (`name`, class means `mu`, `precision`, and the 95 % `threshold`)."""
     state = {"format": _PREDICTOR_FORMAT, "model_config": dict(model.config), "classes": list(map(str, classes)),
@@ -329,7 +362,9 @@ def save_predictor(path: str | os.PathLike, model: torch.nn.Module, *, classes: 
                              "mu": torch.as_tensor(detector["mu"]).float(), "precision": torch.as_tensor(detector["precision"]).float()}
     return atomic_torch_save(state, path)
 
-def load_predictor(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
+# %% ../nbs/14_runs.ipynb #c020-p1
+def load_predictor(path: str | os.PathLike,  # a `*.predictor.pt`
+                  ) -> tuple[torch.nn.Module, dict]:  # the model (eval mode) and its metadata
     "The model (eval mode) and the metadata saved by `save_predictor`; loads with `weights_only=True`."
     ck = load_checkpoint(path)
     if not isinstance(ck, dict) or ck.get("format") != _PREDICTOR_FORMAT:
@@ -352,8 +387,13 @@ def load_predictor(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
     return model, {k: v for k, v in ck.items() if k != "state_dict"}
 
 # %% ../nbs/14_runs.ipynb #c020p1
-def predict_images(paths: Sequence[str | os.PathLike], predictor: str | os.PathLike, T: int | None = None,
-                   alpha: float = 0.1, batch_size: int = 32, device: str = "cpu") -> tuple[list[dict], list[tuple[str, str]]]:
+def predict_images(paths: Sequence[str | os.PathLike],  # image files
+                   predictor: str | os.PathLike,        # a `*.predictor.pt`
+                   T: int | None = None,                # MC-dropout samples (None: the predictor's)
+                   alpha: float = 0.1,                  # conformal miscoverage level
+                   batch_size: int = 32,                # images per forward pass
+                   device: str = "cpu",                 # where the model runs
+                  ) -> tuple[list[dict], list[tuple[str, str]]]:  # rows, and `(path, why)` per skipped image
     "Predict every readable image in `paths`; returns (one row per image, [(path, reason) for each skipped image])."
     model, meta = load_predictor(predictor)
     T = meta["mc_samples"] if T is None else T       # 0 is refused below, never read as "the default"

@@ -29,8 +29,12 @@ __all__ = ['write_seg_folder', 'pair_files', 'read_mask', 'read_pair', 'seg_spli
            'SegCollate']
 
 # %% ../nbs/03_segdata.ipynb #c005
-def write_seg_folder(root: str | os.PathLike, n: int = 16, size: tuple[int, int] = (48, 40), seed: int = 0,
-                     mask_ext: str = ".jpg") -> Path:
+def write_seg_folder(root: str | os.PathLike,        # the folder to write (`images/`, `masks/` inside)
+                     n: int=16,                      # how many pairs
+                     size: tuple[int, int]=(48, 40), # `(width, height)` of every image, px
+                     seed: int=0,                    # the generator's seed
+                     mask_ext: str=".jpg",           # the masks' file extension (`.jpg` like Kvasir-SEG's, or `.png`)
+                    ) -> Path:                       # `root`
     "Write `n` generated RGB images (`size` = width, height) with one elliptical polyp each, and their masks, as `root/images` and `root/masks`."
     root = Path(root)
     W, H = size
@@ -58,7 +62,9 @@ def _stems(d: Path, sub: str) -> dict[str, Path]:
         stems[p.stem] = p
     return stems
 
-def pair_files(root: str | os.PathLike) -> list[tuple[Path, Path]]:
+# %% ../nbs/03_segdata.ipynb #c008-s1
+def pair_files(root: str | os.PathLike,     # a folder holding `images/` and `masks/`
+              ) -> list[tuple[Path, Path]]: # `(image, mask)` paths, sorted by name
     "Image/mask pairs of a folder holding `images/` and `masks/` (matched by file stem), sorted by name."
     root = Path(root)
     if not root.is_dir(): raise FileNotFoundError(f"{root}: no such dataset folder")
@@ -76,7 +82,11 @@ def _file_size(path: Path, what: str) -> tuple[int, int]:
         with Image.open(path) as im: return im.size
     except Exception as e: raise OSError(f"{path}: cannot read {what} ({type(e).__name__}: {e})") from e
 
-def read_mask(path: str | os.PathLike, size: int, threshold: int = 128) -> torch.Tensor:
+# %% ../nbs/03_segdata.ipynb #c013-s1
+def read_mask(path: str | os.PathLike, # a mask file
+              size: int,               # the side of the result, px
+              threshold: int=128,      # grey level from which a pixel is foreground
+             ) -> torch.Tensor:        # `uint8` `(1, size, size)` in {0, 1}
     "Decode the mask at `path` to `uint8` `(1, size, size)` in {0, 1}: grey levels resized bilinearly, then `>= threshold`."
     try:
         with Image.open(path) as im:
@@ -86,8 +96,12 @@ def read_mask(path: str | os.PathLike, size: int, threshold: int = 128) -> torch
     except Exception as e: raise OSError(f"{path}: cannot read mask ({type(e).__name__}: {e})") from e
     return torch.from_numpy((a >= threshold).astype(np.uint8))[None]
 
-def read_pair(image_path: str | os.PathLike, mask_path: str | os.PathLike, size: int,
-              threshold: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
+# %% ../nbs/03_segdata.ipynb #c013-s2
+def read_pair(image_path: str | os.PathLike,         # the image file
+              mask_path: str | os.PathLike,          # its mask
+              size: int,                             # the side of both results, px
+              threshold: int=128,                    # the mask's grey-level threshold
+             ) -> tuple[torch.Tensor, torch.Tensor]: # `(uint8 (3, S, S) image, uint8 (1, S, S) mask)`
     "An image `uint8 (3, S, S)` and its mask `uint8 (1, S, S)` in {0, 1}; errors name the file (unreadable, or a size that differs)."
     si, sm = _file_size(Path(image_path), "image"), _file_size(Path(mask_path), "mask")
     if si != sm:
@@ -95,7 +109,10 @@ def read_pair(image_path: str | os.PathLike, mask_path: str | os.PathLike, size:
     return read_image(image_path, size), read_mask(mask_path, size, threshold)
 
 # %% ../nbs/03_segdata.ipynb #c017
-def seg_split(names: Sequence[str], fracs: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0) -> dict[str, np.ndarray]:
+def seg_split(names: Sequence[str],                   # the file stems
+              fracs: Sequence[float]=(0.8, 0.1, 0.1), # train, val and test shares, summing to 1
+              seed: int=0,                            # the split's seed
+             ) -> dict[str, np.ndarray]:              # `{split: sorted indices}`
     "Seeded split of `names` into sorted train/val/test index arrays of sizes `fracs` (rounded; train takes the rest)."
     fracs = tuple(float(f) for f in fracs)
     if len(fracs) != 3 or min(fracs) <= 0 or abs(sum(fracs) - 1) > 1e-6:
@@ -127,6 +144,7 @@ class SegSplit:
         "Fraction of mask pixels per image, `(N,)`."
         return self.masks.float().mean((1, 2, 3)).numpy()
 
+# %% ../nbs/03_segdata.ipynb #c020-s1
 @dataclass
 class SegBundle:
     "Train/val/test `SegSplit`s with the source folder, a checksum of its files, the image size and the split used."
@@ -151,7 +169,10 @@ class SegBundle:
         return f"SegBundle({n}, image_size={self.image_size}, source={self.source!r})"
 
 # %% ../nbs/03_segdata.ipynb #c022
-def folder_checksum(root: str | os.PathLike, pairs: Sequence[tuple[Path, Path]], workers: int | None = None) -> str:
+def folder_checksum(root: str | os.PathLike,            # the dataset folder (paths are hashed relative to it)
+                    pairs: Sequence[tuple[Path, Path]], # `pair_files`' output
+                    workers: int | None=None,           # threads (None: up to 8)
+                   ) -> str:                            # 64 hex digits
     "sha256 over the sorted `relative path<TAB>sha256` lines of every image and mask file."
     root = Path(root)
     files = [p for pair in pairs for p in pair]
@@ -159,6 +180,7 @@ def folder_checksum(root: str | os.PathLike, pairs: Sequence[tuple[Path, Path]],
     lines = sorted(f"{Path(p).relative_to(root).as_posix()}\t{h}\n" for p, h in zip(files, hashes))
     return hashlib.sha256("".join(lines).encode()).hexdigest()
 
+# %% ../nbs/03_segdata.ipynb #c022-s1
 _CACHE_VERSION = 1
 
 def _decode_all(pairs, size, threshold, workers):
@@ -195,7 +217,8 @@ def load_segfolder(root: str | os.PathLike, image_size: int, fracs: Sequence[flo
     return SegBundle(**splits, source=str(root.resolve()), sha256=checksum, image_size=int(image_size), split=info)
 
 # %% ../nbs/03_segdata.ipynb #c028
-def load_segdata(settings: Settings) -> SegBundle:
+def load_segdata(settings: Settings, # merged study settings (`source`, `location`, `data_dir`, `image_size`, ...)
+                ) -> SegBundle:      # the segmentation bundle
     "Load the segmentation dataset described by merged study settings (see the list above)."
     settings = Settings.of(settings)
     name, source = settings.dataset, settings.source
@@ -218,7 +241,10 @@ def check_classes(bundle: Any,   # a classification `DataBundle`
         raise ValueError(f"{where}: class {empty[0]!r} has no training images; the settings' classes ({', '.join(bundle.classes)}) "
                          f"do not match the labels {sorted(set(bundle.train.labels.tolist()))} (setting 'classes')")
 
-def load_data(settings: Settings, progress: bool | None = None) -> Any:
+# %% ../nbs/03_segdata.ipynb #load-data-s1
+def load_data(settings: Settings,         # merged study settings of either task
+              progress: bool | None=None, # a progress bar for a large folder (None: automatic)
+             ) -> Any:                    # a `SegBundle` or a checked `DataBundle`
     "The checked data of either task: `load_segdata`, or `load_dataset` and `check_classes`."
     settings = Settings.of(settings)
     if is_segmentation(settings): return load_segdata(settings)
@@ -253,7 +279,10 @@ class SegAugment:
 # %% ../nbs/03_segdata.ipynb #c035
 class SegLoaderDataset(Dataset):
     "A `SegSplit` restricted to `indices`; keys are positions or `(position, augmentation seed)` pairs."
-    def __init__(self, split: SegSplit, indices: np.ndarray | None = None):
+    def __init__(self,
+                 split: SegSplit,                 # one split of a `SegBundle`
+                 indices: np.ndarray | None=None, # the positions kept (None: all)
+                ):
         self.split = split
         self.indices = np.arange(len(split)) if indices is None else np.asarray(indices)
         self.names = [split.names[i] for i in self.indices]
@@ -264,9 +293,12 @@ class SegLoaderDataset(Dataset):
         out = (self.split.images[j], self.split.masks[j])
         return out if aug_seed is None else (*out, aug_seed)
 
+# %% ../nbs/03_segdata.ipynb #c035-s1
 class SegCollate:
     "Stack `(uint8 image, uint8 mask[, seed])` items; augment (if given) and normalise once per batch."
-    def __init__(self, augment: SegAugment | None = None): self.augment = augment
+    def __init__(self,
+                 augment: SegAugment | None=None, # the joint augmentation (None: none, as for validation and test)
+                ): self.augment = augment
     def __call__(self, batch: list[tuple]) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.stack([b[0] for b in batch]).float().div_(255)
         m = torch.stack([b[1] for b in batch]).float()
@@ -275,7 +307,11 @@ class SegCollate:
 
 # %% ../nbs/03_segdata.ipynb #c036
 @patch
-def loader_parts(self: SegBundle, seed: int = 0, max_train: int = 0, augment: bool | SegAugment = True) -> tuple:
+def loader_parts(self: SegBundle,
+                 seed: int=0,                     # the seed of the training subset
+                 max_train: int=0,                # keep this many training images (0: all)
+                 augment: bool | SegAugment=True, # True: the default `SegAugment`; False or None: none; or an augmentation
+                ) -> tuple:                       # `(train dataset, {val, test} datasets, (train collate, eval collate))`
     """What `dcat.loaders.make_loaders` needs from a segmentation bundle: the training dataset (optionally a seeded
     subset of `max_train` images), the val and test datasets, and the training and evaluation collates."""
     aug = (SegAugment() if augment is True else augment) or None

@@ -26,7 +26,9 @@ __all__ = ['FEATURE_DETECTORS', 'DEFAULT_DETECTOR', 'NEAR_OOD_MAX', 'CORRUPTIONS
            'near_ood_images', 'near_ood_report', 'corrupt', 'corruption_report', 'corruption_summary', 'ensemble_ood']
 
 # %% ../nbs/11_shift.ipynb #c008
-def ood_scores(probs: np.ndarray, logits: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def ood_scores(probs: np.ndarray,                # a method's probability samples (T, N, C), or one prediction (N, C)
+               logits: np.ndarray | None = None, # the matching logits, for the energy (None: no energy)
+              ) -> dict[str, np.ndarray]:        # score name -> (N,), higher = more unusual
     "Per-image OOD scores `(N,)` (higher = more unusual): entropy, mutual information (T > 1), 1 − max probability, energy (with logits)."
     p = np.asarray(probs, dtype=np.float64)
     p = p[None] if p.ndim == 2 else p
@@ -49,13 +51,14 @@ def _pytorch_ood():
     from pytorch_ood import detector
     return detector
 
-def fit_detectors(features: np.ndarray,   # training images' pooled features (N, D): in-distribution only
-                  labels: np.ndarray,     # their classes (N,), every class present
-                  weight: np.ndarray,     # the head's last layer (C, D): ViM's logits
-                  bias: np.ndarray,       # its bias (C,)
-                  k: int = 50,            # KNN's neighbour (at most N)
-                  names: Sequence[str] = FEATURE_DETECTORS,
-                 ) -> dict:
+# %% ../nbs/11_shift.ipynb #shift-det-fit
+def fit_detectors(features: np.ndarray,                     # training images' pooled features (N, D): in-distribution only
+                  labels: np.ndarray,                       # their classes (N,), every class present
+                  weight: np.ndarray,                       # the head's last layer (C, D): ViM's logits
+                  bias: np.ndarray,                         # its bias (C,)
+                  k: int = 50,                              # KNN's neighbour (at most N)
+                  names: Sequence[str] = FEATURE_DETECTORS, # the detectors to fit (`FEATURE_DETECTORS`)
+                 ) -> dict:                                 # detector name -> fitted pytorch-ood detector
     "Each feature-space detector in `names` fitted on the training features (pytorch-ood), by name."
     if bad := set(names) - set(FEATURE_DETECTORS): raise ValueError(f"unknown detector(s) {sorted(bad)}; known: {FEATURE_DETECTORS}")
     det = _pytorch_ood()
@@ -80,7 +83,10 @@ def mahalanobis_from_state(mu: np.ndarray,          # the class means (C, D) of 
     d.mu, d.precision = torch.as_tensor(mu).float(), torch.as_tensor(precision).float()
     return d
 
-def detector_scores(fitted: dict, features: np.ndarray) -> dict[str, np.ndarray]:
+# %% ../nbs/11_shift.ipynb #shift-det-scores
+def detector_scores(fitted: dict,              # `fit_detectors`' output (or `mahalanobis_from_state`'s, by name)
+                    features: np.ndarray,      # the images' pooled features (N, D)
+                   ) -> dict[str, np.ndarray]: # detector name -> score (N,), higher = more foreign
     "Each fitted detector's score `(N,)` of `features` (higher = more foreign)."
     z = torch.as_tensor(np.asarray(features), dtype=torch.float32)
     out = {}
@@ -103,7 +109,11 @@ def selective_rules(labels: np.ndarray,    # true classes (N,)
     return {**out, "best": min(out, key=lambda k: out[k]["aurc"])}
 
 # %% ../nbs/11_shift.ipynb #c014
-def ood_table(samples_in: dict, samples_out: dict, n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+def ood_table(samples_in: dict,        # `method_samples`' output on the in-distribution images (`test`, `test_logits`)
+              samples_out: dict,       # the same methods on the OOD images
+              n_resamples: int = 1000, # bootstrap resamples
+              seed: int = 0,           # seed of the resampling
+             ) -> pd.DataFrame:        # one row per (method, score): AUROC, FPR at 95 % TPR, their intervals, mean scores
     "One row per (method, score): OOD AUROC and FPR at 95 % TPR with their intervals; inputs from `method_samples` (`test`)."
     rows = []
     for method, s_in in samples_in.items():
@@ -124,7 +134,11 @@ def _table_dict(df: pd.DataFrame) -> dict:
             for m, g in df.groupby("method", sort=False)}
 
 # %% ../nbs/11_shift.ipynb #c017-b
-def feature_rows(scores_in: dict, scores_out: dict, n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+def feature_rows(scores_in: dict,         # `detector_scores` of the in-distribution images
+                 scores_out: dict,        # `detector_scores` of the OOD images
+                 n_resamples: int = 1000, # bootstrap resamples
+                 seed: int = 0,           # seed of the resampling
+                ) -> pd.DataFrame:        # `ood_table`'s rows, method `features`
     "`ood_table`'s rows for the feature-space detectors (`detector_scores` of the in- and out-of-distribution images), method `features`."
     rows = []
     for score in scores_in:
@@ -135,13 +149,18 @@ def feature_rows(scores_in: dict, scores_out: dict, n_resamples: int = 1000, see
     return pd.DataFrame(rows)
 
 # %% ../nbs/11_shift.ipynb #c017-b-b
-def ood_report(model: nn.Module, cfg: Settings, in_mc: MCResult, device: str | torch.device = "cpu", cal_mc: MCResult | None = None,
-               ensemble: dict | None = None, n_resamples: int = 1000, progress: bool = False,
-               detectors: dict | None = None) -> tuple[dict, MCResult]:
+def ood_report(model: nn.Module,                   # the trained classifier (the dcat model API)
+               cfg: Settings,                      # the study's settings (`ood_set`, `data_dir`, ...)
+               in_mc: MCResult,                    # the in-distribution test images' `MCResult` (its T and seed are reused)
+               device: str | torch.device = "cpu", # where the model runs
+               cal_mc: MCResult | None = None, # the calibration split's `MCResult`, for temperature scaling (None: without it)
+               ensemble: dict | None = None, # members' probabilities, `{'in': [...], 'out': [...], 'cal': [...]}` (None: no ensemble)
+               n_resamples: int = 1000,            # bootstrap resamples
+               progress: bool = False,             # show a progress bar
+               detectors: dict | None = None, # `fit_detectors`' output (with `in_mc.features`): joins the table as method `features`
+              ) -> tuple[dict, MCResult]:          # (the JSON-ready dict, the OOD images' `MCResult`)
     """OOD detection of the test split of `cfg.ood_set` against the test images of `in_mc`: the JSON-ready dict and the
-    OOD images' `MCResult` (for the histograms of `dcat.plots` and for `save_predictions`, so seeds can be ensembled later).
-    `ensemble`: the members' probabilities, `{"in": [...], "out": [...], "cal": [...]}`. `detectors` (`fit_detectors`;
-    `in_mc` with its features): the feature-space detectors join the table as method `features`."""
+    OOD images' `MCResult` (for the histograms of `dcat.plots`, and for `save_predictions`, so seeds can be ensembled)."""
     cfg = Settings.of(cfg)
     t0 = time.perf_counter()
     name, split, ens = cfg.ood_set, "test", ensemble or {}
@@ -186,7 +205,8 @@ def _ood_samples(in_mc, ood_mc, cal_mc, ens_in, ens_out, ens_cal):
 # %% ../nbs/11_shift.ipynb #shift-near
 NEAR_OOD_MAX = 1000     # images scored at most: enough for intervals of a few points, cheap beside training
 
-def near_ood_images(cfg: Settings) -> tuple[np.ndarray, list[str]]:
+def near_ood_images(cfg: Settings,              # the study's settings (`near_ood_set`, `near_ood_exclude`, `data_dir`, ...)
+                   ) -> tuple[np.ndarray, list[str]]: # (uint8 images (N, S, S), their file names)
     "The `near_ood_set` images (uint8 `(N, S, S)`, S the study's native size) without those `near_ood_exclude` lists, and their names."
     cfg = Settings.of(cfg)
     folder = Path(cfg.near_ood_set) if Path(str(cfg.near_ood_set)).is_absolute() else Path(cfg.data_dir) / str(cfg.near_ood_set)
@@ -204,8 +224,14 @@ def near_ood_images(cfg: Settings) -> tuple[np.ndarray, list[str]]:
     return np.stack([read_image(p, native)[0].numpy() for p in files]), [p.name for p in files]
 
 # %% ../nbs/11_shift.ipynb #shift-near2
-def near_ood_report(model: nn.Module, cfg: Settings, in_mc: MCResult, classes: Sequence[str], device: str | torch.device = "cpu",
-                    detectors: dict | None = None, n_resamples: int = 1000) -> tuple[dict, MCResult, dict]:
+def near_ood_report(model: nn.Module,                   # the trained classifier
+                    cfg: Settings,                      # the study's settings (`near_ood_*`)
+                    in_mc: MCResult,                    # the test images' `MCResult` (its T and seed are reused)
+                    classes: Sequence[str],             # the study's class names
+                    device: str | torch.device = "cpu", # where the model runs
+                    detectors: dict | None = None,      # `fit_detectors`' output, or None
+                    n_resamples: int = 1000,            # bootstrap resamples
+                   ) -> tuple[dict, MCResult, dict]:  # (the JSON-ready dict, the images' `MCResult`, the detectors' scores)
     "Near-OOD detection and accuracy on `near_ood_set`: (the JSON-ready dict, the images' `MCResult`, the detectors' scores)."
     cfg, t0 = Settings.of(cfg), time.perf_counter()
     names = [str(c).lower() for c in classes]
@@ -250,7 +276,12 @@ def _pixelate(x: torch.Tensor, f: float) -> torch.Tensor:
     return torch.stack([TF.pil_to_tensor(TF.resize(TF.resize(TF.to_pil_image(im), small, interpolation=InterpolationMode.BOX),
                                                    [h, w], interpolation=InterpolationMode.BOX)) for im in x])
 
-def corrupt(images: np.ndarray, name: str, severity: int, seed: int = 0) -> np.ndarray:
+# %% ../nbs/11_shift.ipynb #c023-b
+def corrupt(images: np.ndarray, # uint8 images (N, H, W) or (N, H, W, 3)
+            name: str,          # one of `CORRUPTIONS`
+            severity: int,      # 1 (mildest) to 5
+            seed: int = 0,      # seeds the Gaussian noise
+           ) -> np.ndarray:     # the corrupted images, same shape, uint8
     "uint8 images `(N, H, W)` or `(N, H, W, 3)` under corruption `name` at `severity` 1..5 (torchvision; same shape, uint8)."
     from torchvision.transforms.v2 import functional as TF
     if name not in _SEVERITY_PARAMS: raise ValueError(f"corruption {name!r}: expected one of {', '.join(CORRUPTIONS)}")
@@ -305,14 +336,19 @@ def _mc_severities(mc, model) -> set[int]:
     if not sev <= {0, 1, 2, 3, 4, 5}: raise ValueError(f"mc={mc!r}: severities must lie in 0..5")
     return sev
 
-def corruption_report(model: nn.Module, test: tuple | None, cfg: Settings, device: str | torch.device = "cpu",
-                      corruptions: Sequence[str] = CORRUPTIONS, severities: Sequence[int] = (1, 2, 3, 4, 5),
-                      mc: str | Sequence[int] = "auto", progress: bool = False, detectors: dict | None = None,
-                      thresholds: dict | None = None) -> pd.DataFrame:
-    """Accuracy, AUC, ECE and uncertainty on the test images, clean and per corruption and severity, one row per setting.
-    `test`: `(raw uint8 test images, labels)`, or None to read the test split of `cfg`'s npz dataset; `cfg.mc_samples`
-    MC samples. `detectors` (`fit_detectors`): each one's mean score per setting (`<name>_mean`), and with `thresholds`
-    (each one's 95 % level on in-distribution images) the share of images it flags (`<name>_flagged`)."""
+# %% ../nbs/11_shift.ipynb #c030-b
+def corruption_report(model: nn.Module,                            # the trained classifier
+                      test: tuple | None,                    # (raw uint8 test images, labels); None: `cfg`'s npz test split
+                      cfg: Settings,          # the study's settings (`image_size`, `batch_size`, `mc_samples`, `seed`, ...)
+                      device: str | torch.device = "cpu",          # where the model runs
+                      corruptions: Sequence[str] = CORRUPTIONS,    # which corruptions (`CORRUPTIONS`)
+                      severities: Sequence[int] = (1, 2, 3, 4, 5), # which severities, 1..5
+                      mc: str | Sequence[int] = "auto",         # where MC dropout runs: 'auto', 'all', 'none' or severities
+                      progress: bool = False,                      # show a progress bar
+                      detectors: dict | None = None, # `fit_detectors`' output: each one's mean score per setting (`<name>_mean`)
+                      thresholds: dict | None = None, # each detector's 95 % level on in-distribution images: the share flagged (`<name>_flagged`)
+                     ) -> pd.DataFrame:                            # one row per setting
+    "Accuracy, AUC, ECE and uncertainty on the test images, clean and per corruption and severity, one row per setting."
     cfg = Settings.of(cfg)
     t0 = time.perf_counter()
     test_images, labels = test if test is not None else (None, None)
@@ -337,7 +373,8 @@ def corruption_report(model: nn.Module, test: tuple | None, cfg: Settings, devic
     return df
 
 # %% ../nbs/11_shift.ipynb #c031
-def corruption_summary(df: pd.DataFrame) -> dict:
+def corruption_summary(df: pd.DataFrame, # `corruption_report`'s table
+                      ) -> dict:         # the JSON-ready record (`rows`, `by_severity`, ...)
     "The JSON-ready record of `corruption_report`'s table (`rows`, `by_severity`, what was applied)."
     clean = lambda v: nan_to_none(v) if isinstance(v, float) else v
     rows = [{k: clean(v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in df.to_dict("records")]
@@ -350,7 +387,9 @@ def corruption_summary(df: pd.DataFrame) -> dict:
             "wall_s": df.attrs.get("wall_s")}
 
 # %% ../nbs/11_shift.ipynb #ens-ood
-def ensemble_ood(preds: Sequence[dict], n_resamples: int = 1000) -> dict | None:
+def ensemble_ood(preds: Sequence[dict],   # each member's saved predictions (`p_test`, `p_ood`, `ood_set`)
+                 n_resamples: int = 1000, # bootstrap resamples
+                ) -> dict | None:       # the ensemble's OOD table and each member's entropy AUROC; None when members differ
     """OOD detection by the deep ensemble: its members' test and OOD probabilities (`p_test`, `p_ood` of `save_predictions`)
     stacked as samples, scored by entropy, mutual information and 1 − max probability (AUROC, FPR at 95 % TPR, intervals);
     beside it each member's own entropy AUROC. None unless every member scored the same OOD set."""

@@ -27,7 +27,10 @@ __all__ = ['METRIC_LABELS', 'check_labels_probs', 'auc', 'confusion', 'classific
            'min_detectable_difference', 'seeds_needed', 'equivalence_verdict', 'compare_runs', 'seed_mean_ci']
 
 # %% ../nbs/08_stats.ipynb #c008
-def check_labels_probs(labels: Any, probs: Any, classes: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def check_labels_probs(labels: Any,                          # true classes (N,), any integer array-like
+                       probs: Any,                           # class probabilities (N, C)
+                       classes: Sequence[str] | None = None, # class names to check against the columns (None: not checked)
+                      ) -> tuple[np.ndarray, np.ndarray]:    # (labels int64 (N,), probs float64 (N, C))
     "Labels `(N,)` as int64 and probabilities `(N, C)` as float64, checked against each other (and `classes`)."
     labels, probs = np.asarray(labels).astype(np.int64).ravel(), np.asarray(probs, dtype=np.float64)
     if probs.ndim != 2: raise ValueError(f"probs: expected (N, C), got shape {probs.shape}")
@@ -38,7 +41,10 @@ def check_labels_probs(labels: Any, probs: Any, classes: Sequence[str] | None = 
         raise ValueError(f"labels must lie in [0, {probs.shape[1] - 1}], got [{labels.min()}, {labels.max()}]")
     return labels, probs
 
-def auc(labels: np.ndarray, probs: np.ndarray) -> float:
+# %% ../nbs/08_stats.ipynb #stats-auc
+def auc(labels: np.ndarray, # true classes (N,)
+        probs: np.ndarray,  # class probabilities (N, C)
+       ) -> float:          # ROC-AUC; NaN with fewer than two classes present
     "ROC-AUC: binary -> class 1's probability; multiclass -> one-vs-rest macro. NaN if fewer than 2 classes are present."
     labels = np.asarray(labels).reshape(-1)
     probs = np.asarray(probs, dtype=np.float64)
@@ -63,7 +69,10 @@ def confusion(labels: np.ndarray,       # true classes (N,)
     return cm / np.maximum(cm.sum(1, keepdims=True), 1) if normalise else cm
 
 # %% ../nbs/08_stats.ipynb #stats-cm
-def classification_metrics(labels: np.ndarray, probs: np.ndarray, classes: Sequence[str] | None = None) -> dict:
+def classification_metrics(labels: np.ndarray,                   # true classes (N,)
+                           probs: np.ndarray,                    # class probabilities (N, C)
+                           classes: Sequence[str] | None = None, # class names, in label order (default: '0', '1', ...)
+                          ) -> dict:                             # flat metrics, `per_class` and `confusion_matrix`
     "Accuracy, precision, recall, F1, AUC, AUPR (binary: positive class 1; multiclass: one-vs-rest macro), per-class values and the confusion matrix."
     labels, probs = check_labels_probs(labels, probs, classes)
     classes = list(classes) if classes is not None else [str(i) for i in range(probs.shape[1])]
@@ -82,11 +91,9 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray, classes: Seque
            "average": "binary (positive class: %s)" % classes[1] if C == 2 else "macro (one-vs-rest)",
            "accuracy": float(skm.accuracy_score(labels, preds))}
     every = all(0 < onehot[:, c].sum() < len(labels) for c in range(C))
-    if C == 2:
-        out.update({k: per_class[classes[1]][k] for k in ("precision", "recall", "f1", "aupr")})
-    else:
-        out.update(precision=float(prec.mean()), recall=float(rec.mean()), f1=float(f1.mean()),
-                   aupr=float(np.mean([v["aupr"] for v in per_class.values()])))
+    if C == 2: out.update({k: per_class[classes[1]][k] for k in ("precision", "recall", "f1", "aupr")})
+    else: out.update(precision=float(prec.mean()), recall=float(rec.mean()), f1=float(f1.mean()),
+                     aupr=float(np.mean([v["aupr"] for v in per_class.values()])))
     out["auc"] = auc(labels, probs) if every else float("nan")   # the one AUC; undefined when a class is missing
     out["per_class"] = per_class
     out["confusion_matrix"] = confusion(labels, preds, C).tolist()
@@ -133,7 +140,10 @@ def pr_curves(labels: np.ndarray,                     # true classes (N,)
     return out
 
 # %% ../nbs/08_stats.ipynb #c016
-def calibration_bins(labels: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> pd.DataFrame:
+def calibration_bins(labels: np.ndarray, # true classes (N,)
+                     probs: np.ndarray,  # class probabilities (N, C)
+                     n_bins: int = 15,   # equal-width bins of the top-label confidence
+                    ) -> pd.DataFrame:   # one row per bin: `lo`, `hi`, `count`, `confidence`, `accuracy`
     "Per-bin count, mean confidence and accuracy of the top label (equal-width bins on [0, 1], plus [1, 1])."
     labels, probs = check_labels_probs(labels, probs)
     conf, correct = probs.max(1), (probs.argmax(1) == labels).astype(np.float64)
@@ -146,31 +156,50 @@ def calibration_bins(labels: np.ndarray, probs: np.ndarray, n_bins: int = 15) ->
     return pd.DataFrame({"lo": np.r_[edges[:-1], 1.0], "hi": np.r_[edges[1:], 1.0], "count": count,
                          "confidence": mconf, "accuracy": acc})
 
-def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> float:
+# %% ../nbs/08_stats.ipynb #c016-ece
+def expected_calibration_error(labels: np.ndarray, # true classes (N,)
+                               probs: np.ndarray,  # class probabilities (N, C)
+                               n_bins: int = 15,   # equal-width bins of the top-label confidence
+                              ) -> float:          # top-label ECE, in [0, 1]
     "Top-label ECE with `n_bins` equal-width bins (L1), as torchmetrics' MulticlassCalibrationError."
     b = calibration_bins(labels, probs, n_bins)
     return float((b["count"] / b["count"].sum() * (b["accuracy"] - b["confidence"]).abs()).sum())
 
 # %% ../nbs/08_stats.ipynb #c016-b
-def nll_per_image(labels: np.ndarray, probs: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+def nll_per_image(labels: np.ndarray, # true classes (N,)
+                  probs: np.ndarray,  # class probabilities (N, C)
+                  eps: float = 1e-12, # floor on the true class's probability before the log
+                 ) -> np.ndarray:     # each image's NLL (N,)
     "Each image's negative log-likelihood of its true class `(N,)`."
     labels, probs = check_labels_probs(labels, probs)
     return -np.log(np.clip(probs[np.arange(len(labels)), labels], eps, None))
 
-def brier_per_image(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
+def brier_per_image(labels: np.ndarray, # true classes (N,)
+                    probs: np.ndarray,  # class probabilities (N, C)
+                   ) -> np.ndarray:     # each image's Brier term (N,)
     "Each image's squared distance between `probs` and its one-hot label `(N,)` (the multiclass Brier score's terms)."
     labels, probs = check_labels_probs(labels, probs)
     return ((probs - np.eye(probs.shape[1])[labels]) ** 2).sum(1)
 
-def nll(labels: np.ndarray, probs: np.ndarray, eps: float = 1e-12) -> float:
+# %% ../nbs/08_stats.ipynb #c016-b2
+def nll(labels: np.ndarray, # true classes (N,)
+        probs: np.ndarray,  # class probabilities (N, C)
+        eps: float = 1e-12, # floor on the true class's probability before the log
+       ) -> float:          # mean NLL (nats)
     "Mean negative log-likelihood of the true class."
     return float(nll_per_image(labels, probs, eps).mean())
 
-def brier(labels: np.ndarray, probs: np.ndarray) -> float:
+def brier(labels: np.ndarray, # true classes (N,)
+          probs: np.ndarray,  # class probabilities (N, C)
+         ) -> float:          # mean multiclass Brier score, in [0, 2]
     "Multiclass Brier score: mean over images of the squared distance between `probs` and the one-hot label."
     return float(brier_per_image(labels, probs).mean())
 
-def calibration_summary(labels: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> dict:
+# %% ../nbs/08_stats.ipynb #c016-b3
+def calibration_summary(labels: np.ndarray, # true classes (N,)
+                        probs: np.ndarray,  # class probabilities (N, C)
+                        n_bins: int = 15,   # equal-width bins of the top-label confidence
+                       ) -> dict:           # `accuracy`, `ece`, `ce_debiased`, `nll`, `brier`
     "Accuracy, top-label ECE (binned and debiased), NLL and Brier score of (N, C) probabilities, as floats."
     labels, probs = check_labels_probs(labels, probs)
     return {"accuracy": float((probs.argmax(1) == labels).mean()), "ece": expected_calibration_error(labels, probs, n_bins),
@@ -197,10 +226,10 @@ def debiased_calibration_error(labels: np.ndarray,  # true classes (N,)
     return float(max(total, 0.0) ** 0.5)
 
 # %% ../nbs/08_stats.ipynb #stats-paired
-def paired_loss_test(loss_a: np.ndarray,              # each image's loss under method a (N,)
-                     loss_b: np.ndarray,              # the same images' loss under method b (N,)
-                     confidence_level: float = 0.95,
-                    ) -> dict:
+def paired_loss_test(loss_a: np.ndarray,             # each image's loss under method a (N,)
+                     loss_b: np.ndarray,             # the same images' loss under method b (N,)
+                     confidence_level: float = 0.95, # the interval's coverage
+                    ) -> dict:                       # `diff` (a − b), `low`, `high`, `p`, `n`
     "Mean of a − b over the images with its t interval, and the two-sided paired t-test's p: `diff`, `low`, `high`, `p`, `n`."
     a, b = np.asarray(loss_a, np.float64).ravel(), np.asarray(loss_b, np.float64).ravel()
     if len(a) != len(b) or len(a) < 2: raise ValueError(f"paired_loss_test: need the same images twice (>= 2), got {len(a)} and {len(b)}")
@@ -212,7 +241,10 @@ def paired_loss_test(loss_a: np.ndarray,              # each image's loss under 
     return {"diff": diff, "low": diff - q * se, "high": diff + q * se, "p": p, "n": len(d)}
 
 # %% ../nbs/08_stats.ipynb #c027
-def risk_coverage(labels: np.ndarray, probs: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def risk_coverage(labels: np.ndarray,                # true classes (N,)
+                  probs: np.ndarray,                 # class probabilities (N, C)
+                  score: np.ndarray,                 # uncertainty per image (N,): the lowest is kept first
+                 ) -> tuple[np.ndarray, np.ndarray]: # (coverage k/N, risk of the k kept images), k = 1..N
     "Coverage k/N and risk (error rate of the k images with the lowest uncertainty `score`), k = 1..N."
     labels, probs = check_labels_probs(labels, probs)
     score = np.asarray(score, dtype=np.float64).ravel()
@@ -221,11 +253,19 @@ def risk_coverage(labels: np.ndarray, probs: np.ndarray, score: np.ndarray) -> t
     k = np.arange(1, len(err) + 1)
     return k / len(err), np.cumsum(err) / k
 
-def aurc(labels: np.ndarray, probs: np.ndarray, score: np.ndarray) -> float:
+# %% ../nbs/08_stats.ipynb #c027-b
+def aurc(labels: np.ndarray, # true classes (N,)
+         probs: np.ndarray,  # class probabilities (N, C)
+         score: np.ndarray,  # uncertainty per image (N,): the lowest is kept first
+        ) -> float:          # mean risk over the N coverage levels (lower is better)
     "Area under the risk–coverage curve (mean risk over the N coverage levels)."
     return float(risk_coverage(labels, probs, score)[1].mean())
 
-def accuracy_at_coverage(labels: np.ndarray, probs: np.ndarray, score: np.ndarray, coverage: float) -> float:
+def accuracy_at_coverage(labels: np.ndarray, # true classes (N,)
+                         probs: np.ndarray,  # class probabilities (N, C)
+                         score: np.ndarray,  # uncertainty per image (N,): the lowest is kept first
+                         coverage: float,    # share of the images kept, in (0, 1]
+                        ) -> float:          # accuracy on the kept images
     "Accuracy on the ceil(coverage * N) images with the lowest uncertainty `score`."
     cov, risk = risk_coverage(labels, probs, score)
     k = max(1, math.ceil(round(coverage * len(cov), 9)))
@@ -279,9 +319,14 @@ def _bootstrap(statistic: Callable[..., float], arrays: list[np.ndarray], strata
                              method=method, paired=False, vectorized=False, rng=np.random.default_rng(seed))
 
 # %% ../nbs/08_stats.ipynb #c006
-def bootstrap_ci(statistic: Callable[..., float], *samples: Any, strata: Sequence | None = None,
-                 n_resamples: int = 2000, confidence_level: float = 0.95, seed: int = 0,
-                 method: str = "percentile") -> dict:
+def bootstrap_ci(statistic: Callable[..., float], # statistic(*resampled samples) -> float
+                 *samples: Any,                   # arrays whose rows (axis 0) are the same images, resampled jointly
+                 strata: Sequence | None = None,  # a group per row, resampled within (e.g. the labels); None: one group
+                 n_resamples: int = 2000,         # bootstrap resamples
+                 confidence_level: float = 0.95,  # the interval's coverage
+                 seed: int = 0,                   # seed of the resampling
+                 method: str = "percentile",      # 'percentile' or 'BCa' (`scipy.stats.bootstrap`)
+                ) -> dict:                        # `{'value', 'low', 'high'}`
     "`statistic(*samples)` with its bootstrap interval: `{'value', 'low', 'high'}` (rows resampled jointly, within `strata`)."
     arrays = [np.asarray(s) for s in samples]
     _check_rows(arrays)
@@ -302,9 +347,13 @@ def _placements(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarra
     plo, phi = np.searchsorted(ps, neg, "left"), np.searchsorted(ps, neg, "right")
     return lo + 0.5 * (hi - lo), len(pos) - phi + 0.5 * (phi - plo)
 
-def auroc_bca(is_pos: np.ndarray,           # 1 for the positives (e.g. OOD images), 0 for the negatives
-              score: np.ndarray,            # higher = more positive
-              n_resamples: int = 1000, confidence_level: float = 0.95, seed: int = 0) -> dict:
+# %% ../nbs/08_stats.ipynb #stats-aucbca-b
+def auroc_bca(is_pos: np.ndarray,             # 1 for the positives (e.g. OOD images), 0 for the negatives
+              score: np.ndarray,              # higher = more positive
+              n_resamples: int = 1000,        # bootstrap resamples
+              confidence_level: float = 0.95, # the interval's coverage
+              seed: int = 0,                  # seed of the resampling
+             ) -> dict:                       # `{'value', 'low', 'high'}`
     "ROC-AUC with its stratified bootstrap BCa interval (closed-form jackknife): `{'value', 'low', 'high'}`."
     y, s = np.asarray(is_pos).astype(bool).ravel(), np.asarray(score, np.float64).ravel()
     pos, neg = s[y], s[~y]
@@ -330,13 +379,20 @@ def auroc_bca(is_pos: np.ndarray,           # 1 for the positives (e.g. OOD imag
     return {"value": theta, "low": float(lo), "high": float(hi)}
 
 # %% ../nbs/08_stats.ipynb #c011x2
-def fpr_at_tpr(is_ood: np.ndarray, score: np.ndarray, tpr: float = 0.95) -> float:
+def fpr_at_tpr(is_ood: np.ndarray, # 1 for OOD images (the positives), 0 for in-distribution ones
+               score: np.ndarray,  # higher = more likely OOD
+               tpr: float = 0.95,  # the true-positive rate to reach
+              ) -> float:          # share of in-distribution images flagged
     "False-positive rate (in-distribution images flagged) at the first threshold whose true-positive rate reaches `tpr`."
     fpr, t, _ = skm.roc_curve(np.asarray(is_ood).astype(int), np.asarray(score, dtype=np.float64))
     return float(fpr[np.searchsorted(t, tpr - 1e-12, side="left")])
 
 # %% ../nbs/08_stats.ipynb #c011x3
-def ood_metrics(score_in: np.ndarray, score_out: np.ndarray, n_resamples: int = 1000, seed: int = 0) -> dict:
+def ood_metrics(score_in: np.ndarray,    # in-distribution images' scores (N_in,), higher = more foreign
+                score_out: np.ndarray,   # OOD images' scores (N_out,)
+                n_resamples: int = 1000, # bootstrap resamples
+                seed: int = 0,           # seed of the resampling
+               ) -> dict:                # `{'auroc': {value, low, high}, 'fpr_at_95tpr': {...}}`
     """`{'auroc': {value, low, high}, 'fpr_at_95tpr': {...}}` for one score, OOD images as positives; stratified
     intervals, BCa for the AUROC, percentile for the FPR (a step function of the threshold, which BCa's jackknife does
     not suit)."""
@@ -346,7 +402,9 @@ def ood_metrics(score_in: np.ndarray, score_out: np.ndarray, n_resamples: int = 
             "fpr_at_95tpr": bootstrap_ci(fpr_at_tpr, is_ood, s, strata=is_ood, n_resamples=n_resamples, seed=seed)}
 
 # %% ../nbs/08_stats.ipynb #c030
-def dice_iou(pred: Any, truth: Any) -> tuple[np.ndarray, np.ndarray]:
+def dice_iou(pred: Any,                         # binary predicted masks (N, 1, H, W) or (N, H, W)
+             truth: Any,                        # true masks, the same shape
+            ) -> tuple[np.ndarray, np.ndarray]: # (Dice (N,), IoU (N,))
     "Per-image Dice and IoU `(N,)` of binary masks `(N, 1, H, W)` or `(N, H, W)` (arrays or tensors); 1 where both are empty."
     p, t = (np.asarray(a.cpu() if hasattr(a, "cpu") else a).astype(np.float32) for a in (pred, truth))
     if p.ndim == 3: p, t = p[:, None], t[:, None]
@@ -360,7 +418,9 @@ def dice_iou(pred: Any, truth: Any) -> tuple[np.ndarray, np.ndarray]:
     return d[:, 0].astype(np.float64), j[:, 0].astype(np.float64)
 
 # %% ../nbs/08_stats.ipynb #c038
-def pixel_auroc(entropy: np.ndarray, wrong: np.ndarray) -> float:
+def pixel_auroc(entropy: np.ndarray, # per-pixel uncertainty, any shape
+                wrong: np.ndarray,   # True where a pixel is wrong, as many values
+               ) -> float:           # AUROC; NaN if every pixel is right or every pixel wrong
     "AUROC of per-pixel `entropy` for detecting `wrong` pixels (any shapes, flattened); NaN if all pixels are right or all wrong."
     w = np.asarray(wrong, dtype=bool).ravel()
     e = np.asarray(entropy, dtype=np.float64).ravel()
@@ -368,7 +428,11 @@ def pixel_auroc(entropy: np.ndarray, wrong: np.ndarray) -> float:
     if w.all() or not w.any(): return float("nan")
     return float(skm.roc_auc_score(w, e))
 
-def image_uncertainty(mean_entropy: np.ndarray, dice: np.ndarray, worst_frac: float = 0.1) -> dict:
+# %% ../nbs/08_stats.ipynb #c038-b
+def image_uncertainty(mean_entropy: np.ndarray, # each image's mean pixel entropy (N,)
+                      dice: np.ndarray,         # each image's Dice (N,)
+                      worst_frac: float = 0.1,  # share of the images counted as the worst (k)
+                     ) -> dict:                 # `spearman_rho`, `spearman_p`, `k`, `worst_found`, `chance`
     "Spearman rho (and p) of per-image mean entropy vs Dice, and the share of the k worst-Dice images among the k most uncertain."
     e, d = np.asarray(mean_entropy, dtype=np.float64), np.asarray(dice, dtype=np.float64)
     if len(e) != len(d): raise ValueError(f"image_uncertainty: {len(e)} entropies for {len(d)} Dice values")
@@ -382,7 +446,8 @@ def image_uncertainty(mean_entropy: np.ndarray, dice: np.ndarray, worst_frac: fl
 def _selective_error(y, p, s, coverage=0.8):
     return 1.0 - accuracy_at_coverage(y, p, s, coverage)
 
-def metric_functions(num_classes: int) -> dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], float]]:
+def metric_functions(num_classes: int,                                                     # C, the number of classes
+                    ) -> dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], float]]: # metric name -> f(labels, probs, score)
     "Headline metrics as functions of (labels (N,), probs (N, C), uncertainty score (N,))."
     C = num_classes
     if C == 2:
@@ -401,8 +466,14 @@ def metric_functions(num_classes: int) -> dict[str, Callable[[np.ndarray, np.nda
 METRIC_LABELS = {"auc": "ROC-AUC", "aupr": "AUPR (average precision)", "accuracy": "accuracy", "f1": "F1",
                  "ece": "calibration error (ECE, 15 bins)", "error_at_80": "error at 80 % coverage"}
 
-def metrics_with_ci(labels: np.ndarray, probs: np.ndarray, score: np.ndarray | None = None,
-                    n_resamples: int = 2000, confidence_level: float = 0.95, seed: int = 0, method: str = "BCa") -> dict:
+def metrics_with_ci(labels: np.ndarray,              # true classes (N,)
+                    probs: np.ndarray,               # class probabilities (N, C)
+                    score: np.ndarray | None = None, # uncertainty per image for `error_at_80` (None: minus the max probability)
+                    n_resamples: int = 2000,         # bootstrap resamples
+                    confidence_level: float = 0.95,  # the interval's coverage
+                    seed: int = 0,                   # seed of the resampling
+                    method: str = "BCa",             # 'BCa' or 'percentile'
+                   ) -> dict:                        # metric name -> `{'value', 'low', 'high'}`, and `_method`
     "Every headline metric of `metric_functions` with its stratified bootstrap interval (BCa by default), keyed by metric name."
     y = np.asarray(labels).reshape(-1).astype(np.int64)
     p = np.asarray(probs, dtype=np.float64)
@@ -418,16 +489,25 @@ def metrics_with_ci(labels: np.ndarray, probs: np.ndarray, score: np.ndarray | N
     return out
 
 # %% ../nbs/08_stats.ipynb #c020
-def format_ci(ci: dict | None, digits: int = 4, scale: float = 1.0) -> str:
+def format_ci(ci: dict | None,    # `{'value', 'low', 'high'}`, or None
+              digits: int = 4,    # decimals
+              scale: float = 1.0, # multiplier (100: percent points)
+             ) -> str:            # 'value [low, high]'
     "`'value [low, high]'` for a dict from `bootstrap_ci` (or '–' when missing)."
     if not ci or ci.get("value") is None: return "–"
     f = lambda v: "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{scale * v:.{digits}f}"
     return f"{f(ci['value'])} [{f(ci.get('low'))}, {f(ci.get('high'))}]"
 
 # %% ../nbs/08_stats.ipynb #c023
-def paired_bootstrap(metric: Callable[..., float], labels: np.ndarray, a: np.ndarray, b: np.ndarray,
-                     extras: tuple | None = None, n_resamples: int = 2000, confidence_level: float = 0.95,
-                     seed: int = 0) -> dict:
+def paired_bootstrap(metric: Callable[..., float],   # metric(labels, predictions[, extra]) -> float
+                     labels: np.ndarray,             # true classes (N,), also the strata
+                     a: np.ndarray,                  # arm a's predictions, one row per image
+                     b: np.ndarray,                  # arm b's, on the same images in the same order
+                     extras: tuple | None = None,    # (extra_a, extra_b), passed to `metric` after a and b; None: none
+                     n_resamples: int = 2000,        # bootstrap resamples
+                     confidence_level: float = 0.95, # the interval's coverage
+                     seed: int = 0,                  # seed of the resampling
+                    ) -> dict:                       # `diff` (a − b), `low`, `high`, `p`, `n_resamples`
     """Difference `metric(labels, a) - metric(labels, b)` on the same stratified resamples: value, interval, p-value;
     `extras = (extra_a, extra_b)` are passed to `metric` after `a` and `b` (e.g. per-image uncertainty)."""
     extra_a, extra_b = extras if extras is not None else (None, None)
@@ -448,7 +528,11 @@ def paired_bootstrap(metric: Callable[..., float], labels: np.ndarray, a: np.nda
     return {"diff": value, "low": lo, "high": hi, "p": float(p), "n_resamples": int(B)}
 
 # %% ../nbs/08_stats.ipynb #c027x1
-def delong_test(labels: np.ndarray, score_a: np.ndarray, score_b: np.ndarray, confidence_level: float = 0.95) -> dict:
+def delong_test(labels: np.ndarray,             # true classes (N,), 1 = positive
+                score_a: np.ndarray,            # arm a's positive-class scores (N,)
+                score_b: np.ndarray,            # arm b's, on the same images
+                confidence_level: float = 0.95, # the interval's coverage
+               ) -> dict:                       # `auc_a`, `auc_b`, `diff`, `low`, `high`, `z`, `p`
     "DeLong's test for two correlated ROC AUCs (fast form of Sun and Xu 2014): AUCs, difference a - b, interval, z, p."
     y = np.asarray(labels).reshape(-1).astype(bool)
     s = np.vstack([np.asarray(score_a, dtype=np.float64), np.asarray(score_b, dtype=np.float64)])
@@ -475,15 +559,22 @@ def delong_test(labels: np.ndarray, score_a: np.ndarray, score_b: np.ndarray, co
             "high": diff + q * se, "z": z, "p": float(2 * sps.norm.sf(abs(z)))}
 
 # %% ../nbs/08_stats.ipynb #c032
-def verdict(low: float | None, high: float | None) -> str:
+def verdict(low: float | None,  # lower end of the interval of arm − reference
+            high: float | None, # its upper end
+           ) -> str:            # better, worse, no detectable difference, or not tested
     "'better' if the interval of a difference (arm - reference) lies above 0, 'worse' if below, else no detectable difference."
     if low is None or high is None or any(isinstance(v, float) and math.isnan(v) for v in (low, high)): return "not tested"
     if low > 0: return "better"
     if high < 0: return "worse"
     return "no detectable difference"
 
-def compare_arms(labels: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray, n_resamples: int = 2000,
-                 seed: int = 0) -> dict:
+# %% ../nbs/08_stats.ipynb #c032-b
+def compare_arms(labels: np.ndarray,      # true classes (N,)
+                 probs_a: np.ndarray,     # arm a's probabilities (N, C)
+                 probs_b: np.ndarray,     # arm b's, on the same images
+                 n_resamples: int = 2000, # bootstrap resamples
+                 seed: int = 0,           # seed of the resampling
+                ) -> dict:                # `bootstrap`, `delong` (binary only) and `verdict`
     "Arm a against arm b on the same images: paired bootstrap of the AUC difference and DeLong's test (binary)."
     y = np.asarray(labels).reshape(-1)
     pa, pb = np.asarray(probs_a), np.asarray(probs_b)
@@ -498,7 +589,8 @@ def compare_arms(labels: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray, n
 # %% ../nbs/08_stats.ipynb #c035
 SEED_METRICS = ("auc", "aupr", "accuracy", "f1", "precision", "recall")
 
-def run_values(rec: dict) -> dict[str, float]:
+def run_values(rec: dict,            # one run's `metrics.json` record
+              ) -> dict[str, float]: # metric name -> value (finite values only)
     "The scalar test metrics of one run's `metrics.json` record that `aggregate_seeds` summarises."
     m, u = rec.get("metrics") or {}, rec.get("uncertainty") or {}
     if rec.get("task") == "segmentation":
@@ -515,7 +607,8 @@ def run_values(rec: dict) -> dict[str, float]:
     return {k: float(v) for k, v in out.items() if v is not None and math.isfinite(float(v))}
 
 # %% ../nbs/08_stats.ipynb #c035b
-def aggregate_seeds(records: Sequence[dict]) -> dict:
+def aggregate_seeds(records: Sequence[dict], # the runs' `metrics.json` records, one per seed
+                   ) -> dict:                # `seeds`, and per metric `mean`, `sd`, `min`, `max`, `n`, `values`
     "Mean, sd (ddof 1), min, max, n and the per-seed values of every scalar test metric over several runs."
     if not records: raise ValueError("aggregate_seeds: no runs given")
     vals = [run_values(r) for r in records]
@@ -528,7 +621,10 @@ def aggregate_seeds(records: Sequence[dict]) -> dict:
     return {"seeds": seeds, "metrics": out}
 
 # %% ../nbs/08_stats.ipynb #c036
-def seed_difference(a: Sequence[float], b: Sequence[float], confidence_level: float = 0.95) -> dict:
+def seed_difference(a: Sequence[float],             # arm a's value per seed
+                    b: Sequence[float],             # arm b's value per seed
+                    confidence_level: float = 0.95, # the interval's coverage
+                   ) -> dict:                       # `diff`, `low`, `high`, `p`, `n_a`, `n_b`, `sd_a`, `sd_b`
     "Difference of seed means `mean(a) - mean(b)` with Welch's t interval and p-value (None with fewer than 2 seeds a side)."
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     out = {"diff": float(a.mean() - b.mean()), "n_a": int(len(a)), "n_b": int(len(b)),
@@ -550,12 +646,8 @@ def hierarchical_bootstrap(metric: Callable[[np.ndarray, np.ndarray], float], # 
                            n_resamples: int = 2000,     # bootstrap resamples
                            seed: int = 0,               # the resampling seed
                           ) -> dict:
-    """The arm − reference difference of `metric` averaged over seeds, with intervals from a two-level bootstrap:
-    each resample draws each side's seeds with replacement, then the test images (stratified by label, the same
-    images for both sides, since the arms saw the same test set). Seeds and images both vary, as Bouthillier et al.
-    (2021) ask; resampling the nested level as well as the top one is Saravanan et al.'s (2020) hierarchical
-    bootstrap. Returns the difference, its 95 % and 90 % percentile intervals (the 90 % one is the TOST's), a
-    two-sided bootstrap p, the seeds per side and the resamples."""
+    """Arm − reference difference of `metric` averaged over seeds, with 95 % and 90 % intervals (TOST's) and a p from a
+    two-level bootstrap: each side's seeds with replacement, then the same test images for both, stratified by label."""
     y = np.asarray(labels).reshape(-1)
     arm, ref = [np.asarray(a) for a in arm], [np.asarray(r) for r in ref]
     if not arm or not ref: raise ValueError("hierarchical_bootstrap: each side needs at least one run")
@@ -582,7 +674,8 @@ def _welch(sd_a: float, sd_b: float, n_a: int, n_b: int) -> tuple[float, float]:
     se = math.sqrt(va + vb)
     return se, ((va + vb) ** 2 / (va ** 2 / (n_a - 1) + vb ** 2 / (n_b - 1)) if se else math.inf)
 
-def holm(pvalues: Sequence[float | None]) -> list[float | None]:
+def holm(pvalues: Sequence[float | None], # a family of p-values (None: not tested, left out)
+        ) -> list[float | None]:          # the adjusted p-values, in the same order
     """Holm's step-down adjustment of a family of p-values (Holm 1979): the k-th smallest of m is multiplied by
     m − k + 1, then made monotone; `None` entries (not tested) stay `None` and do not count."""
     idx = [i for i, p in enumerate(pvalues) if p is not None]
@@ -592,6 +685,7 @@ def holm(pvalues: Sequence[float | None]) -> list[float | None]:
     for k, j in enumerate(order): out[idx[j]] = float(adj[k])
     return out
 
+# %% ../nbs/08_stats.ipynb #stats-equiv-tost
 def welch_tost(a: Sequence[float], # one value per seed, arm
                b: Sequence[float], # one value per seed, reference
                margin: float,      # the equivalence margin, in the values' units (> 0)
@@ -605,7 +699,13 @@ def welch_tost(a: Sequence[float], # one value per seed, arm
     return {"diff": float(d), "p": float(max(p_low, p_high)), "p_lower": float(p_low), "p_upper": float(p_high), "df": float(df)}
 
 # %% ../nbs/08_stats.ipynb #stats-equiv-2
-def min_detectable_difference(sd_a: float, sd_b: float, n_a: int, n_b: int, alpha: float = 0.05, power: float = 0.8) -> float:
+def min_detectable_difference(sd_a: float,         # seed standard deviation of arm a
+                              sd_b: float,         # that of arm b
+                              n_a: int,            # seeds of arm a
+                              n_b: int,            # seeds of arm b
+                              alpha: float = 0.05, # level of the two-sided test
+                              power: float = 0.8,  # the power to reach
+                             ) -> float:           # the smallest true difference detected
     """The smallest true difference of seed means a two-sided Welch t-test at `alpha` detects with `power`, from the
     seeds' spread: the noncentral-t power of the test, solved for the difference."""
     se, df = _welch(sd_a, sd_b, n_a, n_b)
@@ -620,7 +720,13 @@ def min_detectable_difference(sd_a: float, sd_b: float, n_a: int, n_b: int, alph
     while reach(hi) < 0: hi *= 2                               # few degrees of freedom: a wider bracket
     return float(brentq(reach, 0.0, hi, xtol=1e-15, rtol=1e-13))
 
-def seeds_needed(sd: float, margin: float, alpha: float = 0.05, power: float = 0.8, most: int = 1000) -> int | None:
+# %% ../nbs/08_stats.ipynb #stats-equiv-seeds
+def seeds_needed(sd: float,           # seed standard deviation of either arm
+                 margin: float,       # the difference to detect
+                 alpha: float = 0.05, # level of the two-sided test
+                 power: float = 0.8,  # the power to reach
+                 most: int = 1000,    # give up beyond this many seeds
+                ) -> int | None:      # seeds per arm, or None beyond `most`
     "Seeds per arm for `min_detectable_difference` (both arms with spread `sd`) to reach `margin`; None beyond `most`."
     ok = lambda n: min_detectable_difference(sd, sd, n, n, alpha, power) <= margin
     if not ok(most): return None
@@ -630,6 +736,7 @@ def seeds_needed(sd: float, margin: float, alpha: float = 0.05, power: float = 0
         lo, hi = (lo, mid) if ok(mid) else (mid, hi)
     return hi
 
+# %% ../nbs/08_stats.ipynb #stats-equiv-verdict
 def equivalence_verdict(c: dict,      # an interval: `low`, `high` (95 %) and `low90`, `high90` (90 %)
                         margin: float, # the equivalence margin
                        ) -> str:
@@ -680,10 +787,8 @@ def compare_runs(ref_runs: Sequence[tuple],   # the reference's `(metrics.json r
                  n_resamples: int = 2000,     # bootstrap resamples
                  margin: float | None = None, # the equivalence margin fixed in advance; None: no equivalence test
                 ) -> dict:
-    """Arm − reference: over every seed and test image (`hierarchical_bootstrap`, the primary comparison), and as
-    secondary columns a paired bootstrap and DeLong test on the first common seed and Welch over seed means; with a
-    `margin`, the verdict is `equivalence_verdict`'s, with the seeds' minimum detectable difference and the seeds
-    needed to detect the margin."""
+    """Arm − reference over every seed and test image (`hierarchical_bootstrap`), beside a paired bootstrap and DeLong on
+    the first common seed and Welch over seed means; with a `margin`, `equivalence_verdict`'s verdict."""
     if metric not in ("auc", "dice"): raise ValueError(f"compare_runs: metric {metric!r} is not auc or dice")
     seed = lambda r: (r.get("params") or {}).get("seed")
     vals = lambda runs: [v for v in (_run_value(r, metric) for r, _ in runs) if v is not None]
@@ -712,7 +817,9 @@ def compare_runs(ref_runs: Sequence[tuple],   # the reference's `(metrics.json r
     return out
 
 # %% ../nbs/08_stats.ipynb #c042
-def seed_mean_ci(values: Sequence[float], confidence_level: float = 0.95) -> tuple[float, float] | None:
+def seed_mean_ci(values: Sequence[float],        # one value per seed
+                 confidence_level: float = 0.95, # the interval's coverage
+                ) -> tuple[float, float] | None: # (low, high); None with fewer than two values
     "Student t interval of the mean of per-seed values (None with fewer than 2 values)."
     v = np.asarray(values, dtype=np.float64)
     if len(v) < 2: return None

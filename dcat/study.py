@@ -32,19 +32,21 @@ from .runs import (REPORT_KEYS, checkpoint_path, load_runs, provenance, read_rec
                        run_lock, save_predictions, save_predictor, write_aggregate, write_metrics, aggregate_is_current, arm_dir)
 
 # %% auto #0
-__all__ = ['DETECTOR_BANK', 'StudyError', 'find_template', 'template_path', 'check_template', 'link_figures', 'render_html',
-           'scrub_paths', 'strip_figures', 'finish_notebook', 'hold_point', 'recover_report', 'seed_list',
-           'code_digest', 'training_fingerprint', 'training_provenance', 'run_state', 'reusable_checkpoint',
-           'clean_leftovers', 'run_seed', 'render_run', 'render_reports', 'check_writable', 'run_study', 'PlannedRun',
-           'plan_study', 'execute_run', 'slurm_options', 'run_plan', 'plan_status', 'settings_task', 'model_for',
-           'fit_from_settings', 'RunResult', 'train_one', 'run_one', 'train_run', 'gradcam_positions', 'preflight',
-           'preflight_plan', 'write_summary']
+__all__ = ['EQUIVALENT_CODE_FILE', 'DETECTOR_BANK', 'StudyError', 'find_template', 'template_path', 'check_template',
+           'link_figures', 'render_html', 'scrub_paths', 'strip_figures', 'finish_notebook', 'hold_point',
+           'recover_report', 'seed_list', 'code_digest', 'code_fingerprint_of', 'current_code_fingerprint',
+           'training_fingerprint', 'equivalent_code', 'accepted_fingerprints', 'training_provenance', 'run_state',
+           'reusable_checkpoint', 'clean_leftovers', 'run_seed', 'render_run', 'render_reports', 'check_writable',
+           'run_study', 'PlannedRun', 'plan_study', 'execute_run', 'slurm_options', 'run_plan', 'plan_status',
+           'settings_task', 'model_for', 'fit_from_settings', 'RunResult', 'train_one', 'run_one', 'train_run',
+           'gradcam_positions', 'preflight', 'preflight_plan', 'write_summary']
 
 # %% ../nbs/15_study.ipynb #c015
 class StudyError(RuntimeError):
     "A study run failed; the message names the dataset, model and failing cell."
 
-def find_template(name: str) -> Path:
+def find_template(name: str,  # the template's file name, e.g. `train_eval.ipynb`
+                 ) -> Path:   # its path
     "A papermill template `nbs/studies/<name>`: the project's own if it has one, else the one beside the package."
     here = globals().get("__file__")          # undefined when this runs inside the notebook
     places = [project_root() / "nbs" / "studies" / name] + ([Path(here).resolve().parent.parent / "nbs" / "studies" / name] if here else [])
@@ -52,11 +54,14 @@ def find_template(name: str) -> Path:
         if p.is_file(): return p
     raise FileNotFoundError(f"study template {name} not found in {' or '.join(str(p.parent) for p in places)}")
 
+# %% ../nbs/15_study.ipynb #c015-p1
 def template_path() -> Path:
     "The classification template `nbs/studies/train_eval.ipynb`."
     return find_template("train_eval.ipynb")
 
-def check_template(path: str | os.PathLike) -> list[str]:
+# %% ../nbs/15_study.ipynb #c015-p2
+def check_template(path: str | os.PathLike,  # a template notebook
+                  ) -> list[str]:            # its parameters' names
     "Names of the template's parameters; error if its first code cell lacks the `parameters` tag."
     import nbformat, papermill
     nb = nbformat.read(path, as_version=4)
@@ -66,7 +71,8 @@ def check_template(path: str | os.PathLike) -> list[str]:
     return list(papermill.inspect_notebook(str(path)))
 
 # %% ../nbs/15_study.ipynb #c015-2
-def link_figures(nb) -> int:
+def link_figures(nb,  # an executed notebook (an nbformat node), changed in place
+                ) -> int:  # how many figures became links
     """Replace each image output that shows a saved file (`dcat.plots.show_saved_figures`) by an `<img>` linking that
     file, with its width and alt text (an nbformat node, in place): the page stores no second copy. Returns the count."""
     import html
@@ -82,6 +88,7 @@ def link_figures(nb) -> int:
             n += 1
     return n
 
+# %% ../nbs/15_study.ipynb #c015-2-p1
 _PAGE_CSS = """body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1f2328;max-width:1180px;
 margin:1.5em auto;padding:0 1.2em}h1,h2,h3{line-height:1.25;margin:1.2em 0 .4em}h1{font-size:1.7em}h2{font-size:1.35em;
 border-bottom:1px solid #d8dee4;padding-bottom:.2em}img{max-width:100%;height:auto}pre{white-space:pre-wrap;font-size:13px;
@@ -90,7 +97,10 @@ font-size:13px;font-variant-numeric:tabular-nums}th,td{border:1px solid #d0d7de;
 th{background:#f6f8fa}td:first-child,th:first-child{text-align:left}.anchor-link{visibility:hidden;text-decoration:none;
 margin-left:.25em}h1:hover .anchor-link,h2:hover .anchor-link,h3:hover .anchor-link{visibility:visible}"""
 
-def render_html(nb: Any, html_path: str | os.PathLike) -> Path:
+# %% ../nbs/15_study.ipynb #c015-2-p2
+def render_html(nb: Any,                       # an executed notebook: a path or an nbformat node
+                html_path: str | os.PathLike,  # where the page goes
+               ) -> Path:                      # `html_path`
     """Render an executed notebook (a path, or an nbformat node) to a code-free HTML page (atomically): nbconvert's
     plain body in a small stylesheet; figures shown from saved files are linked (`link_figures`), others embedded."""
     import copy, html, nbformat
@@ -110,6 +120,7 @@ _KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR", "--IPKernelApp.capture_fd_outpu
 
 _RUN_SETTINGS = "run-settings.json"
 
+# %% ../nbs/15_study.ipynb #c015c-p1
 def _execute(tpl: Path, nb_out: Path, params: dict, progress_bar: bool, log_output: bool, label: str) -> None:
     "papermill with a quiet kernel (no transport warnings; what it writes to the terminal stays off the notebook)."
     import papermill
@@ -124,7 +135,10 @@ def _execute(tpl: Path, nb_out: Path, params: dict, progress_bar: bool, log_outp
         raise StudyError(f"{label}: cell {e.exec_count} ({first[0] if first else '?'}) failed with "
                          f"{e.ename}: {e.evalue}; executed notebook kept at {keep}") from None
 
-def scrub_paths(nb, template: str | os.PathLike) -> None:
+# %% ../nbs/15_study.ipynb #c015c-p2
+def scrub_paths(nb,                           # an executed notebook (an nbformat node), changed in place
+                template: str | os.PathLike,  # the template it was executed from
+               ) -> None:
     """Replace papermill's absolute `input_path`/`output_path` in an executed notebook's metadata (paths of the machine
     that ran it) by the template's path relative to the project and `report.ipynb` (in place, on an nbformat node)."""
     pm = nb.metadata.get("papermill")
@@ -134,7 +148,10 @@ def scrub_paths(nb, template: str | os.PathLike) -> None:
     except (ValueError, FileNotFoundError): rel = tpl.name
     pm["input_path"], pm["output_path"] = rel, "report.ipynb"
 
-def strip_figures(nb, note: str) -> None:
+# %% ../nbs/15_study.ipynb #c015c-p3
+def strip_figures(nb,         # an executed notebook (an nbformat node), changed in place
+                  note: str,  # the line that replaces a figure not shown from a file
+                 ) -> None:
     """Replace every image output of an executed notebook (an nbformat node, in place) by a line of text: the saved
     file's path for a figure shown from one (`dcat.plots.show_saved_figures`), else `note`."""
     for c in nb.cells:
@@ -148,8 +165,11 @@ def strip_figures(nb, note: str) -> None:
 # %% ../nbs/15_study.ipynb #c015cp1
 _FIGURES_ELSEWHERE = "(figure: a PNG in figures/ beside this notebook, shown in report.html)"
 
-def finish_notebook(nb_path: str | os.PathLike, template: str | os.PathLike, figure_note: str | None = None,
-                    html_path: str | os.PathLike | None = None) -> None:
+def finish_notebook(nb_path: str | os.PathLike,                  # the executed `report.ipynb`
+                    template: str | os.PathLike,                 # the template it was executed from
+                    figure_note: str | None = None,              # the line that replaces each figure (None: figures kept)
+                    html_path: str | os.PathLike | None = None,  # where the HTML page goes (None: no page)
+                   ) -> None:
     """One read-modify-write of an executed report: machine paths scrubbed, the HTML report rendered if `html_path`
     is given, then figures replaced by `figure_note` if given (atomically): each figure is stored once, as a PNG that
     the HTML links, not again in the HTML or the notebook."""
@@ -160,7 +180,9 @@ def finish_notebook(nb_path: str | os.PathLike, template: str | os.PathLike, fig
     if figure_note: strip_figures(nb, figure_note)
     atomic_write_text(nb_path, nbformat.writes(nb))
 
-def hold_point(name: str) -> None:
+# %% ../nbs/15_study.ipynb #c015cp1-p1
+def hold_point(name: str,  # the stage, e.g. `swap` or `html`
+              ) -> None:
     """Test hook: with `DCAT_TEST_HOLD=name` in the environment, say so and wait here, so a test can kill the study at
     this stage; with `DCAT_TEST_HOLD=fail:name`, fail here (a run that passed every check before work, then failed)."""
     if os.environ.get("DCAT_TEST_HOLD") == f"fail:{name}": raise RuntimeError(f"failing at {name} (DCAT_TEST_HOLD)")
@@ -168,6 +190,7 @@ def hold_point(name: str) -> None:
         print(f"dcat: holding at {name}", file=sys.__stderr__, flush=True)
         time.sleep(3600)
 
+# %% ../nbs/15_study.ipynb #c015cp1-p2
 def _swap_into_place(tmp: Path, dest: Path) -> None:
     "Replace `dest` by `tmp`: the previous folder is parked as `.<name>.old` until the new one is in place."
     old = dest.with_name(f".{dest.name}.old")
@@ -178,13 +201,16 @@ def _swap_into_place(tmp: Path, dest: Path) -> None:
     os.replace(tmp, dest)
     if old.exists(): shutil.rmtree(old)
 
-def recover_report(dest: Path) -> None:
+# %% ../nbs/15_study.ipynb #c015cp1-p3
+def recover_report(dest: Path,  # a run's report folder
+                  ) -> None:
     "Put back a report parked by a swap that was killed halfway (its `.old` copy exists and `dest` does not)."
     old = dest.with_name(f".{dest.name}.old")
     if old.exists() and not dest.exists(): os.replace(old, dest)
 
 # %% ../nbs/15_study.ipynb #c015d
-def seed_list(cfg: Settings) -> list[int]:
+def seed_list(cfg: Settings,  # a study's settings (`seed`, `seeds`)
+             ) -> list[int]:
     "The seeds of a study: `seed`, `seed + 1`, ... (`seeds` of them; 1 when unset)."
     cfg = Settings.of(cfg)
     return [int(cfg.seed) + i for i in range(int(cfg.seeds or 1))]
@@ -204,28 +230,53 @@ def code_digest(source: str, # Python source; lines of IPython magics (`%matplot
 _TRAINING_MODULES = ("config", "data", "loaders", "segdata", "backbones", "fusion", "model", "unet", "train")
 _FINGERPRINT_PACKAGES = ("torch", "torchvision", "timm", "numpy")
 
-@functools.lru_cache(maxsize=8)
-def _code_fingerprint(task: str) -> str:
-    pkg = Path(__file__).resolve().parent if "__file__" in globals() else project_root() / "dcat"
-    parts = {m: code_digest((pkg / f"{m}.py").read_text()) for m in _TRAINING_MODULES}
-    study = ast.parse((pkg / "study.py").read_text())
+def code_fingerprint_of(read: Callable[[str], str], # the source of module `m` of the package (`"train"`: dcat/train.py)
+                       ) -> str:                    # 16 hex digits
+    "The fingerprint of the training code whose sources `read` returns: the training modules and the study's training functions."
+    parts = {m: code_digest(read(m)) for m in _TRAINING_MODULES}
+    study = ast.parse(read("study"))
     parts.update({f.name: code_digest(ast.unparse(f)) for f in study.body
                   if isinstance(f, ast.FunctionDef) and f.name in ("settings_task", "model_for", "fit_from_settings", "train_one")})
     return config_hash(parts)
 
+# %% ../nbs/15_study.ipynb #reuse-fp-now
+def _package_dir() -> Path: return Path(__file__).resolve().parent if "__file__" in globals() else project_root() / "dcat"
+
+@functools.lru_cache(maxsize=1)
+def current_code_fingerprint() -> str:
+    "The fingerprint of the training code of this package."
+    return code_fingerprint_of(lambda m: (_package_dir() / f"{m}.py").read_text())
+
 # %% ../nbs/15_study.ipynb #reuse-fp2
-def training_fingerprint(cfg: Settings, # one run's settings (`torch_threads`, `cpu_isa`, `device`)
+def training_fingerprint(cfg: Settings,        # one run's settings (`torch_threads`, `cpu_isa`, `device`)
+                         code: str | None = None, # a code fingerprint in place of this package's (`code_fingerprint_of`)
                         ) -> dict:
     "What decides a run's weights beyond its settings: the code that trains, package versions, threads, kernels, device kind."
     cfg = Settings.of(cfg)
     from importlib import metadata
-    task = "segmentation" if is_segmentation(cfg) else "classification"
-    parts = {"code": _code_fingerprint(task), "packages": {p: metadata.version(p) for p in _FINGERPRINT_PACKAGES},
+    parts = {"code": code or current_code_fingerprint(), "packages": {p: metadata.version(p) for p in _FINGERPRINT_PACKAGES},
              "torch_threads": run_threads(cfg), "cpu_isa": cfg.cpu_isa or "native",
              "device": get_device(cfg.device).type}
     return {"fingerprint": config_hash(parts)[:12], **parts}
 
-def training_provenance(cfg: Settings) -> dict:
+# %% ../nbs/15_study.ipynb #reuse-eq
+EQUIVALENT_CODE_FILE = "dcat/equivalent_code.json"   # relative to the project root
+
+def equivalent_code() -> dict[str, dict]:
+    "Older code fingerprints declared to train the same weights as this package's code, each with its commit and evidence."
+    p = _package_dir() / Path(EQUIVALENT_CODE_FILE).name
+    table = json.loads(p.read_text()) if p.is_file() else {}
+    return table.get(current_code_fingerprint(), {})
+
+# %% ../nbs/15_study.ipynb #reuse-eq2
+def accepted_fingerprints(cfg: Settings, # one run's settings
+                         ) -> set[str]:  # training fingerprints whose runs are this code's
+    "The training fingerprint of `cfg` under this code and under each code declared equivalent to it."
+    return {training_fingerprint(cfg, code=c)["fingerprint"] for c in (current_code_fingerprint(), *equivalent_code())}
+
+# %% ../nbs/15_study.ipynb #reuse-fp2-p1
+def training_provenance(cfg: Settings,  # one run's settings
+                       ) -> dict:       # commit, fingerprint, threads, kernels, CPU
     "Who trains this run: commit, fingerprint, threads, kernels and CPU of this process (kept in the checkpoint with its epochs)."
     cfg = Settings.of(cfg)
     prov = provenance(get_device(cfg.device))
@@ -241,8 +292,8 @@ def run_state(dest: str | os.PathLike, # the run's report folder
     if not (Path(dest) / "metrics.json").is_file() or (rec := read_record(Path(dest) / "metrics.json")) is None: return "missing"
     if (rec.get("run") or {}).get("hash") != run_hash(cfg): return "stale"
     trained = (rec.get("training") or {}).get("trained_by") or []
-    fp = training_fingerprint(cfg)["fingerprint"]
-    if not trained or any(t.get("fingerprint") != fp for t in trained): return "stale"
+    fps = accepted_fingerprints(cfg)
+    if not trained or any(t.get("fingerprint") not in fps for t in trained): return "stale"
     prov, here = rec.get("provenance") or {}, provenance("cpu")
     same_report = all((rec.get("params") or {}).get(k) == cfg.get(k) for k in REPORT_KEYS)
     same_commit = (here["git_commit"] is not None and prov.get("git_commit") == here["git_commit"]
@@ -250,14 +301,18 @@ def run_state(dest: str | os.PathLike, # the run's report folder
     has_report = not full or (Path(dest) / "report.html").is_file()
     return "current" if same_report and same_commit and has_report else "rerender"
 
-def reusable_checkpoint(cfg: dict) -> bool:
+# %% ../nbs/15_study.ipynb #reuse-state-p1
+def reusable_checkpoint(cfg: dict,  # one run's settings
+                       ) -> bool:
     "Whether the run's last checkpoint is here and finished, so its report can be rendered again without training."
     last = last_checkpoint_path(checkpoint_path(cfg))
     try: return last.is_file() and bool(load_checkpoint(last).get("done"))
     except (OSError, ValueError, RuntimeError): return False
 
 # %% ../nbs/15_study.ipynb #c015d2
-def clean_leftovers(cfg: dict, dest: Path) -> list[Path]:
+def clean_leftovers(cfg: dict,   # one run's settings
+                    dest: Path,  # its report folder
+                   ) -> list[Path]:  # what was removed
     "Remove what a killed run of these settings left behind: temporary report folders and half-written checkpoint files."
     ck = checkpoint_path(cfg)
     stale = [*dest.parent.glob(f".{dest.name}.{run_hash(cfg)}.*.tmp"), *ck.parent.glob(f".{ck.stem}.*.tmp")]
@@ -275,8 +330,15 @@ def _temp_beside(dest: Path, tag: str) -> Path:
     os.chmod(tmp, 0o777 & ~mask)
     return tmp
 
-def run_seed(cfg: Settings, dest: Path, *, full: bool = True, progress: bool = True, log_output: bool = False,
-             resume: bool = False) -> Path:
+# %% ../nbs/15_study.ipynb #c015e-p1
+def run_seed(cfg: Settings,             # one seed's checked settings
+             dest: Path,                # its report folder
+             *,                         # the rest by name only
+             full: bool = True,         # the full report (figures, HTML)
+             progress: bool = True,     # progress lines on stderr
+             log_output: bool = False,  # papermill echoes the kernel's output
+             resume: bool = False,      # continue an interrupted training from its last checkpoint
+            ) -> Path:                  # `dest`
     "Execute the template for one seed's settings `cfg` into `dest` (atomically); return `dest`."
     cfg = Settings.of(cfg)
     tpl = find_template("seg_eval.ipynb") if is_segmentation(cfg) else template_path()
@@ -333,7 +395,10 @@ def render_run(folder: str | os.PathLike,  # a finished run's report folder (`me
         if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
-def render_reports(paths: Sequence[str | os.PathLike], progress: bool = False) -> tuple[list[Path], list[tuple[Path, str]]]:
+# %% ../nbs/15_study.ipynb #render-p1
+def render_reports(paths: Sequence[str | os.PathLike],  # run folders, or folders to search for them
+                   progress: bool = False,              # one line on stderr per run
+                  ) -> tuple[list[Path], list[tuple[Path, str]]]:  # the folders drawn again, and `(folder, why)` for the others
     "`render_run` for every run folder in or under `paths`: (the folders drawn again, [(folder, why not)] for the others)."
     folders = []
     for p in map(Path, paths):
@@ -346,7 +411,8 @@ def render_reports(paths: Sequence[str | os.PathLike], progress: bool = False) -
     return done, skipped
 
 # %% ../nbs/15_study.ipynb #c015f
-def check_writable(folder: Path) -> None:
+def check_writable(folder: Path,  # where reports go
+                  ) -> None:
     "Fail before any training when reports cannot be written into `folder`: create it and write a probe file there."
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -356,8 +422,14 @@ def check_writable(folder: Path) -> None:
     except OSError as e:
         raise PermissionError(f"{folder}: reports directory is not writable ({e.strerror or e})") from None
 
-def run_study(dataset: str, model: str | None = None, overrides: dict | None = None,
-              reports_dir: str | os.PathLike | None = None, preset: str | None = None, **run: Any) -> Path:
+# %% ../nbs/15_study.ipynb #c015f-p1
+def run_study(dataset: str,                                  # a section of `settings.ini`, or a data file
+              model: str | None = None,                      # the arm (None: the settings')
+              overrides: dict | None = None,                 # settings on top of the file's
+              reports_dir: str | os.PathLike | None = None,  # where reports go (None: the settings')
+              preset: str | None = None,                     # a `[preset.NAME]` section applied on top
+              **run: Any,                                    # `run_plan`'s `jobs`, `resume`, `progress`, `echo`
+             ) -> Path:                                      # the arm's report folder
     """Run every seed of `dataset`/`model` into `reports/<dataset>/<model>/seed-<k>/`, then the arm's aggregate; `run`
     goes to `run_plan` (`jobs`, `resume`, `progress`, `echo`)."""
     overrides = dict(overrides or {})                   # an explicit empty value (-p ood_set=) unsets a setting
@@ -378,8 +450,13 @@ class PlannedRun:
     @property
     def label(self) -> str: return f"{self.cfg.dataset}/{self.cfg.model}/seed-{self.cfg.seed}"
 
-def plan_study(datasets: Sequence[str], models: Sequence[str], overrides: dict | None = None,
-               reports_dir: str | os.PathLike | None = None, preset: str | None = None) -> list[PlannedRun]:
+# %% ../nbs/15_study.ipynb #plan-code-p1
+def plan_study(datasets: Sequence[str],                       # sections of `settings.ini`, or data files
+               models: Sequence[str],                         # the arms
+               overrides: dict | None = None,                 # settings on top of the file's
+               reports_dir: str | os.PathLike | None = None,  # where reports go (None: the settings')
+               preset: str | None = None,                     # a `[preset.NAME]` section applied on top
+              ) -> list[PlannedRun]:                          # one per dataset, arm and seed
     "Every run of `datasets` × `models` × seeds, its settings resolved and checked before anything runs."
     plan = []
     for ds in datasets:
@@ -390,7 +467,12 @@ def plan_study(datasets: Sequence[str], models: Sequence[str], overrides: dict |
             plan += [PlannedRun(base.replace(seed=s), arm / f"seed-{s}", i == 0) for i, s in enumerate(seed_list(base))]
     return plan
 
-def execute_run(run: PlannedRun, progress: bool = False, resume: bool = False, threads: int | None = None) -> str:
+# %% ../nbs/15_study.ipynb #plan-code-p2
+def execute_run(run: PlannedRun,             # one run of a plan
+                progress: bool = False,      # progress lines on stderr
+                resume: bool = False,        # continue the run's interrupted training
+                threads: int | None = None,  # the cores this run was given
+               ) -> str:                     # `reused`, `rerendered` or `done`
     """Run one planned run, whichever executor calls it; `threads` are the cores it was given (used when the setting
     `torch_threads` is 0). `'reused'` (current, or no checkpoint to render it again from), `'rerendered'` or `'done'`."""
     cfg = {**run.cfg, "torch_threads": run_threads(run.cfg, threads or os.cpu_count())}
@@ -408,6 +490,7 @@ def _pool_run(run: PlannedRun, resume: bool, threads: int) -> tuple[str, str | N
     try: return execute_run(run, resume=resume, threads=threads), None, time.time() - t0
     except Exception as e: return "failed", f"{type(e).__name__}: {e}", time.time() - t0
 
+# %% ../nbs/15_study.ipynb #plan-exec-p1
 def _run_local(plan: list[PlannedRun], jobs: int, resume: bool, echo: Any) -> dict[str, str]:
     "The runs in `jobs` processes; each arm's aggregate is written there too, as soon as the arm's last run ends."
     import concurrent.futures, multiprocessing
@@ -431,7 +514,8 @@ def _run_local(plan: list[PlannedRun], jobs: int, resume: bool, echo: Any) -> di
 # %% ../nbs/15_study.ipynb #plan-slurm
 _SLURM_KEYS = {"partition": str, "time_min": int, "mem_gb": float, "cpus_per_task": int, "gpus_per_node": int}
 
-def slurm_options(overrides: dict | None = None) -> dict:
+def slurm_options(overrides: dict | None = None,  # the command line's flags, on top of `[launcher.slurm]`
+                 ) -> dict:                       # the options, typed
     "The `[launcher.slurm]` section of the settings, typed, with `overrides` (flags) on top; unknown keys are refused."
     cp = read_ini()
     sec = dict(cp["launcher.slurm"]) if "launcher.slurm" in cp else {}
@@ -452,6 +536,7 @@ def slurm_options(overrides: dict | None = None) -> dict:
             raise ValueError(f"[launcher.slurm] partition: {out['partition']!r} is not a partition of this cluster ({', '.join(known)})")
     return out
 
+# %% ../nbs/15_study.ipynb #plan-slurm-p1
 @contextlib.contextmanager
 def _quiet_stderr() -> Iterator[None]:
     "File descriptor 2 to /dev/null while the block runs: what submitit's `sacct` calls print stays off the terminal."
@@ -488,8 +573,15 @@ def _run_slurm(plan: list[PlannedRun], resume: bool, opts: dict, echo: Any) -> d
     return out
 
 # %% ../nbs/15_study.ipynb #plan-run
-def run_plan(plan: list[PlannedRun], jobs: int = 1, launcher: str = "local", resume: bool = False, progress: bool = True,
-             echo: Any = None, slurm: dict | None = None, data: dict | None = None) -> dict[str, str]:
+def run_plan(plan: list[PlannedRun],     # what `plan_study` gives
+             jobs: int = 1,              # runs at once on this machine
+             launcher: str = "local",    # `local` or `slurm`
+             resume: bool = False,       # continue interrupted runs
+             progress: bool = True,      # training bars (in process)
+             echo: Any = None,           # called with one line per finished run
+             slurm: dict | None = None,  # `slurm_options()`
+             data: dict | None = None,   # `{dataset: data}` already loaded and checked
+            ) -> dict[str, str]:         # `{label: status}`
     "Execute `plan` (in process, `jobs` local processes, or Slurm jobs), then write each arm's aggregate; `{label: status}`."
     echo = echo or (lambda s: None)
     if launcher not in ("local", "slurm"): raise ValueError(f"launcher {launcher!r}: expected local or slurm")
@@ -512,7 +604,8 @@ def run_plan(plan: list[PlannedRun], jobs: int = 1, launcher: str = "local", res
     return out
 
 # %% ../nbs/15_study.ipynb #plan-status
-def plan_status(plan: list[PlannedRun]) -> list[dict]:
+def plan_status(plan: list[PlannedRun],  # what `plan_study` gives
+               ) -> list[dict]:          # `{'run', 'state', 'hash', 'report'}` per run
     """Each planned run's state: `finished` (current: a study would reuse it), `finished, re-render` (same training,
     rendered by other code: a study would render it again from its checkpoint, or keep it without one), `finished,
     stale` (trained by other code or settings: a study would train it again), `running` (another process holds its
@@ -536,10 +629,12 @@ def settings_task(cfg: dict) -> str:
     "The task of merged settings: `segmentation` or `classification` (`dcat.train.get_task` gives its protocol)."
     return "segmentation" if is_segmentation(cfg) else "classification"
 
+# %% ../nbs/15_study.ipynb #study-fit-p1
 def model_for(cfg: dict, bundle: Any) -> torch.nn.Module:
     "The model the settings name, built by its registered builder (`dcat.config.create_model`: a U-Net or a `dcat.model` arm)."
     return create_model(cfg, getattr(bundle, "num_classes", None))
 
+# %% ../nbs/15_study.ipynb #study-fit-p2
 def fit_from_settings(net: torch.nn.Module, loaders: dict, bundle: Any, cfg: Settings, device: Any,
                       resume: bool = False, progress: Any = True) -> Any:
     "`dcat.train.fit` with the settings' budget (`run_budget`), for their task; `resume=True` continues this run's checkpoint if there is one."
@@ -584,6 +679,7 @@ class RunResult:
 # %% ../nbs/15_study.ipynb #c025b2
 def _no_stage(msg: str, key: str) -> None: pass
 
+# %% ../nbs/15_study.ipynb #c025b2-p1
 def train_one(cfg: Settings, resume: bool = False, progress: Any = False, stage: Callable = _no_stage) -> RunResult:
     "The training half of `run_one`: the data and loaders, the model, and `fit_from_settings` (seeded, compute settings applied)."
     cfg = Settings.of(cfg)
@@ -606,6 +702,7 @@ def _table(df: pd.DataFrame) -> dict:
     "A small table as JSON (`pd.DataFrame(**d)` reads it back)."
     return {"index": [str(i) for i in df.index], "columns": [str(c) for c in df.columns], "data": df.values.tolist()}
 
+# %% ../nbs/15_study.ipynb #study-figdata-p1
 def _picture(x: torch.Tensor, most: int = 128) -> np.ndarray:
     "Images (N, C, H, W) as a page shows them: uint8 (N, 1 or 3, H, W), at most `most` pixels a side, one channel if grey."
     x = torch.as_tensor(x).float()
@@ -613,6 +710,7 @@ def _picture(x: torch.Tensor, most: int = 128) -> np.ndarray:
     u8 = torch.from_numpy((to_display(x) * 255).round().astype(np.uint8)).permute(0, 3, 1, 2)
     return (u8[:, :1] if bool((u8 == u8[:, :1]).all()) else u8).numpy()
 
+# %% ../nbs/15_study.ipynb #study-figdata-p2
 def _heat(h: np.ndarray, most: int = 128) -> np.ndarray:
     "Heatmaps (N, H, W) in [0, 1] as uint8, at most `most` pixels a side."
     t = torch.as_tensor(np.asarray(h, dtype=np.float32))[:, None]
@@ -756,6 +854,7 @@ def _evaluate_segmentation(r: RunResult, full: bool, stage: Callable) -> dict:
     if full: r.extra["figures"] = _seg_figure_data(r)
     return {}
 
+# %% ../nbs/15_study.ipynb #run-one-eval2-p1
 def _write_segmentation(r: RunResult, paths: dict, extra: dict, wall_s: float) -> None:
     "`predictions.npz` (per test image: Dice, IoU, mean entropy and MI, foreground shares) and `metrics.json`."
     cfg, net, b, mc, per = r.cfg, r.net, r.bundle, r.mc_test, r.extra["per_image"]
@@ -793,7 +892,11 @@ def run_one(cfg: dict,                     # one run's checked settings (`check_
     r.files["metrics"] = paths["metrics"]
     return r
 
-def train_run(cfg: dict, resume: bool = False, progress: bool = True) -> RunResult | None:
+# %% ../nbs/15_study.ipynb #run-one-p1
+def train_run(cfg: dict,              # one run's checked settings
+              resume: bool = False,   # continue its interrupted training
+              progress: bool = True,  # the training bar
+             ) -> RunResult | None:   # the run (rank 0), or None (other ranks)
     """`dcat train`: one run without a report page, either task (`run_one` with `full=False`, its files beside the
     checkpoint). Rank 0 (`$RANK`, as `torchrun` sets it) holds the run's lock, evaluates and writes; the other ranks
     train and return None."""
@@ -811,6 +914,7 @@ def _can_create(folder: Path, key: str) -> None:
     if not p.is_dir() or not os.access(p, os.W_OK | os.X_OK):
         raise PermissionError(f"{folder}: the {key} folder cannot be written ({p} is {'not a folder' if not p.is_dir() else 'read-only'})")
 
+# %% ../nbs/15_study.ipynb #preflight-helpers-p1
 def _check_model(cfg: Settings, bundle: Any) -> None:
     "The model builds (weight files included) and runs on one blank image of the run's size."
     size = int(getattr(bundle, "image_size", None) or cfg.image_size)
@@ -827,7 +931,9 @@ def _check_model(cfg: Settings, bundle: Any) -> None:
         raise ValueError(f"setting 'image_size': {cfg.model} cannot run on {size} px images ({type(e).__name__}: {why})") from None
 
 # %% ../nbs/15_study.ipynb #preflight-helpers-2
-def gradcam_positions(cfg: Settings, bundle: Any) -> list[int]:
+def gradcam_positions(cfg: Settings,  # a run's settings (`gradcam_files`)
+                      bundle: Any,    # its data
+                     ) -> list[int]:  # test-split positions
     """The test-split positions of the setting `gradcam_files` (paths in the data folder); a file that is not a test
     image of this split is refused, naming it, before any work."""
     paths = getattr(bundle.test.dataset, "paths", None)
@@ -841,6 +947,7 @@ def gradcam_positions(cfg: Settings, bundle: Any) -> list[int]:
         out.append(i)
     return out
 
+# %% ../nbs/15_study.ipynb #preflight-helpers-2-p1
 def _check_corruptions(cfg: Settings) -> None:
     "The corruption report can corrupt the stored test images (a blur needs more pixels than its kernel)."
     imgs, _ = load_npz_split(resolve_data_file(cfg.location, cfg.data_dir, "location"), "test")
@@ -874,7 +981,10 @@ def preflight(cfg: Settings,                               # one run's checked s
     if full and not seg: gradcam_positions(cfg, bundle)
     return bundle
 
-def preflight_plan(plan: list[PlannedRun], bundles: dict | None = None) -> None:
+# %% ../nbs/15_study.ipynb #preflight-p1
+def preflight_plan(plan: list[PlannedRun],       # what `plan_study` gives
+                   bundles: dict | None = None,  # `{dataset: data}` already loaded and checked
+                  ) -> None:
     """`preflight` for every run of a plan: the data once per dataset, the model and corruptions once per arm and size.
     `bundles`, `{dataset: data}` already loaded and checked (as `dcat study` does before the study's modules load), is
     handed over: each entry is taken out as it is used, so only one dataset is held at a time."""
@@ -885,7 +995,9 @@ def preflight_plan(plan: list[PlannedRun], bundles: dict | None = None) -> None:
         built.add(key)
 
 # %% ../nbs/15_study.ipynb #study-summary
-def write_summary(reports_dir: str | os.PathLike | None = None, n_resamples: int = 2000) -> Path:
+def write_summary(reports_dir: str | os.PathLike | None = None,  # the reports folder (None: the settings')
+                  n_resamples: int = 2000,                       # bootstrap resamples of each comparison
+                 ) -> Path:                                      # `reports/summary.md`
     "Write `reports/summary.md` and a forest plot per classification dataset: every arm over its seeds, and against DCAT."
     reports = Path(reports_dir or load_settings()["reports_dir"])
     by_ds: dict = {}

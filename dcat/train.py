@@ -27,13 +27,20 @@ __all__ = ['CHANNELS_LAST_DEVICES', 'warmup_cosine', 'make_scheduler', 'evaluate
            'steps_per_epoch', 'resolve_epochs', 'run_budget']
 
 # %% ../nbs/09_train.ipynb #c005
-def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
+def warmup_cosine(step: int,         # optimiser step, counted from 0
+                  warmup_steps: int, # steps of linear warmup
+                  total_steps: int,  # the run's length in steps: the cosine reaches 0 there
+                 ) -> float:         # the learning-rate multiplier, in [0, 1]
     "LR multiplier for optimiser step `step` (0-based): linear warmup to 1, then cosine decay to 0 at `total_steps`."
     if step < warmup_steps: return (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
-def make_scheduler(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+# %% ../nbs/09_train.ipynb #c005-b
+def make_scheduler(optimizer: torch.optim.Optimizer,      # the optimiser whose learning rate follows `warmup_cosine`
+                   warmup_steps: int,                     # steps of linear warmup
+                   total_steps: int,                      # the run's length in steps
+                  ) -> torch.optim.lr_scheduler.LambdaLR: # step it once per optimiser step
     "A per-step `LambdaLR` following `warmup_cosine`."
     def f(step: int) -> float: return warmup_cosine(step, warmup_steps, total_steps)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, f)
@@ -47,8 +54,12 @@ def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     if device.type in CHANNELS_LAST_DEVICES and x.dim() == 4: x = x.contiguous(memory_format=torch.channels_last)
     return x
 
-def evaluate_logits(model: nn.Module, loader: torch.utils.data.DataLoader, device: str | torch.device = "cpu",
-                    amp: bool = False) -> tuple[np.ndarray, np.ndarray]:
+# %% ../nbs/09_train.ipynb #c009-b
+def evaluate_logits(model: nn.Module,                    # any model mapping images to logits
+                    loader: torch.utils.data.DataLoader, # yields `(images, targets)` batches
+                    device: str | torch.device = "cpu",  # where the model runs
+                    amp: bool = False,                   # bf16 autocast (on any device)
+                   ) -> tuple[np.ndarray, np.ndarray]:   # (logits float32, targets), in the loader's order
     """Logits float32 and targets of `loader`, computed in eval mode (bf16 autocast on any device if `amp`): class
     logits `(N, C)` and integer labels `(N,)` (flattened), or mask logits `(N, 1, H, W)` and masks as they come."""
     device = torch.device(device)
@@ -69,7 +80,9 @@ def evaluate_logits(model: nn.Module, loader: torch.utils.data.DataLoader, devic
 class CheckpointError(ValueError):
     "A checkpoint file that cannot be loaded safely (arbitrary pickled objects, truncated or corrupt)."
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+def load_checkpoint(path: str | os.PathLike,                  # the checkpoint file
+                    map_location: str | torch.device = "cpu", # where its tensors are loaded
+                   ) -> dict:                                 # the checkpoint's dictionary
     "Load a checkpoint with `weights_only=True`; a file holding arbitrary objects or a broken file raises `CheckpointError` naming it."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"{path}: checkpoint not found")
@@ -81,13 +94,16 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     except (RuntimeError, EOFError, OSError) as e:
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {e}") from None
 
-def last_checkpoint_path(checkpoint_path: str | os.PathLike) -> Path:
+# %% ../nbs/09_train.ipynb #c013-b
+def last_checkpoint_path(checkpoint_path: str | os.PathLike, # the best checkpoint's path, `x.pt`
+                        ) -> Path:                           # `x.last.pt`, beside it
     "Where `fit` keeps the resumable state of a run whose best checkpoint is `checkpoint_path` (`x.pt` -> `x.last.pt`)."
     p = Path(checkpoint_path)
     return p.with_name(f"{p.stem}.last{p.suffix or '.pt'}")
 
 # %% ../nbs/09_train.ipynb #c016
-def loader_generators(loader: Any) -> list[torch.Generator]:
+def loader_generators(loader: Any,               # a DataLoader (or anything with a `generator` or `sampler`)
+                     ) -> list[torch.Generator]: # its distinct generators, each once
     "The distinct `torch.Generator`s a DataLoader draws from (its own, its sampler's, its batch sampler's sampler's)."
     cands = [getattr(loader, "generator", None), getattr(getattr(loader, "sampler", None), "generator", None),
              getattr(getattr(getattr(loader, "batch_sampler", None), "sampler", None), "generator", None)]
@@ -96,7 +112,9 @@ def loader_generators(loader: Any) -> list[torch.Generator]:
         if isinstance(g, torch.Generator) and not any(g is h for h in out): out.append(g)
     return out
 
-def rng_state(generators: list[torch.Generator] = ()) -> dict:
+# %% ../nbs/09_train.ipynb #c016-b
+def rng_state(generators: list[torch.Generator] = (), # the loader's generators to capture too (`loader_generators`)
+             ) -> dict:                               # every generator's state, as tensors and numbers
     "Torch (CPU and CUDA), NumPy and Python RNG states plus those of `generators`, as tensors/numbers."
     kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
     version, internal, gauss_next = random.getstate()
@@ -107,7 +125,10 @@ def rng_state(generators: list[torch.Generator] = ()) -> dict:
             "python": {"version": version, "state": torch.tensor(internal, dtype=torch.int64), "gauss_next": gauss_next},
             "generators": [g.get_state() for g in generators]}
 
-def set_rng_state(state: dict, generators: list[torch.Generator] = ()) -> None:
+# %% ../nbs/09_train.ipynb #c016-c
+def set_rng_state(state: dict,                            # what `rng_state` returned (or a checkpoint's `rng`)
+                  generators: list[torch.Generator] = (), # the same loader generators, in the same order
+                 ) -> None:                               # nothing: the generators are restored in place
     "Restore what `rng_state` captured (the `generators` in the same order)."
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
@@ -144,16 +165,16 @@ def _str(p: Path | None) -> str | None: return None if p is None else str(p)
 @dataclasses.dataclass
 class FitResult:
     "What `fit` returns. Epochs are numbered from 1; `resumed_from_epoch` is the last finished epoch of the checkpoint resumed from."
-    history: list[dict]
-    best_epoch: int
-    checkpoint_path: str | None
-    wall_s: float
+    history: list[dict]              # one dict per epoch: losses, validation metrics, lr, seconds
+    best_epoch: int                  # the epoch whose weights were kept (0: none)
+    checkpoint_path: str | None      # the best weights' file (None: not saved)
+    wall_s: float                    # seconds this call took
     resumed_from_epoch: int | None = None
-    stopped_early: bool = False
-    monitor: str = "val_auc"
-    last_checkpoint_path: str | None = None
+    stopped_early: bool = False      # True when `patience` ran out
+    monitor: str = "val_auc"         # the validation metric that picked the best epoch
+    last_checkpoint_path: str | None = None# the resumable state's file
     trained_by: list[dict] = dataclasses.field(default_factory=list)   # one record per process that trained epochs
-    task: str = "classification"
+    task: str = "classification"     # classification or segmentation
     def best(self, metric: str) -> float:
         "The best epoch's validation `metric` (e.g. `val_auc`, `val_dice`); NaN when no epoch has it."
         return float(self.history[self.best_epoch - 1].get(metric, math.nan)) if self.best_epoch else math.nan
@@ -166,24 +187,24 @@ class FitResult:
 @dataclasses.dataclass
 class FitConfig:
     "Everything `fit` is asked to do, in one place: `fit(model, loaders, task, config)` (or its fields as keywords) reads it."
-    epochs: int
-    lr: float
-    weight_decay: float = 0.05
-    warmup_epochs: float = 1
+    epochs: int                      # epochs to train (at most)
+    lr: float                        # AdamW's peak learning rate
+    weight_decay: float = 0.05       # AdamW's weight decay, on every parameter
+    warmup_epochs: float = 1         # linear warmup, in epochs (fractions allowed)
     loss: str | None = None          # None: the task's own (cross-entropy; Dice + BCE)
-    class_weights: Any = None
-    patience: int | None = 3
-    checkpoint_path: str | os.PathLike | None = None
-    seed: int = 0
-    progress: Any = True
-    resume: bool | str = "auto"
-    amp: bool | str = "auto"
-    max_steps: int | None = None
-    run_config: dict | None = None
-    compile: bool = False
+    class_weights: Any = None        # the weights of `weighted_ce` (one per class)
+    patience: int | None = 3         # epochs without improvement before stopping (None: never)
+    checkpoint_path: str | os.PathLike | None = None# the best weights' file (None: keep them in memory only)
+    seed: int = 0                    # seeds everything, the loader's shuffling included
+    progress: Any = True             # a progress bar (or a file to write it to)
+    resume: bool | str = "auto"      # 'auto': resume a last checkpoint of this run if there is one
+    amp: bool | str = "auto"         # 'auto': bf16 autocast on CUDA only
+    max_steps: int | None = None     # cap on optimiser steps (None: epochs × steps per epoch)
+    run_config: dict | None = None   # the caller's description of the run: part of its identity
+    compile: bool = False            # train through `torch.compile`
     provenance: dict | None = None   # who trains (commit, code fingerprint, threads, CPU): kept with the epochs it trains
     fused: bool = False              # AdamW's fused kernel: 3x faster steps (bench/roofline.py), other last bits
-    device: str | torch.device = "cpu"
+    device: str | torch.device = "cpu"# where to train ('cpu', 'cuda', 'auto')
 
 # %% ../nbs/09_train.ipynb #task-base
 class Task:
@@ -250,9 +271,11 @@ class Segmentation(Task):
         return {"val_loss": float(self.loss(lt, mt)), "val_dice": float(d.mean()), "val_iou": float(j.mean())}
     def probs(self, logits: torch.Tensor) -> torch.Tensor: return torch.sigmoid(logits)
 
+# %% ../nbs/09_train.ipynb #task-get
 _TASK_PROTOCOLS = {"classification": Classification(), "segmentation": Segmentation()}
 
-def get_task(task: str | Task = "classification") -> Task:
+def get_task(task: str | Task = "classification", # 'classification', 'segmentation', or a `Task` (returned as it is)
+            ) -> Task:                            # the task object `fit` uses
     "The `Task` called `task` (`classification` or `segmentation`); a `Task` is returned as it is."
     if isinstance(task, Task): return task
     if task not in _TASK_PROTOCOLS: raise ValueError(f"task={task!r}: unknown task; choose one of {', '.join(_TASK_PROTOCOLS)}")
@@ -364,8 +387,7 @@ class EarlyStopping:
 
 # %% ../nbs/09_train.ipynb #ck-code
 class ModelCheckpoint:
-    """The run's two files, written atomically by rank 0 and tied to the run by its config hash: the best epoch's
-    weights at `path`, and after every epoch the resumable last state at `x.last.pt` (`last_checkpoint_path`)."""
+    "The run's best weights at `path` and resumable last state at `x.last.pt`, written by rank 0, tied to the run's hash."
     def __init__(self, path: str | os.PathLike | None, config: dict, rank: int = 0):
         self.path = Path(path) if path is not None else None
         self.last_path = last_checkpoint_path(self.path) if self.path is not None else None
@@ -376,8 +398,7 @@ class ModelCheckpoint:
         "Keep `model`'s weights as the best (in memory; on disk with a `path`), with the epoch and its metrics."
         self.best_epoch, self.best_state = epoch, _state_dict_cpu(model)
         if self.path is not None and self.rank == 0:
-            atomic_torch_save({"kind": "best", "model": self.best_state, "epoch": epoch, **metrics, "monitor": monitor,
-                               **self._stamp()}, self.path)
+            atomic_torch_save({"kind": "best", "model": self.best_state, "epoch": epoch, **metrics, "monitor": monitor, **self._stamp()}, self.path)
     def save_last(self, state: dict) -> None:
         "Write the resumable `state` (weights, optimiser, loop state, random generators) to the last checkpoint."
         if self.last_path is not None and self.rank == 0: atomic_torch_save({"kind": "last", **state, **self._stamp()}, self.last_path)
@@ -437,7 +458,6 @@ class _Loop:
         self.early = EarlyStopping(run.task.monitor, run.task.mode, fc.patience)
         self.ckpt = ModelCheckpoint(fc.checkpoint_path, config, run.rank)
         self.opt, self.sched, self.net, self.gens = _prepare_training(model, run, fc)
-
     def resume(self) -> None:
         "Put back the last checkpoint's weights, optimiser, schedule, loop state and random generators, if resuming."
         ck = self.ckpt.load_last(self.fc.resume)
@@ -451,7 +471,6 @@ class _Loop:
         st.history, st.step, st.start, st.stopped, st.done = ck["history"], ck["global_step"], ck["epoch"], ck["stopped_early"], ck["done"]
         st.monitor_set, st.trained_by, st.resumed_from = bool(st.history), list(ck.get("trained_by") or []), ck["epoch"]
         set_rng_state(ck["rng"], self.gens)
-
     def save_last(self, epoch: int) -> None:
         "Write everything a rerun needs to continue after epoch `epoch`."
         st = self.st
@@ -540,8 +559,12 @@ def end_epoch(self: _Loop, row: dict) -> None:
     self.save_last(epoch)
 
 # %% ../nbs/09_train.ipynb #c026
-def fit(model: nn.Module, loaders: dict, task: str | Task = "classification", config: FitConfig | None = None,
-        **kw: Any) -> FitResult:
+def fit(model: nn.Module,                    # any model mapping images to logits (to mask logits, for segmentation)
+        loaders: dict,                       # `make_loaders`' dict, with `train` and `val`
+        task: str | Task = "classification", # 'classification', 'segmentation' or a `Task`
+        config: FitConfig | None = None,     # everything else, as one `FitConfig`
+        **kw: Any,                           # or `FitConfig`'s fields as keywords (not both)
+       ) -> FitResult:                       # history, best epoch, checkpoint paths, wall time
     """Train `model` on `loaders['train']`, validate on `loaders['val']` each epoch, for either `task`; the best weights
     are restored and the checkpoints resume. Settings: a `FitConfig`, or its fields as keywords (`epochs`, `lr` required)."""
     if config is not None and kw: raise TypeError(f"fit: give a FitConfig or its fields, not both (got {sorted(kw)})")
@@ -588,11 +611,16 @@ def _fit(model: nn.Module, loaders: dict, task: Task, fc: FitConfig, rank_world:
                      task=task.name)
 
 # %% ../nbs/09_train.ipynb #c039b
-def steps_per_epoch(n_train: int, batch_size: int) -> int:
+def steps_per_epoch(n_train: int,    # training images
+                    batch_size: int, # images per batch
+                   ) -> int:         # optimiser steps (a lone last image is dropped)
     "Optimizer steps in one epoch of `make_loaders`' training loader over `n_train` images."
     return n_train // batch_size + (1 if n_train % batch_size > 1 else 0)
 
-def resolve_epochs(cfg: Settings, n_train: int) -> int:
+# %% ../nbs/09_train.ipynb #c039b-b
+def resolve_epochs(cfg: Settings, # the study's settings (`epochs`, `batch_size`, `min_steps`, `max_train`)
+                   n_train: int,  # training images
+                  ) -> int:       # epochs to train
     "Epochs to train: `cfg.epochs`, raised to reach at least `cfg.min_steps` optimizer steps."
     cfg = Settings.of(cfg)
     n = min(n_train, cfg.max_train) if cfg.max_train else n_train
@@ -600,7 +628,9 @@ def resolve_epochs(cfg: Settings, n_train: int) -> int:
     return max(int(cfg.epochs), math.ceil(int(cfg.min_steps or 0) / spe))
 
 # %% ../nbs/09_train.ipynb #c013h
-def run_budget(cfg: Settings, n_train: int) -> dict:
+def run_budget(cfg: Settings, # the study's settings
+               n_train: int,  # training images
+              ) -> dict:      # `epochs`, `patience`, `steps_per_epoch`, `steps`, `rule`
     """Epochs and patience of a run, and the rule that set them: `epochs` as given when the user gave it (command line,
     dataset section or preset: `epochs_given`) or capped the training set (`max_train`); otherwise the default epochs,
     raised for a small dataset to reach `min_steps` optimizer steps, with the patience scaled alike. Segmentation

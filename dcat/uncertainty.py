@@ -33,21 +33,17 @@ __all__ = ['MCResult', 'binary_entropy', 'mc_predict', 'mc_predict_naive', 'dete
 # %% ../nbs/10_uncertainty.ipynb #c007
 @dataclass
 class MCResult:
-    """T MC-dropout samples of N inputs, either task. Classification: `logits`/`probs` (T, N, C), `labels` (N,),
-    `det_logits` (N, C) with dropout off, optional `features` (N, D). Segmentation: `labels` are the masks (N, H, W),
-    `det_logits` (N, H, W), and the per-pixel `reduced` mean, entropy and mutual information, computed batch by batch
-    (the samples themselves, (T, N, H, W), only with `keep_samples`). `mc_dropout` names what was sampled."""
-    probs: np.ndarray | None
-    labels: np.ndarray
-    logits: np.ndarray | None
-    det_logits: np.ndarray
-    features: np.ndarray | None = None
-    seed: int = 0
-    mc_dropout: str = "head"
-    task: str = "classification"
+    "T MC-dropout samples of N inputs, either task, with the dropout-off logits beside them."
+    probs: np.ndarray | None                  # classification: probabilities (T, N, C); segmentation: (T, N, H, W) or None
+    labels: np.ndarray                        # classes (N,), or the true masks (N, H, W)
+    logits: np.ndarray | None                 # classification: the sampled logits (T, N, C)
+    det_logits: np.ndarray                    # logits with dropout off: (N, C), or (N, H, W)
+    features: np.ndarray | None = None        # pooled features (N, D), when asked for
+    seed: int = 0                             # seed of the dropout masks
+    mc_dropout: str = "head"                  # what was sampled: head or fusion
+    task: str = "classification"              # classification or segmentation
     reduced: dict | None = None               # segmentation: {"mean", "entropy", "mi"}, each (N, H, W)
     n_samples: int | None = None              # T, when the samples were not kept
-
     @property
     def T(self) -> int: return self.probs.shape[0] if self.probs is not None else int(self.n_samples)
     @property
@@ -117,6 +113,7 @@ def _mc_parts(model: nn.Module) -> tuple:
     if len(mods) == 1 and mods[0] is model.head.dropout: return mods, model.features, model.head, lambda z: z
     return mods, None, None, None
 
+# %% ../nbs/10_uncertainty.ipynb #c007c-b
 def _mc_batch(model: nn.Module, x: torch.Tensor, T: int, parts: tuple, fast: bool, return_features: bool) -> tuple:
     "(T sampled logits, deterministic logits, features or None) for one batch, in the one order both paths share."
     mods, cache_fn, head_fn, feat_fn = parts
@@ -134,7 +131,9 @@ def _mc_batch(model: nn.Module, x: torch.Tensor, T: int, parts: tuple, fast: boo
         z = model.features(x) if return_features else None
     return torch.stack(samples), d, z
 
-def binary_entropy(p: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+# %% ../nbs/10_uncertainty.ipynb #c007c-c
+def binary_entropy(p: np.ndarray | torch.Tensor,  # Bernoulli probabilities, any shape (array or tensor)
+                  ) -> np.ndarray | torch.Tensor: # entropy in nats, the same shape and kind
     "Entropy (nats) of Bernoulli probabilities `p`, elementwise; 0 at p = 0 or 1."
     lib = torch if isinstance(p, torch.Tensor) else np
     q = lib.clip(p, 1e-12, 1 - 1e-12)
@@ -190,8 +189,16 @@ def _mc_run(model: nn.Module, loader: Sequence, T: int, seed: int, opts: dict) -
             out.add(s, d, y, z)
     return out.result(T, seed, getattr(model, "mc_dropout", "head"))
 
-def mc_predict(model: nn.Module, loader: Sequence, T: int = 30, seed: int = 0, device: str | torch.device = "cpu",
-               return_features: bool = False, progress: bool = False, keep_samples: bool = False) -> MCResult:
+# %% ../nbs/10_uncertainty.ipynb #c007d2-b
+def mc_predict(model: nn.Module,                   # a model with the dcat API (`features`, `head`), or a `dcat.unet` U-Net
+               loader: Sequence,                   # yields `(images, targets)` batches, in order
+               T: int = 30,                        # MC samples per image
+               seed: int = 0,                      # seeds the dropout masks (the caller's RNG is untouched)
+               device: str | torch.device = "cpu", # where the model runs
+               return_features: bool = False,      # keep the pooled features (N, D) too (classification)
+               progress: bool = False,             # show a progress bar
+               keep_samples: bool = False,         # segmentation: keep the (T, N, H, W) samples, not only their reductions
+              ) -> MCResult:                       # the samples, the dropout-off logits, the labels
     """T MC-dropout samples per input, for either task (a model whose `task` is `segmentation`, else classification):
     what can be cached (`model.mc_cache`, else `model.features`; a U-Net's encoder) runs once per batch in eval mode,
     then the rest T times with only the MC dropout layers (`model.mc_modules()`, `head.dropout`, the decoder's) on.
@@ -199,15 +206,26 @@ def mc_predict(model: nn.Module, loader: Sequence, T: int = 30, seed: int = 0, d
     return _mc_run(model, loader, T, seed, dict(device=device, return_features=return_features, progress=progress,
                                                  keep_samples=keep_samples, fast=True))
 
-def mc_predict_naive(model: nn.Module, loader: Sequence, T: int = 30, seed: int = 0, device: str | torch.device = "cpu",
-                     return_features: bool = False, progress: bool = False, keep_samples: bool = False) -> MCResult:
+# %% ../nbs/10_uncertainty.ipynb #c007d2-c
+def mc_predict_naive(model: nn.Module,              # a model with the dcat API (`features`, `head`), or a `dcat.unet` U-Net
+                     loader: Sequence,                   # yields `(images, targets)` batches, in order
+                     T: int = 30,                        # MC samples per image
+                     seed: int = 0,                      # seeds the dropout masks (the caller's RNG is untouched)
+                     device: str | torch.device = "cpu", # where the model runs
+                     return_features: bool = False,      # keep the pooled features (N, D) too (classification)
+                     progress: bool = False,             # show a progress bar
+                     keep_samples: bool = False,    # segmentation: keep the (T, N, H, W) samples, not only their reductions
+                    ) -> MCResult:                       # the same `MCResult` as `mc_predict`'s
     "Reference MC dropout: T full passes `model(x)` per batch, everything in eval mode except the MC dropout layers."
     return _mc_run(model, loader, T, seed, dict(device=device, return_features=return_features, progress=progress,
                                                  keep_samples=keep_samples, fast=False))
 
 # %% ../nbs/10_uncertainty.ipynb #c007dp1
-def deterministic_predict(model: nn.Module, loader: Sequence, device: str | torch.device = "cpu",
-                          return_logits: bool = False) -> np.ndarray:
+def deterministic_predict(model: nn.Module,                   # any classifier mapping images to logits
+                          loader: Sequence,                   # yields `(images, targets)` batches, in order
+                          device: str | torch.device = "cpu", # where the model runs
+                          return_logits: bool = False,        # logits instead of probabilities
+                         ) -> np.ndarray:                     # probabilities (N, C), or logits
     "Class probabilities (N, C) (or logits) with the whole model in eval mode, dropout off: `dcat.train.evaluate_logits`, the one evaluation pass."
     model.to(device)
     logits = evaluate_logits(model, loader, device)[0]
@@ -223,25 +241,37 @@ def _as_tnc(probs: np.ndarray) -> np.ndarray:
 def _entropy(p: np.ndarray) -> np.ndarray:
     return -np.sum(np.where(p > 0, p * np.log(np.clip(p, 1e-300, None)), 0.0), axis=-1)
 
-def predictive_entropy(probs: np.ndarray, normalise: bool = False) -> np.ndarray:
+# %% ../nbs/10_uncertainty.ipynb #c013-pe
+def predictive_entropy(probs: np.ndarray,       # probability samples (T, N, C), or one prediction (N, C)
+                       normalise: bool = False, # divide by ln C (the maximum), giving values in [0, 1]
+                      ) -> np.ndarray:          # total uncertainty per image (N,), in nats
     "Entropy of the mean prediction per image (N,); total uncertainty. `normalise` divides by ln C."
     p = _as_tnc(probs)
     h = _entropy(p.mean(0))
     return h / math.log(p.shape[-1]) if normalise else h
 
-def expected_entropy(probs: np.ndarray, normalise: bool = False) -> np.ndarray:
+# %% ../nbs/10_uncertainty.ipynb #c013-ee
+def expected_entropy(probs: np.ndarray,       # probability samples (T, N, C), or one prediction (N, C)
+                     normalise: bool = False, # divide by ln C (the maximum), giving values in [0, 1]
+                    ) -> np.ndarray:          # aleatoric uncertainty per image (N,)
     "Mean over the T samples of each sample's entropy (N,); aleatoric uncertainty."
     p = _as_tnc(probs)
     h = _entropy(p).mean(0)
     return h / math.log(p.shape[-1]) if normalise else h
 
-def mutual_information(probs: np.ndarray, normalise: bool = False) -> np.ndarray:
+# %% ../nbs/10_uncertainty.ipynb #c013-mi
+def mutual_information(probs: np.ndarray,       # probability samples (T, N, C), or one prediction (N, C)
+                       normalise: bool = False, # divide by ln C (the maximum), giving values in [0, 1]
+                      ) -> np.ndarray:          # epistemic uncertainty per image (N,), >= 0
     "Predictive minus expected entropy (N,), >= 0; epistemic uncertainty (disagreement of the samples)."
     mi = np.maximum(predictive_entropy(probs, normalise) - expected_entropy(probs, normalise), 0.0)
     return mi
 
 # %% ../nbs/10_uncertainty.ipynb #c023
-def fit_temperature(logits_val: np.ndarray, labels_val: np.ndarray, max_iter: int = 200) -> float:
+def fit_temperature(logits_val: np.ndarray, # validation logits (N, C), or MC logits (T, N, C)
+                    labels_val: np.ndarray, # validation classes (N,)
+                    max_iter: int = 200,    # L-BFGS iterations at most
+                   ) -> float:              # the fitted temperature τ > 0
     "Temperature minimising the validation NLL of softmax(logits / T); logits (N, C) or MC logits (T, N, C)."
     z = torch.as_tensor(np.asarray(logits_val), dtype=torch.float64)
     if z.ndim == 2: z = z[None]
@@ -259,19 +289,27 @@ def fit_temperature(logits_val: np.ndarray, labels_val: np.ndarray, max_iter: in
     opt.step(loss)
     return float(log_t.exp().item())
 
-def apply_temperature(logits: np.ndarray, temperature: float) -> np.ndarray:
+# %% ../nbs/10_uncertainty.ipynb #c023-b
+def apply_temperature(logits: np.ndarray, # logits (N, C) or MC logits (T, N, C)
+                      temperature: float, # τ > 0
+                     ) -> np.ndarray:     # softmax(logits / τ), the same shape
     "Probabilities softmax(logits / temperature); (N, C) -> (N, C), MC logits (T, N, C) -> (T, N, C)."
     if not temperature > 0: raise ValueError(f"temperature={temperature}: must be > 0")
     return torch.softmax(torch.as_tensor(np.asarray(logits), dtype=torch.float64) / temperature, -1).numpy()
 
 # %% ../nbs/10_uncertainty.ipynb #unc-selective
-def uncertainty_scores(probs: np.ndarray) -> dict[str, np.ndarray]:
+def uncertainty_scores(probs: np.ndarray,         # probability samples (T, N, C), or one prediction (N, C)
+                      ) -> dict[str, np.ndarray]: # `entropy`, `mutual_information`, `max_prob`, each (N,)
     "The rankings compared: predictive entropy, mutual information and 1 - max probability, each (N,)."
     p = _as_tnc(probs)
     return {"entropy": predictive_entropy(p), "mutual_information": mutual_information(p), "max_prob": 1 - p.mean(0).max(1)}
 
-def selective_table(labels: np.ndarray, probs: np.ndarray, coverages: Sequence[float] = (0.9, 0.8, 0.7),
-                    oracle: bool = True) -> pd.DataFrame:
+# %% ../nbs/10_uncertainty.ipynb #unc-selective-b
+def selective_table(labels: np.ndarray,                           # true classes (N,)
+                    probs: np.ndarray,                            # probability samples (T, N, C), or one prediction (N, C)
+                    coverages: Sequence[float] = (0.9, 0.8, 0.7), # shares of the images kept
+                    oracle: bool = True,                          # add the oracle ranking (wrong predictions last)
+                   ) -> pd.DataFrame:                             # rankings × (`aurc`, `acc@<coverage>`...)
     "AURC and accuracy at each coverage for the entropy, mutual-information and max-probability rankings (rows)."
     p = _as_tnc(probs)
     mean = p.mean(0)
@@ -284,7 +322,10 @@ def selective_table(labels: np.ndarray, probs: np.ndarray, coverages: Sequence[f
 # %% ../nbs/10_uncertainty.ipynb #c031
 _CONFORMAL_METHODS = ("lac", "aps")
 
-def conformal_scores(probs: np.ndarray, labels: np.ndarray | None = None, method: str = "lac") -> np.ndarray:
+def conformal_scores(probs: np.ndarray,                # class probabilities (N, C)
+                     labels: np.ndarray | None = None, # true classes (N,); None: every class's score
+                     method: str = "lac",              # 'lac' or 'aps'
+                    ) -> np.ndarray:                   # scores (N,) of the true class, or (N, C)
     "Non-conformity scores: of the true class (N,) when `labels` is given, else of every class (N, C)."
     if method not in _CONFORMAL_METHODS: raise ValueError(f"method={method!r}: expected one of {_CONFORMAL_METHODS}")
     p = np.asarray(probs, dtype=np.float64)
@@ -299,7 +340,12 @@ def conformal_scores(probs: np.ndarray, labels: np.ndarray | None = None, method
     labels, _ = check_labels_probs(labels, p)
     return s[np.arange(len(labels)), labels]
 
-def conformal_calibrate(probs_val: np.ndarray, labels_val: np.ndarray, alpha: float = 0.1, method: str = "lac") -> float:
+# %% ../nbs/10_uncertainty.ipynb #c031-cal
+def conformal_calibrate(probs_val: np.ndarray,  # calibration probabilities (N, C)
+                        labels_val: np.ndarray, # their classes (N,)
+                        alpha: float = 0.1,     # miscoverage: sets hold the true class with probability >= 1 − alpha
+                        method: str = "lac",    # 'lac' or 'aps'
+                       ) -> float:              # the threshold q̂ (inf: every set is full)
     "Split-conformal threshold q̂: the ceil((n+1)(1-alpha))/n quantile of the calibration scores (inf if above 1)."
     if not 0 < alpha < 1: raise ValueError(f"alpha={alpha}: must lie in (0, 1)")
     s = conformal_scores(probs_val, labels_val, method)
@@ -308,13 +354,22 @@ def conformal_calibrate(probs_val: np.ndarray, labels_val: np.ndarray, alpha: fl
     k = math.ceil((n + 1) * (1 - alpha))
     return float("inf") if k > n else float(np.sort(s)[k - 1])
 
-def conformal_sets(probs: np.ndarray, qhat: float, method: str = "lac") -> np.ndarray:
+# %% ../nbs/10_uncertainty.ipynb #c031-sets
+def conformal_sets(probs: np.ndarray,   # test probabilities (N, C)
+                   qhat: float,         # `conformal_calibrate`'s threshold
+                   method: str = "lac", # the score q̂ was calibrated with
+                  ) -> np.ndarray:      # boolean (N, C): class c in image i's set
     "Prediction sets as a boolean (N, C) array: class c is in image i's set when its score is <= q̂."
     return conformal_scores(probs, None, method) <= qhat + 1e-12
 
 # %% ../nbs/10_uncertainty.ipynb #c031p1
-def conformal_summary(probs_val: np.ndarray, labels_val: np.ndarray, probs_test: np.ndarray, labels_test: np.ndarray,
-                      alphas: Sequence[float] = (0.05, 0.1), methods: Sequence[str] = _CONFORMAL_METHODS) -> dict:
+def conformal_summary(probs_val: np.ndarray,                       # calibration probabilities (N_cal, C)
+                      labels_val: np.ndarray,                      # their classes
+                      probs_test: np.ndarray,                      # test probabilities (N, C)
+                      labels_test: np.ndarray,                     # their classes
+                      alphas: Sequence[float] = (0.05, 0.1),       # the miscoverage levels
+                      methods: Sequence[str] = _CONFORMAL_METHODS, # the scores, 'lac' and/or 'aps'
+                     ) -> dict:                       # method -> alpha -> `qhat`, `coverage`, `mean_set_size`, `empty`, ...
     """For each method and alpha: q̂ (from validation), and on test the empirical coverage, mean set size, and the share
     of empty, singleton and larger sets (`multi`: two classes or more)."""
     labels_test = np.asarray(labels_test).astype(np.int64)
@@ -332,7 +387,8 @@ def conformal_summary(probs_val: np.ndarray, labels_val: np.ndarray, probs_test:
     return out
 
 # %% ../nbs/10_uncertainty.ipynb #c035
-def token_reshape(t: torch.Tensor) -> torch.Tensor:
+def token_reshape(t: torch.Tensor,  # a layer's output: a map (B, C, H, W) or tokens (B, L, C)
+                 ) -> torch.Tensor: # a map (B, C, H, W)
     "Grad-CAM reshape transform: (B, C, H, W) passes through; tokens (B, L, C) with square L become (B, C, √L, √L)."
     if t.ndim == 4: return t
     if t.ndim == 3:
@@ -341,13 +397,15 @@ def token_reshape(t: torch.Tensor) -> torch.Tensor:
         return t.reshape(t.shape[0], side, side, t.shape[2]).permute(0, 3, 1, 2)
     raise ValueError(f"cam_layer output: expected a 4-D map or 3-D tokens, got shape {tuple(t.shape)}")
 
-def gradcam(model: nn.Module, images: torch.Tensor, target_class: int | Sequence[int] | None = None,
-            layer: nn.Module | Sequence[nn.Module] | None = None,
-            reshape_transform: Callable | None = token_reshape) -> np.ndarray:
-    """Grad-CAM heatmaps (N, H, W) in [0, 1] on `model.cam_layer` (or `layer`) for `target_class` (default: the prediction).
-
-    `layer` may be a list (e.g. `model.cam_layers`, every scale's fused map): pytorch-grad-cam then computes one map per
-    layer, upsamples each to the input size and averages them (both scales combined)."""
+# %% ../nbs/10_uncertainty.ipynb #c035-b
+def gradcam(model: nn.Module,                                     # a classifier with `cam_layer` (or pass `layer`)
+            images: torch.Tensor,                                 # input images (N, 3, H, W)
+            target_class: int | Sequence[int] | None = None, # the class to explain, one or one per image (None: the predicted class)
+            layer: nn.Module | Sequence[nn.Module] | None = None, # the layer(s) to explain (None: `model.cam_layer`)
+            reshape_transform: Callable | None = token_reshape,   # turns the layer's output into a map
+           ) -> np.ndarray:                                       # heatmaps (N, H, W) in [0, 1], at the input's size
+    """Grad-CAM heatmaps (N, H, W) in [0, 1] on `model.cam_layer` (or `layer`) for `target_class` (default: the prediction);
+    with several layers (e.g. `model.cam_layers`, every scale's map) one map per layer, upsampled and averaged."""
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
     layer = layer if layer is not None else getattr(model, "cam_layer", None)
@@ -365,8 +423,13 @@ def gradcam(model: nn.Module, images: torch.Tensor, target_class: int | Sequence
             return cam(input_tensor=images, targets=targets)
 
 # %% ../nbs/10_uncertainty.ipynb #c041
-def uncertainty_report(mc: MCResult, val_mc: MCResult | None = None, classes: Sequence[str] | None = None,
-                       alpha: Sequence[float] = (0.05, 0.1), n_bins: int = 15, per_image: bool = False) -> dict:
+def uncertainty_report(mc: MCResult,                         # the test split's `MCResult`
+                       val_mc: MCResult | None = None, # the validation split's, for temperature scaling and conformal sets (None: without them)
+                       classes: Sequence[str] | None = None, # class names (default '0', '1', ...)
+                       alpha: Sequence[float] = (0.05, 0.1), # conformal miscoverage levels
+                       n_bins: int = 15,                     # ECE bins
+                       per_image: bool = False,              # add per-image lists (labels, predictions, uncertainties)
+                      ) -> dict:                             # the JSON-ready dict of the table above
     "All uncertainty numbers of the test split `mc` (calibrated on `val_mc` when given) as a JSON-ready dict."
     T, N, C = mc.probs.shape
     classes = list(classes) if classes is not None else [str(i) for i in range(C)]
@@ -404,8 +467,14 @@ def _samples_entry(cal_probs, test_probs, cal_logits=None, test_logits=None) -> 
             "cal_logits": None if cal_logits is None else _as_tnc(cal_logits),
             "test_logits": None if test_logits is None else _as_tnc(test_logits)}
 
-def method_samples(cal: MCResult, test: MCResult, fusion_cal: MCResult | None = None, fusion_test: MCResult | None = None,
-                   ensemble_cal: Sequence[np.ndarray] | None = None, ensemble_test: Sequence[np.ndarray] | None = None) -> dict:
+# %% ../nbs/10_uncertainty.ipynb #c042a-b
+def method_samples(cal: MCResult,                                     # the calibration split's `MCResult`
+                   test: MCResult,                                    # the test split's, the same model
+                   fusion_cal: MCResult | None = None, # a fusion-dropout model's calibration `MCResult` (None: no `mc_fusion`)
+                   fusion_test: MCResult | None = None,               # its test `MCResult`
+                   ensemble_cal: Sequence[np.ndarray] | None = None, # the members' calibration probabilities (N, C) (None: no `ensemble`)
+                   ensemble_test: Sequence[np.ndarray] | None = None, # their test probabilities
+                  ) -> dict:                                          # method -> `cal`, `test` (T, N, C) and their logits
     """Per method, `{'cal', 'test'}` probabilities `(T, N, C)` and `{'cal_logits', 'test_logits'}` (or None): `softmax`,
     `temperature` (τ in `['temperature']`), `mc_<cal.mc_dropout>`, `mc_fusion` from `fusion_*`, `ensemble` from members."""
     if cal.probs.shape[2] != test.probs.shape[2]: raise ValueError(f"cal has {cal.probs.shape[2]} classes, test {test.probs.shape[2]}")
@@ -426,7 +495,11 @@ def method_samples(cal: MCResult, test: MCResult, fusion_cal: MCResult | None = 
     return out
 
 # %% ../nbs/10_uncertainty.ipynb #c042b
-def mondrian_calibrate(probs_cal: np.ndarray, labels_cal: np.ndarray, alpha: float = 0.1, method: str = "lac") -> np.ndarray:
+def mondrian_calibrate(probs_cal: np.ndarray,  # calibration probabilities (N, C)
+                       labels_cal: np.ndarray, # their classes, every class present
+                       alpha: float = 0.1,     # miscoverage within each class
+                       method: str = "lac",    # 'lac' or 'aps'
+                      ) -> np.ndarray:         # one threshold per class (C,)
     "Class-conditional (Mondrian) split-conformal thresholds `(C,)`: `conformal_calibrate` on each class's calibration images."
     labels_cal, probs_cal = check_labels_probs(labels_cal, probs_cal)
     C = probs_cal.shape[1]
@@ -434,7 +507,11 @@ def mondrian_calibrate(probs_cal: np.ndarray, labels_cal: np.ndarray, alpha: flo
     if missing: raise ValueError(f"mondrian_calibrate: no calibration image of class(es) {missing}")
     return np.array([conformal_calibrate(probs_cal[labels_cal == c], labels_cal[labels_cal == c], alpha, method) for c in range(C)])
 
-def mondrian_sets(probs: np.ndarray, qhats: np.ndarray, method: str = "lac") -> np.ndarray:
+# %% ../nbs/10_uncertainty.ipynb #c042b-b
+def mondrian_sets(probs: np.ndarray,   # test probabilities (N, C)
+                  qhats: np.ndarray,   # `mondrian_calibrate`'s thresholds (C,)
+                  method: str = "lac", # the score they were calibrated with
+                 ) -> np.ndarray:      # boolean (N, C) sets
     "Prediction sets `(N, C)` with a threshold per class: class c is in the set when its score is <= `qhats[c]`."
     return conformal_scores(probs, None, method) <= np.asarray(qhats, dtype=np.float64)[None] + 1e-12
 
@@ -469,9 +546,15 @@ def _method_stats(y: np.ndarray, p: np.ndarray, cal: np.ndarray, y_cal: np.ndarr
 # %% ../nbs/10_uncertainty.ipynb #c042d
 _POINT_ONLY = {"ce_debiased"}   # resampling with replacement repeats images, which its variance correction takes as independent
 
-def compare_uncertainty_methods(samples: dict, labels_cal: np.ndarray, labels_test: np.ndarray,
-                                alphas: Sequence[float] = (0.05, 0.1), conformal_method: str = "lac",
-                                n_resamples: int = 1000, seed: int = 0, confidence_level: float = 0.95) -> pd.DataFrame:
+def compare_uncertainty_methods(samples: dict,                         # `method_samples`' output
+                                labels_cal: np.ndarray,                # the calibration classes
+                                labels_test: np.ndarray,               # the test classes
+                                alphas: Sequence[float] = (0.05, 0.1), # conformal miscoverage levels
+                                conformal_method: str = "lac",         # the conformal score
+                                n_resamples: int = 1000,               # bootstrap resamples
+                                seed: int = 0,                         # seed of the resampling
+                                confidence_level: float = 0.95,        # the intervals' coverage
+                               ) -> pd.DataFrame:                # one row per (method, metric): `value`, `low`, `high`, `T`
     "One row per (method, metric) with `value`, `low`, `high` (bootstrap over test images) for `method_samples`' output."
     y, y_cal = np.asarray(labels_test).astype(np.int64).ravel(), np.asarray(labels_cal).astype(np.int64).ravel()
     rows = []
@@ -486,7 +569,11 @@ def compare_uncertainty_methods(samples: dict, labels_cal: np.ndarray, labels_te
             rows.append({"method": name, "metric": metric, "T": int(s["test"].shape[0]), **ci})
     return pd.DataFrame(rows)
 
-def methods_table(df: pd.DataFrame, metrics: Sequence[str] | None = None, digits: int = 3) -> pd.DataFrame:
+# %% ../nbs/10_uncertainty.ipynb #c042d-b
+def methods_table(df: pd.DataFrame,                     # `compare_uncertainty_methods`' rows
+                  metrics: Sequence[str] | None = None, # the metrics to show (None: all)
+                  digits: int = 3,                      # decimals
+                 ) -> pd.DataFrame:                     # methods × metrics of `value [low, high]`
     "`compare_uncertainty_methods`' rows as a methods × metrics table of `value [low, high]` strings."
     d = df if metrics is None else df[df["metric"].isin(metrics)]
     fmt = d.apply(lambda r: "–" if pd.isna(r["value"]) else f"{r['value']:.{digits}f}" if pd.isna(r["low"]) else
@@ -511,9 +598,15 @@ def paired_method_tests(samples: dict,          # `method_samples`' output: per 
     return out
 
 # %% ../nbs/10_uncertainty.ipynb #c042g
-def uncertainty_methods_report(cal: MCResult, test: MCResult, fusion: tuple | None = None, ensemble: tuple | None = None,
-                               alphas: Sequence[float] = (0.05, 0.1), n_resamples: int = 1000, seed: int = 0,
-                               progress: bool = False) -> tuple[pd.DataFrame, dict]:
+def uncertainty_methods_report(cal: MCResult,                         # the calibration split's `MCResult`
+                               test: MCResult,                        # the test split's
+                               fusion: tuple | None = None,     # (cal, test) `MCResult`s of a fusion-dropout model, or None
+                               ensemble: tuple | None = None,         # (cal, test) lists of member probabilities, or None
+                               alphas: Sequence[float] = (0.05, 0.1), # conformal miscoverage levels
+                               n_resamples: int = 1000,               # bootstrap resamples
+                               seed: int = 0,                         # seed of the resampling
+                               progress: bool = False,                # show progress
+                              ) -> tuple[pd.DataFrame, dict]:         # (the rows, the JSON-ready dict of the table above)
     """`compare_uncertainty_methods` for one model (and optional runs: `fusion = (cal, test)` MC results with fusion
     dropout, `ensemble = (cal, test)` member probabilities): (rows, JSON-ready dict)."""
     ms = method_samples(cal, test, *(fusion or (None, None)), *(ensemble or (None, None)))
@@ -527,7 +620,10 @@ def uncertainty_methods_report(cal: MCResult, test: MCResult, fusion: tuple | No
     return df, rep
 
 # %% ../nbs/10_uncertainty.ipynb #c039
-def ensemble_result(member_probs: Sequence[np.ndarray], labels: np.ndarray, seed: int = 0):
+def ensemble_result(member_probs: Sequence[np.ndarray], # each member's probabilities (N, C)
+                    labels: np.ndarray,                 # true classes (N,)
+                    seed: int = 0,                      # recorded as the result's seed
+                   ):
     "A `dcat.uncertainty.MCResult` whose T samples are the members' (N, C) probabilities (a deep ensemble)."
     P = np.stack([np.asarray(p, dtype=np.float64) for p in member_probs])
     if P.ndim != 3: raise ValueError(f"member_probs: expected M arrays of shape (N, C), got {P.shape}")
@@ -537,7 +633,10 @@ def ensemble_result(member_probs: Sequence[np.ndarray], labels: np.ndarray, seed
                     det_logits=np.log(np.clip(mean, 1e-12, 1.0)).astype(np.float32), seed=seed)
 
 # %% ../nbs/10_uncertainty.ipynb #c016b
-def ensemble_report(preds: Sequence[dict], classes: Sequence[str], seeds: Sequence[int]) -> dict:
+def ensemble_report(preds: Sequence[dict],  # each member's saved predictions (`p_test`, `y_test`, `p_cal`, `y_cal`)
+                    classes: Sequence[str], # class names
+                    seeds: Sequence[int],   # the members' seeds
+                   ) -> dict:               # `members`, `metrics`, `intervals`, `error_detection`, `uncertainty`
     "Metrics, bootstrap intervals and uncertainty of the deep ensemble of several runs' saved predictions."
     import numpy as np
     y, yv = preds[0]["y_test"], preds[0]["y_cal"]
@@ -558,7 +657,11 @@ def ensemble_report(preds: Sequence[dict], classes: Sequence[str], seeds: Sequen
             "uncertainty": uncertainty_report(test, val, classes)}
 
 # %% ../nbs/10_uncertainty.ipynb #seg-unc-report
-def seg_uncertainty_report(res: MCResult, dice: np.ndarray, threshold: float = 0.5, worst_frac: float = 0.1) -> dict:
+def seg_uncertainty_report(res: MCResult,           # a segmentation `MCResult`
+                           dice: np.ndarray,        # each image's Dice (N,)
+                           threshold: float = 0.5,  # foreground threshold on the MC mean
+                           worst_frac: float = 0.1, # share of images counted as the worst
+                          ) -> dict:            # pixel AUROCs, entropies of right and wrong pixels, the image-level ranking
     "Pixel AUROC of entropy for wrong pixels, mean entropy of right and wrong pixels, and the image-level ranking."
     wrong = res.pred(threshold) != res.masks
     return {"pixel_auroc_entropy": pixel_auroc(res.entropy, wrong), "pixel_auroc_mi": pixel_auroc(res.mi, wrong),
@@ -567,7 +670,10 @@ def seg_uncertainty_report(res: MCResult, dice: np.ndarray, threshold: float = 0
             "image": image_uncertainty(res.entropy.mean((1, 2)), dice, worst_frac), "T": res.T}
 
 # %% ../nbs/10_uncertainty.ipynb #seg-metrics
-def segmentation_metrics(res: MCResult, n_resamples: int = 2000, threshold: float = 0.5) -> tuple[dict, dict]:
+def segmentation_metrics(res: MCResult,           # a segmentation `MCResult`
+                         n_resamples: int = 2000, # bootstrap resamples
+                         threshold: float = 0.5,  # foreground threshold
+                        ) -> tuple[dict, dict]:   # (metrics with intervals, the per-image arrays)
     """Test metrics of an MC-dropout segmentation: mean Dice and IoU of the MC mean and of the deterministic pass, each
     with its bootstrap interval over images, the median Dice and N; and the per-image arrays behind them."""
     masks = torch.from_numpy(res.masks)

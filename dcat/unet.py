@@ -23,16 +23,25 @@ def _cbr(c_in: int, c_out: int) -> nn.Sequential:
 
 class DoubleConv(nn.Module):
     "conv3×3-BN-ReLU then conv3×3; `out_norm=True` adds BN-ReLU after the second conv (decoder, bottleneck)."
-    def __init__(self, c_in: int, c_out: int, out_norm: bool = True):
+    def __init__(self,
+                 c_in: int,           # input channels
+                 c_out: int,          # output channels
+                 out_norm: bool=True, # BN + ReLU after the second conv (False: its raw output, what DCA reads)
+                ):
         super().__init__()
         self.conv1, self.conv2 = _cbr(c_in, c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
         self.post = nn.Sequential(nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)) if out_norm else nn.Identity()
     def forward(self, x: torch.Tensor) -> torch.Tensor: return self.post(self.conv2(self.conv1(x)))
 
+# %% ../nbs/07_unet.ipynb #c006-s1
 class UpBlock(nn.Module):
     """Decoder stage: bilinear ×2 (corners aligned, as the DCA authors' `Upconv`) + conv3×3-BN-ReLU to `c_out`,
     concatenate the skip, `Dropout2d(dropout)`, double conv."""
-    def __init__(self, c_in: int, c_out: int, dropout: float = 0.0):
+    def __init__(self,
+                 c_in: int,          # the deeper map's channels
+                 c_out: int,         # the skip's channels, and the output's
+                 dropout: float=0.0, # the `Dropout2d` rate after the concatenation (MC dropout samples it)
+                ):
         super().__init__()
         self.up = nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True), _cbr(c_in, c_out))
         self.dropout = nn.Dropout2d(dropout)
@@ -45,8 +54,13 @@ class DCA(nn.Module):
     """Dual cross-attention on U-Net skips. `forward([x_1..x_n])` (raw encoder stage outputs `(B, C_i, H_i, W_i)`,
     shallowest first) → refined skips of the same shapes: patch embedding (average pooling to the deepest grid,
     depthwise 1×1), `n_blocks` × (CCA, SCA), upsampling, 1×1 conv, residual to `x_i`, BN + ReLU."""
-    def __init__(self, widths: Sequence[int] = (32, 64, 128, 256), heads: int = 4, n_blocks: int = 1, k: int = 1,
-                 tied: bool = False):
+    def __init__(self,
+                 widths: Sequence[int]=(32, 64, 128, 256), # the encoder stages' channels, shallowest first
+                 heads: int=4,                             # spatial attention heads
+                 n_blocks: int=1,                          # how many (CCA, SCA) pairs
+                 k: int=1,                                 # the depthwise projections' kernel (the authors': 1)
+                 tied: bool=False,                         # shared projections across scales (False: the authors')
+                ):
         super().__init__()
         self.widths = [int(c) for c in widths]
         self.embed = nn.ModuleList(DWProj(c, 1) for c in self.widths)
@@ -79,16 +93,20 @@ class DCA(nn.Module):
 
 # %% ../nbs/07_unet.ipynb #c024
 class UNet(nn.Module):
-    """U-Net (encoder `widths[:-1]` with double convs, bottleneck `widths[-1]`), optionally with `DCA` on the skips.
-
-    `forward(x (B, in_ch, S, S))` → logits `(B, out_ch, S, S)`; S must be a multiple of 2^(stages). `dropout` is the
-    `Dropout2d` rate of every decoder stage. The skips are the encoder's BN + ReLU outputs, or with `raw_skips` its raw
-    conv outputs, as the DCA authors' plain U-Net has them (with `dca`, DCA refines the raw outputs and ends in BN + ReLU).
-    `features(x)` → (skips, bottleneck); `decode(skips, bottleneck)` → logits.
-    `task` tells the shared loop and sampler (`dcat.train.fit`, `dcat.uncertainty.mc_predict`) what it does."""
+    """U-Net (encoder `widths[:-1]` with double convs, bottleneck `widths[-1]`), optionally with `DCA` on the skips:
+    `forward(x (B, in_ch, S, S))` → logits `(B, out_ch, S, S)`, S a multiple of 2^(stages). `task` tells the shared loop
+    and sampler (`dcat.train.fit`, `dcat.uncertainty.mc_predict`) what it does."""
     task = "segmentation"
-    def __init__(self, in_ch: int = 3, out_ch: int = 1, widths: Sequence[int] = (32, 64, 128, 256, 512),
-                 dropout: float = 0.1, dca: bool = False, dca_heads: int = 4, dca_tied: bool = False, raw_skips: bool = False):
+    def __init__(self,
+                 in_ch: int=3,                                  # image channels
+                 out_ch: int=1,                                 # logits per pixel
+                 widths: Sequence[int]=(32, 64, 128, 256, 512), # encoder stages' widths, then the bottleneck's
+                 dropout: float=0.1,                            # the `Dropout2d` rate of every decoder stage
+                 dca: bool=False,                               # DCA on the skips (it reads the raw outputs and ends in BN + ReLU)
+                 dca_heads: int=4,                              # DCA's spatial attention heads
+                 dca_tied: bool=False,                          # DCA with shared projections across scales
+                 raw_skips: bool=False,                         # the raw conv outputs as skips, as the authors' plain U-Net (default: after BN + ReLU)
+                ):
         super().__init__()
         widths = [int(c) for c in widths]
         enc = widths[:-1]
@@ -119,6 +137,7 @@ def features(self: UNet, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Ten
     skips = self.dca(raw) if self.dca is not None else raw if self.raw_skips else acts
     return skips, self.bottleneck(self.pool(h))
 
+# %% ../nbs/07_unet.ipynb #c024q-s1
 @patch
 def decode(self: UNet, skips: Sequence[torch.Tensor], bottleneck: torch.Tensor) -> torch.Tensor:
     "Decoder: logits `(B, out_ch, S, S)` from the skips and the bottleneck."
@@ -126,9 +145,11 @@ def decode(self: UNet, skips: Sequence[torch.Tensor], bottleneck: torch.Tensor) 
     for blk, s in zip(self.up, list(skips)[::-1]): h = blk(h, s)
     return self.head(h)
 
+# %% ../nbs/07_unet.ipynb #c024q-s2
 @patch
 def forward(self: UNet, x: torch.Tensor) -> torch.Tensor: return self.decode(*self.features(x))
 
+# %% ../nbs/07_unet.ipynb #c024q-s3
 @patch
 def dropouts(self: UNet) -> list[nn.Module]:
     "The decoder's dropout modules (what MC dropout samples)."
@@ -137,7 +158,12 @@ def dropouts(self: UNet) -> list[nn.Module]:
 # %% ../nbs/07_unet.ipynb #c025
 _SEG_ARMS = {"unet": dict(dca=False), "unet_raw": dict(raw_skips=True), "unet_dca": dict(dca=True)}   # names: dcat.config.MODEL_REGISTRY
 
-def build_seg_model(name: str, dropout: float = 0.1, heads: int = 4, in_ch: int = 3, out_ch: int = 1) -> UNet:
+def build_seg_model(name: str,          # `unet`, `unet_raw` or `unet_dca`
+                    dropout: float=0.1, # the decoder's `Dropout2d` rate
+                    heads: int=4,       # DCA's spatial attention heads
+                    in_ch: int=3,       # image channels
+                    out_ch: int=1,      # logits per pixel
+                   ) -> UNet:           # the U-Net, untrained
     "The segmentation arm `name` (`unet`, `unet_raw` or `unet_dca`) in the paper's widths, with decoder dropout `dropout`."
     if name not in _SEG_ARMS: raise ValueError(f"unknown segmentation model {name!r}; known: {', '.join(_SEG_ARMS)}")
     return UNet(in_ch, out_ch, dropout=dropout, dca_heads=heads, **_SEG_ARMS[name])

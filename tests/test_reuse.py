@@ -3,7 +3,7 @@ training fingerprint: the code that trains, package versions, threads, kernels),
 the project with its own git history: a tiny run finishes; a commit that changes only prose (a lesson's words, a
 docstring and a comment in the fit loop's module) re-renders the report from the checkpoint and never retrains; a
 commit that changes the fit loop's code makes the run stale."""
-import json, os, shutil, subprocess
+import json, os, shutil, subprocess, sys
 
 from conftest import ROOT, tool
 
@@ -71,3 +71,24 @@ def test_prose_commit_rerenders_code_commit_retrains(tmp_path):
     edit(proj / "dcat" / "train.py", "loss_sum, n = loss_sum + lv * len(y), n + len(y)", "loss_sum, n = loss_sum + len(y) * lv, n + len(y)")   # the fit loop's code
     commit(proj, "the fit loop changes")
     assert dcat("--status").startswith("finished, stale")
+
+    # the change cannot move the weights (a product's operands swapped): declared equivalent, with the evidence of a
+    # second run of the same settings trained by the new code, the finished run is this code's again
+    shutil.copytree(ROOT / "tools", proj / "tools", ignore=shutil.ignore_patterns("__pycache__"))
+    old_commit = subprocess.run(["git", "rev-parse", "HEAD~1"], cwd=proj, capture_output=True, text=True, check=True).stdout.strip()
+    declare = lambda *runs: subprocess.run([sys.executable, "tools/declare_equivalent.py", old_commit, "--runs", *map(str, runs),
+                                            "--why", "operands of a product swapped"], cwd=proj, capture_output=True, text=True, env=env)
+    refused = declare(run, run)                                           # no evidence: the same run twice
+    assert refused.returncode != 0 and "not trained by the code now" in refused.stderr, refused.stderr
+    again_dir = tmp_path / "reports-again"
+    r = subprocess.run([tool("dcat"), *ARGS, "--reports-dir", str(again_dir)], cwd=proj, capture_output=True, text=True, timeout=900, env=env)
+    assert r.returncode == 0, r.stderr[-4000:]
+    ok = declare(run, again_dir / "synthetic_16px/dcat/seed-0")
+    assert ok.returncode == 0, ok.stderr
+    table = json.loads((proj / "dcat" / "equivalent_code.json").read_text())
+    (now, olds), = table.items()
+    assert list(olds.values())[0]["commit"] == old_commit and "identical" in list(olds.values())[0]["evidence"]
+    assert dcat("--status").startswith("finished, re-render")            # not stale: no retraining
+    edit(proj / "dcat" / "train.py", "loss_sum, n = loss_sum + len(y) * lv, n + len(y)", "loss_sum, n = loss_sum + len(y) * lv * 1.0, n + len(y)")
+    commit(proj, "the fit loop changes again")
+    assert dcat("--status").startswith("finished, stale")                 # the declaration lapsed with the code it was made for
