@@ -264,6 +264,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                             'dcat.model.model_from_settings': ('model.html#model_from_settings', 'dcat/model.py')},
             'dcat.plots': { 'dcat.plots._show_file': ('plots.html#_show_file', 'dcat/plots.py'),
                             'dcat.plots.close_figure': ('plots.html#close_figure', 'dcat/plots.py'),
+                            'dcat.plots.compact_png': ('plots.html#compact_png', 'dcat/plots.py'),
                             'dcat.plots.embed_features': ('plots.html#embed_features', 'dcat/plots.py'),
                             'dcat.plots.figure_alt': ('plots.html#figure_alt', 'dcat/plots.py'),
                             'dcat.plots.image_grid': ('plots.html#image_grid', 'dcat/plots.py'),

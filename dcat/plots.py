@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_plots.ipynb #plots-imports
 from __future__ import annotations
-import math, os, warnings
+import io, math, os, warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -18,8 +18,8 @@ from .shift import CORRUPTIONS, corrupt
 from .stats import Curve
 
 # %% auto #0
-__all__ = ['GRID_DPI', 'show_saved_figures', 'figure_alt', 'save_figure', 'image_grid', 'close_figure', 'plot_roc_pr',
-           'plot_confusion', 'plot_entropy_hist', 'embed_features', 'plot_embedding', 'plot_umap',
+__all__ = ['GRID_DPI', 'show_saved_figures', 'figure_alt', 'compact_png', 'save_figure', 'image_grid', 'close_figure',
+           'plot_roc_pr', 'plot_confusion', 'plot_entropy_hist', 'embed_features', 'plot_embedding', 'plot_umap',
            'reliability_diagram', 'plot_gradcam', 'plot_attention', 'uncertain_gallery', 'plot_ood_histograms',
            'plot_overlays', 'plot_seg_history', 'plot_risk_coverage', 'plot_corruptions', 'plot_forest',
            'plot_resolution', 'plot_entropy_vs_dice', 'plot_history']
@@ -47,6 +47,19 @@ def figure_alt(fig: Any,  # a matplotlib Figure
     text = "; ".join(p for p in parts if p)
     return text if len(text) <= 300 else text[:297] + "..."
 
+# %% ../nbs/12_plots.ipynb #plots-compact
+def compact_png(data: bytes,        # a PNG file's bytes (any mode)
+                colours: int = 256, # the palette's size
+               ) -> bytes:          # the PNG, palette-coded and dithered
+    "A PNG re-encoded with an adaptive palette of `colours`, Floyd–Steinberg dithered and optimised (already paletted: as it is)."
+    from PIL import Image
+    im = Image.open(io.BytesIO(data))
+    if im.mode == "P": return data
+    rgb = im.convert("RGB")
+    out = io.BytesIO()
+    rgb.quantize(palette=rgb.quantize(colours, method=Image.Quantize.MEDIANCUT), dither=Image.Dither.FLOYDSTEINBERG).save(out, "PNG", optimize=True)
+    return out.getvalue()
+
 # %% ../nbs/12_plots.ipynb #plots-save2
 def save_figure(fig: Any,                        # a matplotlib Figure
                 path: str | os.PathLike | None,  # where to save the PNG (None: nowhere)
@@ -55,7 +68,8 @@ def save_figure(fig: Any,                        # a matplotlib Figure
     """Save `fig` as PNG to `path` atomically (nothing when `path` is None); returns `fig`. After
     `show_saved_figures()`, the notebook shows the saved file (at the size the figure would have had) and closes `fig`."""
     if path is not None:
-        with atomic_write(path, "wb") as f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight")
+        buf = io.BytesIO(); fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+        with atomic_write(path, "wb") as f: f.write(compact_png(buf.getvalue()))
         if _SHOW_SAVED: _show_file(fig, path, dpi)
     return fig
 
