@@ -305,6 +305,24 @@ def plot_gradcam(images: torch.Tensor | np.ndarray,      # normalised tensors (B
     fig.colorbar(m, ax=list(axes), shrink=0.6, label="Grad-CAM (relative)")
     return save_figure(fig, path, dpi=GRID_DPI)
 
+# %% ../nbs/12_plots.ipynb #plots-attn-rel
+def _relative_attention(maps: Sequence[dict], names: dict[str, str], n: int, size: tuple[int, int]) -> dict:
+    "Per `(scale, direction)` of `names` found in `maps`, in column order: the `n` maps × `h·w`, upsampled to `size` (n, H, W)."
+    rel = {}
+    for s in range(len(maps)):
+        for d in (d for d in names if d in maps[s]):
+            m = torch.as_tensor(maps[s][d]).float()
+            if len(m) != n: raise ValueError(f"attention maps: scale {s} {d!r} has {len(m)} maps for {n} images")
+            k = m.shape[-2] * m.shape[-1]
+            rel[s, d] = F.interpolate(m[:, None] * k, size=size, mode="bilinear", align_corners=False)[:, 0].numpy()
+    return rel
+
+# %% ../nbs/12_plots.ipynb #plots-attn-title
+def _attention_title(name: str, grid: Sequence[int], stride: int) -> str:
+    "A column title of `plot_attention`: `name` wrapped at 18 characters, then `stride <stride> (<h>×<w>)`."
+    import textwrap
+    return "\n".join(textwrap.wrap(name, 18)) + f"\nstride {stride} ({grid[0]}×{grid[1]})"
+
 # %% ../nbs/12_plots.ipynb #c038p1
 def plot_attention(images: torch.Tensor | np.ndarray,      # normalised tensors (B, 3, H, W) or the uint8 pictures a run saves
                    maps: Sequence[dict],                   # per scale, `{direction: (B, h, w) weights}` (`DCAT.attention_maps`)
@@ -316,33 +334,21 @@ def plot_attention(images: torch.Tensor | np.ndarray,      # normalised tensors 
     """One row per image: the image, then each scale's and direction's attention map (`DCAT.attention_maps`) laid
     over it, upsampled bilinearly. Colour = weight ÷ the uniform weight `1/(h·w)`: 1 is "no preference", so a flat map
     is an attention that looks everywhere alike; one colour scale for the whole figure. Returns the Figure."""
-    import textwrap
     import matplotlib.pyplot as plt
     imgs = to_display(images)
     n = len(imgs)
-    cols = [(s, d) for s in range(len(maps)) for d in names if d in maps[s]]
-    H, W = imgs.shape[1:3]
-    rel = {}
-    for s, d in cols:
-        m = torch.as_tensor(maps[s][d]).float()
-        if len(m) != n: raise ValueError(f"attention maps: scale {s} {d!r} has {len(m)} maps for {n} images")
-        k = m.shape[-2] * m.shape[-1]
-        rel[s, d] = F.interpolate(m[:, None] * k, size=(H, W), mode="bilinear", align_corners=False)[:, 0].numpy()
+    rel = _relative_attention(maps, names, n, imgs.shape[1:3])
+    cols = list(rel)
     vmax = max(2.0, max(float(r.max()) for r in rel.values()))
     fig, axes = plt.subplots(n, len(cols) + 1, figsize=(1.9 * (len(cols) + 1), 1.9 * n + 0.6), squeeze=False)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
+    for ax in axes.ravel(): ax.set_xticks([]); ax.set_yticks([])
     for i in range(n):
         axes[i, 0].imshow(imgs[i])
         axes[i, 0].set_ylabel(titles[i] if titles is not None else f"image {i}", fontsize=7)
         for j, (s, d) in enumerate(cols, 1):
             axes[i, j].imshow(imgs[i])
             im = axes[i, j].imshow(rel[s, d][i], cmap="magma", alpha=alpha, vmin=0, vmax=vmax)
-            if i == 0:
-                g = maps[s][d].shape[-2:]
-                title = "\n".join(textwrap.wrap(names[d], 18))           # narrow columns: wrap the direction's name
-                axes[i, j].set_title(f"{title}\nstride {strides[s]} ({g[0]}×{g[1]})", fontsize=7)
+            if i == 0: axes[i, j].set_title(_attention_title(names[d], maps[s][d].shape[-2:], strides[s]), fontsize=7)
     axes[0, 0].set_title("image", fontsize=7)
     fig.tight_layout()
     fig.colorbar(im, ax=list(axes.ravel()), shrink=0.6, label="attention ÷ uniform")

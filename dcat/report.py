@@ -487,6 +487,30 @@ _SUMMARY_INTRO = ("Test-split figures of every arm, in percent, from `reports/<d
     "margin say how much the seeds run can tell; the seed-0 paired tests are kept as secondary columns. The paper's "
     "figures are quoted for reference only: it used other data, resolutions, pretraining and budgets.")
 
+# %% ../nbs/13_report.ipynb #rep-heading
+def _dataset_heading(ds: str, arms: dict) -> list[str]:
+    "The heading of the section of report folder `ds` (`<dataset>_<S>px`: at S px), its arms in words, the paper's figures."
+    base, size = dataset_of_folder(ds)
+    lines = [f"## {base}" + (f" at {size} px" if size else ""), "", "Arms: " + "; ".join(f"`{a}`, {model_label(a)}" for a in arms) + ".", ""]
+    pa, pp, ref = _paper_figures(base)
+    if pa is not None: lines += [f"Paper (DCAT{', reported on ' + ref if ref else ''}): AUC {pa:.2f}, AUPR {pp:.2f}.", ""]
+    return lines
+
+# %% ../nbs/13_report.ipynb #rep-unc-intro
+_UNCERTAINTY_INTRO = ("First seed of each arm, 95 % bootstrap intervals over test images; error detection: "
+    "AUROC of the uncertainty for a wrong prediction (0.5 = chance). The pre-specified score, fixed before any "
+    "result was seen, is the predictive entropy of the run's MC-dropout mean; the *best of* columns pick the "
+    "highest of several methods and scores on the same test images, so they are exploratory and biased upwards.")
+
+# %% ../nbs/13_report.ipynb #rep-against
+def _against_dcat(ds: str, arms: dict, n_resamples: int) -> tuple[list[str], dict]:
+    "The lines of report folder `ds`'s section *Every arm against DCAT*, and `_comparison_rows`' comparisons."
+    rows, cmp = _comparison_rows(arms, n_resamples=n_resamples, margin=_margin(dataset_of_folder(ds)[0]))
+    lines = ["### Every arm against DCAT", ""] + rows + [""]
+    for base in _SINGLE_BACKBONES:
+        if base in cmp: lines.append(f"- {base} − DCAT: **{cmp[base]['verdict']}** ({cmp[base]['basis']}).")
+    return lines + [""], cmp
+
 # %% ../nbs/13_report.ipynb #c017e-2
 def summary_markdown(by_ds: dict,                  # `{dataset folder: {arm: (runs, aggregate)}}`; runs: `(record, predictions)` per seed
                      forests: dict | None = None,  # dataset to its forest plot's path relative to the summary
@@ -499,27 +523,16 @@ def summary_markdown(by_ds: dict,                  # `{dataset folder: {arm: (ru
     lines = ["# dcat: study summary", "", _SUMMARY_INTRO, ""]
     for ds, arms in sorted(by_ds.items()):
         arms = dict(sorted(arms.items(), key=lambda kv: _arm_order(kv[0])))
-        base, size = dataset_of_folder(ds)
-        lines += [f"## {base}" + (f" at {size} px" if size else ""), "", "Arms: " + "; ".join(f"`{a}`, {model_label(a)}" for a in arms) + ".", ""]
-        pa, pp, ref = _paper_figures(base)
-        if pa is not None: lines += [f"Paper (DCAT{', reported on ' + ref if ref else ''}): AUC {pa:.2f}, AUPR {pp:.2f}.", ""]
+        lines += _dataset_heading(ds, arms)
         if any(r.get("task") == "segmentation" for runs, _ in arms.values() for r, _ in runs):
             lines += _seg_section(dict(sorted(arms.items())))
             continue
         if ds in forests: lines += [f"![test AUC per arm]({forests[ds]})", ""]
         lines += _arm_rows(arms) + [""]
-        lines += ["### Uncertainty", "", "First seed of each arm, 95 % bootstrap intervals over test images; error detection: "
-                  "AUROC of the uncertainty for a wrong prediction (0.5 = chance). The pre-specified score, fixed before any "
-                  "result was seen, is the predictive entropy of the run's MC-dropout mean; the *best of* columns pick the "
-                  "highest of several methods and scores on the same test images, so they are exploratory and biased upwards.",
-                  ""] + _uncertainty_rows(arms) + [""]
+        lines += ["### Uncertainty", "", _UNCERTAINTY_INTRO, ""] + _uncertainty_rows(arms) + [""]
         if "dcat" in arms and len(arms) > 1:
-            rows, cmp = _comparison_rows(arms, n_resamples=n_resamples, margin=_margin(dataset_of_folder(ds)[0]))
-            cmps[ds] = cmp
-            lines += ["### Every arm against DCAT", ""] + rows + [""]
-            for base in _SINGLE_BACKBONES:
-                if base in cmp: lines.append(f"- {base} − DCAT: **{cmp[base]['verdict']}** ({cmp[base]['basis']}).")
-            lines.append("")
+            section, cmps[ds] = _against_dcat(ds, arms, n_resamples)
+            lines += section
     res = resolution_rows(by_ds, cmps)
     for base, rows in res.items(): lines += _resolution_section(base, rows)
     if collect is not None: collect.update(res)

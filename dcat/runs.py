@@ -386,6 +386,37 @@ def load_predictor(path: str | os.PathLike,  # a `*.predictor.pt`
     model.eval()
     return model, {k: v for k, v in ck.items() if k != "state_dict"}
 
+# %% ../nbs/14_runs.ipynb #runs-imgread
+def _read_images(paths: Sequence[str | os.PathLike], size: int) -> tuple[list[str], list[tuple[str, str]], list[torch.Tensor]]:
+    "Each of `paths` read at `size` px: `(paths read, [(path, why)] for each one that could not be, their tensors)`."
+    ok, skipped, xs = [], [], []
+    for p in paths:
+        try:
+            xs.append(read_image(p, size))
+            ok.append(str(p))
+        except Exception as e: skipped.append((str(p), str(e)))
+    return ok, skipped, xs
+
+# %% ../nbs/14_runs.ipynb #runs-rows
+def _prediction_rows(paths: list[str], mc: MCResult, classes: list[str], qhat: float | None, alpha: float,
+                     det: dict | None) -> list[dict]:
+    "One row per image of `paths` from `mc_predict`'s `mc`; `qhat` None: every class in the set; `det`: the saved detector."
+    foreign = (detector_scores({"m": mahalanobis_from_state(det["mu"], det["precision"])}, mc.features)["m"]
+               if det is not None else None)
+    probs, H, MI = mc.mean_probs, predictive_entropy(mc.probs), mutual_information(mc.probs)
+    sets = conformal_sets(probs, float("inf") if qhat is None else qhat, "lac")
+    rows = []
+    for i, p in enumerate(paths):
+        in_set = [c for j, c in enumerate(classes) if sets[i, j]]
+        rows.append({"image": p, "prediction": classes[int(probs[i].argmax())],
+                     **{f"p_{c}": float(probs[i, j]) for j, c in enumerate(classes)},
+                     "entropy": float(H[i]), "mutual_information": float(MI[i]),
+                     f"conformal_set_{alpha:g}": "|".join(in_set)})
+        if foreign is not None:
+            rows[-1].update(inside=bool(foreign[i] <= det["threshold"]), ood_score=float(foreign[i]),
+                            ood_threshold=float(det["threshold"]), ood_detector=det["name"])
+    return rows
+
 # %% ../nbs/14_runs.ipynb #c020p1
 def predict_images(paths: Sequence[str | os.PathLike],  # image files
                    predictor: str | os.PathLike,        # a `*.predictor.pt`
@@ -402,30 +433,10 @@ def predict_images(paths: Sequence[str | os.PathLike],  # image files
     if f"{alpha:g}" not in meta["conformal"]:
         raise ValueError(f"alpha={alpha:g}: the predictor holds conformal thresholds for alpha in "
                          f"{sorted(meta['conformal']) or 'none'}")
-    ok, skipped, xs = [], [], []
-    for p in paths:
-        try:
-            xs.append(read_image(p, meta["image_size"]))
-            ok.append(str(p))
-        except Exception as e: skipped.append((str(p), str(e)))
-    rows = []
-    if ok:
-        batches = [(normalize(torch.stack(xs[i:i + batch_size])), torch.zeros(len(xs[i:i + batch_size]), dtype=torch.long))
-                   for i in range(0, len(xs), batch_size)]
-        det = meta.get("detector")
-        mc = mc_predict(model, batches, T=T, seed=meta.get("seed", 0), device=device, return_features=det is not None)
-        foreign = (detector_scores({"m": mahalanobis_from_state(det["mu"], det["precision"])}, mc.features)["m"]
-                   if det is not None else None)
-        probs, H, MI = mc.mean_probs, predictive_entropy(mc.probs), mutual_information(mc.probs)
-        classes = meta["classes"]
-        sets = conformal_sets(probs, float("inf") if qhat is None else qhat, "lac")
-        for i, p in enumerate(ok):
-            in_set = [c for j, c in enumerate(classes) if sets[i, j]]
-            rows.append({"image": p, "prediction": classes[int(probs[i].argmax())],
-                         **{f"p_{c}": float(probs[i, j]) for j, c in enumerate(classes)},
-                         "entropy": float(H[i]), "mutual_information": float(MI[i]),
-                         f"conformal_set_{alpha:g}": "|".join(in_set)})
-            if foreign is not None:
-                rows[-1].update(inside=bool(foreign[i] <= det["threshold"]), ood_score=float(foreign[i]),
-                                ood_threshold=float(det["threshold"]), ood_detector=det["name"])
-    return rows, skipped
+    ok, skipped, xs = _read_images(paths, meta["image_size"])
+    if not ok: return [], skipped
+    batches = [(normalize(torch.stack(xs[i:i + batch_size])), torch.zeros(len(xs[i:i + batch_size]), dtype=torch.long))
+               for i in range(0, len(xs), batch_size)]
+    det = meta.get("detector")
+    mc = mc_predict(model, batches, T=T, seed=meta.get("seed", 0), device=device, return_features=det is not None)
+    return _prediction_rows(ok, mc, meta["classes"], qhat, alpha, det), skipped

@@ -108,6 +108,13 @@ def selective_rules(labels: np.ndarray,    # true classes (N,)
     out = {k: {"aurc": aurc(labels, probs, s), "error_at_80": 1 - accuracy_at_coverage(labels, probs, s, 0.8)} for k, s in rules.items()}
     return {**out, "best": min(out, key=lambda k: out[k]["aurc"])}
 
+# %% ../nbs/11_shift.ipynb #c014-row
+def _ood_row(method: str, score: str, s_in: np.ndarray, s_out: np.ndarray, n_resamples: int, seed: int) -> dict:
+    "One row of the OOD table: a score's means on the in- and out-of-distribution images, AUROC and FPR at 95 % TPR with intervals."
+    m = ood_metrics(s_in, s_out, n_resamples, seed)
+    return {"method": method, "score": score, "mean_in": float(np.mean(s_in)), "mean_out": float(np.mean(s_out)),
+            **{f"{k}{suf}": m[k][v] for k in m for suf, v in (("", "value"), ("_low", "low"), ("_high", "high"))}}
+
 # %% ../nbs/11_shift.ipynb #c014
 def ood_table(samples_in: dict,        # `method_samples`' output on the in-distribution images (`test`, `test_logits`)
               samples_out: dict,       # the same methods on the OOD images
@@ -119,17 +126,16 @@ def ood_table(samples_in: dict,        # `method_samples`' output on the in-dist
     for method, s_in in samples_in.items():
         s_out = samples_out[method]
         sc_in, sc_out = ood_scores(s_in["test"], s_in["test_logits"]), ood_scores(s_out["test"], s_out["test_logits"])
-        for score in sc_in:
-            m = ood_metrics(sc_in[score], sc_out[score], n_resamples, seed)
-            rows.append({"method": method, "score": score, "mean_in": float(sc_in[score].mean()),
-                         "mean_out": float(sc_out[score].mean()),
-                         **{f"{k}{suf}": m[k][v] for k in m for suf, v in (("", "value"), ("_low", "low"), ("_high", "high"))}})
+        rows += [_ood_row(method, score, sc_in[score], sc_out[score], n_resamples, seed) for score in sc_in]
     return pd.DataFrame(rows)
 
 # %% ../nbs/11_shift.ipynb #c017
+def _ci(r, k: str) -> dict:
+    "The `{value, low, high}` of metric `k` in a row `r` of the OOD table."
+    return {"value": float(r[k]), "low": float(r[f"{k}_low"]), "high": float(r[f"{k}_high"])}
+
 def _table_dict(df: pd.DataFrame) -> dict:
-    ci = lambda r, k: {"value": float(r[k]), "low": float(r[f"{k}_low"]), "high": float(r[f"{k}_high"])}
-    return {m: {r["score"]: {"auroc": ci(r, "auroc"), "fpr_at_95tpr": ci(r, "fpr_at_95tpr"),
+    return {m: {r["score"]: {"auroc": _ci(r, "auroc"), "fpr_at_95tpr": _ci(r, "fpr_at_95tpr"),
                              "mean_in": float(r["mean_in"]), "mean_out": float(r["mean_out"])} for _, r in g.iterrows()}
             for m, g in df.groupby("method", sort=False)}
 
@@ -140,13 +146,33 @@ def feature_rows(scores_in: dict,         # `detector_scores` of the in-distribu
                  seed: int = 0,           # seed of the resampling
                 ) -> pd.DataFrame:        # `ood_table`'s rows, method `features`
     "`ood_table`'s rows for the feature-space detectors (`detector_scores` of the in- and out-of-distribution images), method `features`."
-    rows = []
-    for score in scores_in:
-        m = ood_metrics(scores_in[score], scores_out[score], n_resamples, seed)
-        rows.append({"method": "features", "score": score, "mean_in": float(np.mean(scores_in[score])),
-                     "mean_out": float(np.mean(scores_out[score])),
-                     **{f"{k}{suf}": m[k][v] for k in m for suf, v in (("", "value"), ("_low", "low"), ("_high", "high"))}})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([_ood_row("features", score, scores_in[score], scores_out[score], n_resamples, seed) for score in scores_in])
+
+# %% ../nbs/11_shift.ipynb #c017-file
+def _ood_file(cfg: Settings) -> Path:
+    "The `ood_set` file resolved against `data_dir`; refused when the setting is empty or names the study's own dataset."
+    name = cfg.ood_set
+    if not name: raise ValueError("setting 'ood_set' is empty: name a MedMNIST-format .npz in the data directory")
+    path = resolve_data_file(name, cfg.data_dir)
+    if cfg.source == "npz" and cfg.location:
+        own = Path(cfg.data_dir) / str(cfg.location)
+        if own.exists() and own.resolve() == path.resolve():
+            raise ValueError(f"ood_set {Path(str(name)).name!r} is this study's own dataset: name another MedMNIST-format "
+                             f"file (e.g. -p ood_set=pneumoniamnist.npz)")
+    return path
+
+# %% ../nbs/11_shift.ipynb #c017-score
+def _score_foreign(model: nn.Module, loader, in_mc: MCResult, device, n_resamples: int, detectors: dict | None,
+                   cal_mc: MCResult | None = None, ensemble: dict | None = None, progress: bool = False) -> tuple:
+    """Foreign images scored as `in_mc`'s were (same T and seed) and compared with them: (`ood_table`, with the detectors'
+    `features` rows when both sides have features; the images' `MCResult`; the detectors' scores of them, `{}` without)."""
+    ens, feats = ensemble or {}, bool(detectors) and in_mc.features is not None
+    out_mc = mc_predict(model, loader, T=in_mc.T, seed=in_mc.seed, device=device, progress=progress, return_features=feats)
+    s_in, s_out = _ood_samples(in_mc, out_mc, cal_mc, ens.get("in"), ens.get("out"), ens.get("cal"))
+    df = ood_table(s_in, s_out, n_resamples, seed=in_mc.seed)
+    det = detector_scores(detectors, out_mc.features) if feats else {}
+    if feats: df = pd.concat([df, feature_rows(detector_scores(detectors, in_mc.features), det, n_resamples, in_mc.seed)], ignore_index=True)
+    return df, out_mc, det
 
 # %% ../nbs/11_shift.ipynb #c017-b-b
 def ood_report(model: nn.Module,                   # the trained classifier (the dcat model API)
@@ -163,22 +189,10 @@ def ood_report(model: nn.Module,                   # the trained classifier (the
     OOD images' `MCResult` (for the histograms of `dcat.plots`, and for `save_predictions`, so seeds can be ensembled)."""
     cfg = Settings.of(cfg)
     t0 = time.perf_counter()
-    name, split, ens = cfg.ood_set, "test", ensemble or {}
-    if not name: raise ValueError("setting 'ood_set' is empty: name a MedMNIST-format .npz in the data directory")
-    path = resolve_data_file(name, cfg.data_dir)
-    if cfg.source == "npz" and cfg.location:
-        own = Path(cfg.data_dir) / str(cfg.location)
-        if own.exists() and own.resolve() == path.resolve():
-            raise ValueError(f"ood_set {Path(str(name)).name!r} is this study's own dataset: name another MedMNIST-format "
-                             f"file (e.g. -p ood_set=pneumoniamnist.npz)")
+    name, split, path = cfg.ood_set, "test", _ood_file(cfg)
     images, _ = load_npz_split(path, split)
     loader = images_loader(images, None, cfg.image_size, cfg.batch_size or 64)
-    feats = bool(detectors) and in_mc.features is not None
-    ood_mc = mc_predict(model, loader, T=in_mc.T, seed=in_mc.seed, device=device, progress=progress, return_features=feats)
-    s_in, s_out = _ood_samples(in_mc, ood_mc, cal_mc, ens.get("in"), ens.get("out"), ens.get("cal"))
-    df = ood_table(s_in, s_out, n_resamples, seed=in_mc.seed)
-    if feats: df = pd.concat([df, feature_rows(detector_scores(detectors, in_mc.features), detector_scores(detectors, ood_mc.features),
-                                               n_resamples, in_mc.seed)], ignore_index=True)
+    df, ood_mc, _ = _score_foreign(model, loader, in_mc, device, n_resamples, detectors, cal_mc, ensemble, progress)
     best = df.loc[df["auroc"].idxmax()]
     rep = {"ood_set": str(name), "split": split, "sha256": sha256_file(path), "n_in": int(in_mc.probs.shape[1]),
            "n_out": int(len(images)), "methods": _table_dict(df),
@@ -240,12 +254,7 @@ def near_ood_report(model: nn.Module,                   # the trained classifier
     c = names.index(str(cfg.near_ood_class).lower())
     images, files = near_ood_images(cfg)
     loader = images_loader(images, np.full(len(images), c), cfg.image_size, cfg.batch_size or 64)
-    feats = bool(detectors) and in_mc.features is not None
-    near = mc_predict(model, loader, T=in_mc.T, seed=in_mc.seed, device=device, return_features=feats)
-    s_in, s_out = _ood_samples(in_mc, near, None, None, None, None)
-    df = ood_table(s_in, s_out, n_resamples, seed=in_mc.seed)
-    det = detector_scores(detectors, near.features) if feats else {}
-    if feats: df = pd.concat([df, feature_rows(detector_scores(detectors, in_mc.features), det, n_resamples, in_mc.seed)], ignore_index=True)
+    df, near, det = _score_foreign(model, loader, in_mc, device, n_resamples, detectors)
     own = in_mc.labels == c
     acc = {"near": bootstrap_ci(lambda p: float((p == c).mean()), near.preds, n_resamples=n_resamples, method="BCa"),
            "own_test": bootstrap_ci(lambda p: float((p == c).mean()), in_mc.preds[own], n_resamples=n_resamples, method="BCa")}
@@ -336,6 +345,16 @@ def _mc_severities(mc, model) -> set[int]:
     if not sev <= {0, 1, 2, 3, 4, 5}: raise ValueError(f"mc={mc!r}: severities must lie in 0..5")
     return sev
 
+# %% ../nbs/11_shift.ipynb #c030-test
+def _corruption_test(test: tuple | None, cfg: Settings) -> tuple[np.ndarray, np.ndarray]:
+    "`corruption_report`'s test images and their labels (int64, (N,)): those given, else the npz test split of `cfg`."
+    test_images, labels = test if test is not None else (None, None)
+    if test_images is None:
+        if cfg.source != "npz": raise ValueError(f"corruption_report: dataset {cfg.dataset!r} is not an npz source; pass test_images")
+        test_images, labels = load_npz_split(resolve_data_file(cfg.location, cfg.data_dir, "location"), "test")
+    if labels is None: raise ValueError("corruption_report: `labels` are needed with `test_images`")
+    return test_images, np.asarray(labels, np.int64).reshape(-1)
+
 # %% ../nbs/11_shift.ipynb #c030-b
 def corruption_report(model: nn.Module,                            # the trained classifier
                       test: tuple | None,                    # (raw uint8 test images, labels); None: `cfg`'s npz test split
@@ -351,12 +370,7 @@ def corruption_report(model: nn.Module,                            # the trained
     "Accuracy, AUC, ECE and uncertainty on the test images, clean and per corruption and severity, one row per setting."
     cfg = Settings.of(cfg)
     t0 = time.perf_counter()
-    test_images, labels = test if test is not None else (None, None)
-    if test_images is None:
-        if cfg.source != "npz": raise ValueError(f"corruption_report: dataset {cfg.dataset!r} is not an npz source; pass test_images")
-        test_images, labels = load_npz_split(resolve_data_file(cfg.location, cfg.data_dir, "location"), "test")
-    if labels is None: raise ValueError("corruption_report: `labels` are needed with `test_images`")
-    labels = np.asarray(labels, np.int64).reshape(-1)
+    test_images, labels = _corruption_test(test, cfg)
     T, seed, mcs = int(cfg.mc_samples or 30), int(cfg.seed or 0), _mc_severities(mc, model)
     settings = [("clean", 0)] + [(c, s) for c in corruptions for s in severities]
     rows = []
@@ -399,10 +413,9 @@ def ensemble_ood(preds: Sequence[dict],   # each member's saved predictions (`p_
     stack = lambda k: np.stack([np.asarray(p[k], np.float64) for p in preds])
     s_in, s_out = {"ensemble": {"test": stack("p_test"), "test_logits": None}}, {"ensemble": {"test": stack("p_ood"), "test_logits": None}}
     df = ood_table(s_in, s_out, n_resamples)
-    ci = lambda r, k: {"value": float(r[k]), "low": float(r[f"{k}_low"]), "high": float(r[f"{k}_high"])}
     is_ood = np.r_[np.zeros(len(preds[0]["p_test"])), np.ones(len(preds[0]["p_ood"]))]
     member = [float(roc_auc_score(is_ood, np.r_[ood_scores(p["p_test"])["entropy"], ood_scores(p["p_ood"])["entropy"]]))
               for p in preds]
     return {"ood_set": names.pop(), "n_in": int(len(is_ood) - is_ood.sum()), "n_out": int(is_ood.sum()),
-            "scores": {r["score"]: {"auroc": ci(r, "auroc"), "fpr_at_95tpr": ci(r, "fpr_at_95tpr")} for _, r in df.iterrows()},
+            "scores": {r["score"]: {"auroc": _ci(r, "auroc"), "fpr_at_95tpr": _ci(r, "fpr_at_95tpr")} for _, r in df.iterrows()},
             "members_auroc_entropy": member, "n_resamples": int(n_resamples)}

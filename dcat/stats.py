@@ -780,6 +780,21 @@ def _every_seed(ref_runs: Sequence[tuple], arm_runs: Sequence[tuple], metric: st
     fast = _rank_auc if all(np.asarray(p["p_test"]).shape[1] == 2 for p in ref + arm) else auc
     return hierarchical_bootstrap(fast, ref[0]["y_test"], [p["p_test"] for p in arm], [p["p_test"] for p in ref], n_resamples=n_resamples)
 
+# %% ../nbs/08_stats.ipynb #stats-verdict
+def _runs_verdict(out: dict, metric: str, margin: float | None) -> dict:
+    "`compare_runs`'s `verdict` and `basis` for its `out`: equivalence over seeds and images, else seeds, else one seed's images."
+    sd, h = out["seeds"], out["hierarchical"]
+    if h is not None and margin:
+        v, basis = equivalence_verdict(h, margin), f"seeds ({h['n_arm']} vs {h['n_ref']}) and test images, margin ±{margin:g} {metric.upper()}"
+        if min(h["n_arm"], h["n_ref"]) < 2 and v.startswith("equivalent"):   # one seed: its spread unknown
+            return {"verdict": "inconclusive", "basis": basis + "; equivalence needs two seeds a side"}
+        return {"verdict": v, "basis": basis}
+    if sd["n_a"] > 1 and sd["n_b"] > 1 and sd["low"] is not None:
+        return {"verdict": verdict(sd["low"], sd["high"]), "basis": f"seeds ({sd['n_a']} vs {sd['n_b']})"}
+    if out["bootstrap"] is not None:
+        return {"verdict": verdict(out["bootstrap"]["low"], out["bootstrap"]["high"]), "basis": f"test images, seed {out['seed']} only"}
+    return {"verdict": "not tested", "basis": "no saved predictions"}
+
 # %% ../nbs/08_stats.ipynb #stats-compare2-2
 def compare_runs(ref_runs: Sequence[tuple],   # the reference's `(metrics.json record, predictions)` per seed (DCAT)
                  arm_runs: Sequence[tuple],   # the arm's, likewise
@@ -804,16 +819,7 @@ def compare_runs(ref_runs: Sequence[tuple],   # the reference's `(metrics.json r
     if sd["n_a"] > 1 and sd["n_b"] > 1:
         out["mdd"] = min_detectable_difference(sd["sd_a"], sd["sd_b"], sd["n_a"], sd["n_b"])
         if margin: out["seeds_for_margin"] = seeds_needed(max(sd["sd_a"], sd["sd_b"]), margin)
-    if h is not None and margin:
-        out.update(verdict=equivalence_verdict(h, margin), basis=f"seeds ({h['n_arm']} vs {h['n_ref']}) and test images, margin ±{margin:g} {metric.upper()}")
-        if min(h["n_arm"], h["n_ref"]) < 2 and out["verdict"].startswith("equivalent"):   # one seed: its spread unknown
-            out.update(verdict="inconclusive", basis=out["basis"] + "; equivalence needs two seeds a side")
-    elif sd["n_a"] > 1 and sd["n_b"] > 1 and sd["low"] is not None:
-        out.update(verdict=verdict(sd["low"], sd["high"]), basis=f"seeds ({sd['n_a']} vs {sd['n_b']})")
-    elif out["bootstrap"] is not None:
-        out.update(verdict=verdict(out["bootstrap"]["low"], out["bootstrap"]["high"]),
-                   basis=f"test images, seed {out['seed']} only")
-    else: out.update(verdict="not tested", basis="no saved predictions")
+    out.update(_runs_verdict(out, metric, margin))
     return out
 
 # %% ../nbs/08_stats.ipynb #c042

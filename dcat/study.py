@@ -38,8 +38,8 @@ __all__ = ['EQUIVALENT_CODE_FILE', 'DETECTOR_BANK', 'StudyError', 'find_template
            'training_fingerprint', 'equivalent_code', 'accepted_fingerprints', 'training_provenance', 'run_state',
            'reusable_checkpoint', 'clean_leftovers', 'run_seed', 'render_run', 'render_reports', 'check_writable',
            'run_study', 'PlannedRun', 'plan_study', 'execute_run', 'slurm_options', 'run_plan', 'plan_status',
-           'settings_task', 'model_for', 'fit_from_settings', 'RunResult', 'train_one', 'run_one', 'train_run',
-           'gradcam_positions', 'preflight', 'preflight_plan', 'write_summary']
+           'settings_task', 'model_for', 'fit_from_settings', 'RunResult', 'train_one', 'gradcam_file_arrays',
+           'run_one', 'train_run', 'gradcam_positions', 'preflight', 'preflight_plan', 'write_summary']
 
 # %% ../nbs/15_study.ipynb #c015
 class StudyError(RuntimeError):
@@ -330,6 +330,20 @@ def _temp_beside(dest: Path, tag: str) -> Path:
     os.chmod(tmp, 0o777 & ~mask)
     return tmp
 
+# %% ../nbs/15_study.ipynb #study-finish
+_FIGURES_IN_FIRST_SEED = "(figure kept only in the first seed's report)"
+
+def _finish_seed(tmp: Path, tpl: Path, label: str, full: bool, progress: bool) -> None:
+    "The run executed in `tmp`: refuse it without `metrics.json`; drop its settings file; finish `report.ipynb` (`full`: and HTML)."
+    if not (tmp / "metrics.json").is_file():
+        raise StudyError(f"{label}: the template finished without writing metrics.json")
+    (tmp / _RUN_SETTINGS).unlink()
+    if progress: print(f"{label}: rendering the report", file=sys.stderr, flush=True)
+    hold_point("html")
+    finish_notebook(tmp / "report.ipynb", tpl, _FIGURES_ELSEWHERE if full else _FIGURES_IN_FIRST_SEED,
+                    html_path=tmp / "report.html" if full else None)
+    if not full: shutil.rmtree(tmp / "figures", ignore_errors=True)
+
 # %% ../nbs/15_study.ipynb #c015e-p1
 def run_seed(cfg: Settings,             # one seed's checked settings
              dest: Path,                # its report folder
@@ -354,15 +368,7 @@ def run_seed(cfg: Settings,             # one seed's checked settings
                   "full_report": full, "progress": progress, "resume": resume}
         with compute_environment(cfg):        # the kernel that trains starts with the run's threads and kernels
             _execute(tpl, tmp / "report.ipynb", params, False, log_output, label)
-        if not (tmp / "metrics.json").is_file():
-            raise StudyError(f"{label}: the template finished without writing metrics.json")
-        (tmp / _RUN_SETTINGS).unlink()
-        if progress: print(f"{label}: rendering the report", file=sys.stderr, flush=True)
-        hold_point("html")
-        lean_note = "(figure kept only in the first seed's report)"
-        finish_notebook(tmp / "report.ipynb", tpl, _FIGURES_ELSEWHERE if full else lean_note,
-                        html_path=tmp / "report.html" if full else None)
-        if not full: shutil.rmtree(tmp / "figures", ignore_errors=True)
+        _finish_seed(tmp, tpl, label, full, progress)
         _swap_into_place(tmp, dest)
     finally:
         if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
@@ -388,7 +394,7 @@ def render_run(folder: str | os.PathLike,  # a finished run's report folder (`me
     try:
         for name in ("metrics.json", "predictions.npz"): shutil.copy2(folder / name, tmp / name)
         _execute(tpl, tmp / "report.ipynb", {"render_only": True, "progress": False}, False, False, label)
-        finish_notebook(tmp / "report.ipynb", tpl, _FIGURES_ELSEWHERE if full else "(figure kept only in the first seed's report)",
+        finish_notebook(tmp / "report.ipynb", tpl, _FIGURES_ELSEWHERE if full else _FIGURES_IN_FIRST_SEED,
                         html_path=tmp / "report.html" if full else None)
         _swap_into_place(tmp, folder)
     finally:
@@ -717,6 +723,19 @@ def _heat(h: np.ndarray, most: int = 128) -> np.ndarray:
     if max(t.shape[-2:]) > most: t = torch.nn.functional.interpolate(t, size=(most, most), mode="area")
     return (t[:, 0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
 
+# %% ../nbs/15_study.ipynb #study-camfiles
+def gradcam_file_arrays(net: torch.nn.Module,       # the trained classifier (its `cam_layers`)
+                        images: torch.Tensor,       # the named test images, normalised (N, 3, H, W)
+                        positions: Sequence[int],   # their test-split positions (`gradcam_positions`)
+                        files: Sequence[str],       # their paths in the data folder (the setting `gradcam_files`)
+                       ) -> dict[str, np.ndarray]:  # `gradcam_files_index`, `_image`, `_name` and `_heat`
+    """The figure arrays of the named images' Grad-CAM, as `predictions.npz` holds them (each name prefixed `fig_`):
+    positions, the pictures and the heatmaps as uint8 (`_picture`, `_heat`), and the names."""
+    dev = next(net.parameters()).device
+    return {"gradcam_files_index": np.array(positions), "gradcam_files_image": _picture(images),
+            "gradcam_files_name": np.array([str(f) for f in files]),
+            "gradcam_files_heat": _heat(gradcam(net, images.to(dev), layer=net.cam_layers))}
+
 # %% ../nbs/15_study.ipynb #study-figdata2
 def _figure_data(r: RunResult) -> tuple[dict, list | None]:
     "A full report's figure arrays (Grad-CAM, the uncertain gallery, attention, embedding) and the attention summary rows."
@@ -740,10 +759,7 @@ def _figure_data(r: RunResult) -> tuple[dict, list | None]:
             fig.update({f"attention_{s}_{d}": t.detach().cpu().numpy().astype(np.float32) for d, t in maps.items()})
         summary = net.attention_summary(batch(range(min(256, len(test_ds)))).to(dev)).to_dict("records")
     if chosen := gradcam_positions(r.cfg, r.bundle):              # images the settings name (e.g. with burned-in text)
-        x = batch(chosen)
-        fig.update(gradcam_files_index=np.array(chosen), gradcam_files_image=_picture(x),
-                   gradcam_files_name=np.array([str(f) for f in r.cfg.gradcam_files]),
-                   gradcam_files_heat=_heat(gradcam(net, x.to(dev), layer=net.cam_layers)))
+        fig.update(gradcam_file_arrays(net, batch(chosen), chosen, r.cfg.gradcam_files))
     if (emb := r.cfg.embedding or "none") != "none" and (xy := embed_features(mc.features, emb, seed=r.cfg.seed)) is not None:
         fig["embedding"] = np.asarray(xy, np.float32)
     return fig, summary
@@ -772,6 +788,34 @@ def _detectors(r: RunResult) -> tuple[dict, dict]:
                                                  scores["test"][DEFAULT_DETECTOR]),
                     "wall_s": round(time.perf_counter() - t0, 2)}
 
+# %% ../nbs/15_study.ipynb #study-ood
+def _ood(r: RunResult, dev: Any, fitted: dict, n_boot: int) -> dict:
+    "`ood_report` on the settings' foreign images (their `MCResult` in `r.extra['ood_mc']`, else None), or why it was skipped."
+    try: ood, r.extra["ood_mc"] = ood_report(r.net, r.cfg, r.mc_test, dev, cal_mc=r.mc_val, n_resamples=n_boot // 2, detectors=fitted)
+    except (FileNotFoundError, ValueError, KeyError) as e:     # the message of a missing file would name a machine path
+        ood, r.extra["ood_mc"] = {"skipped": str(e) if isinstance(e, ValueError) else type(e).__name__}, None
+    return ood
+
+# %% ../nbs/15_study.ipynb #study-corr
+def _corruptions(r: RunResult, dev: Any, fitted: dict, thresholds: dict) -> dict:
+    "`corruption_summary` of the corrupted test images (the table in `r.extra['corruptions_table']`), or why it was skipped."
+    try:
+        r.extra["corruptions_table"] = corruption_report(r.net, None, r.cfg, dev, detectors=fitted, thresholds=thresholds)
+        return corruption_summary(r.extra["corruptions_table"])
+    except (FileNotFoundError, ValueError, KeyError) as e: return {"skipped": type(e).__name__}
+
+# %% ../nbs/15_study.ipynb #study-near
+def _near_ood(r: RunResult, dev: Any, fitted: dict, n_boot: int, stage: Callable) -> dict | None:
+    "`near_ood_report` (its `MCResult` in `r.extra['near_mc']`, else None), why it was skipped, or None without `near_ood_set`."
+    r.extra["near_mc"] = None
+    if not r.cfg.near_ood_set: return None
+    stage("near-OOD images", "near")
+    try:
+        near, r.extra["near_mc"], r.extra["detector_scores"]["near"] = near_ood_report(r.net, r.cfg, r.mc_test, r.bundle.classes,
+                                                                                        dev, fitted, n_boot // 2)
+        return near
+    except (FileNotFoundError, ValueError, OSError) as e: return {"skipped": str(e) if isinstance(e, ValueError) else type(e).__name__}
+
 # %% ../nbs/15_study.ipynb #run-one-eval
 def _evaluate_classification(r: RunResult, full: bool, stage: Callable) -> dict:
     "MC dropout on the calibration and test splits, the metrics and their intervals, uncertainty, the methods, OOD, corruptions."
@@ -788,24 +832,15 @@ def _evaluate_classification(r: RunResult, full: bool, stage: Callable) -> dict:
     stage("feature-space detectors", "detectors")
     fitted, detectors = _detectors(r)
     stage("out-of-distribution images", "ood")
-    try: ood, r.extra["ood_mc"] = ood_report(net, cfg, mc, dev, cal_mc=r.mc_val, n_resamples=n_boot // 2, detectors=fitted)
-    except (FileNotFoundError, ValueError, KeyError) as e:     # the message of a missing file would name a machine path
-        ood, r.extra["ood_mc"] = {"skipped": str(e) if isinstance(e, ValueError) else type(e).__name__}, None
+    ood = _ood(r, dev, fitted, n_boot)
     corruptions = r.extra["corruptions_table"] = None
     if full:
         stage("corrupted images", "corruptions")
-        try:
-            r.extra["corruptions_table"] = corruption_report(net, None, cfg, dev, detectors=fitted, thresholds=detectors["thresholds_95"])
-            corruptions = corruption_summary(r.extra["corruptions_table"])
-        except (FileNotFoundError, ValueError, KeyError) as e: corruptions = {"skipped": type(e).__name__}
+        corruptions = _corruptions(r, dev, fitted, detectors["thresholds_95"])
         stage("figures' data", "figures")
         r.extra["figures"], attention = _figure_data(r)
     if r.extra["ood_mc"] is not None: r.extra["detector_scores"]["ood"] = detector_scores(fitted, r.extra["ood_mc"].features)
-    near = r.extra["near_mc"] = None
-    if cfg.near_ood_set:
-        stage("near-OOD images", "near")
-        try: near, r.extra["near_mc"], r.extra["detector_scores"]["near"] = near_ood_report(net, cfg, mc, r.bundle.classes, dev, fitted, n_boot // 2)
-        except (FileNotFoundError, ValueError, OSError) as e: near = {"skipped": str(e) if isinstance(e, ValueError) else type(e).__name__}
+    near = _near_ood(r, dev, fitted, n_boot, stage)
     return {"intervals": intervals, "budget": r.budget, "uncertainty_methods": methods, "ood": ood, "corruptions": corruptions,
             "detectors": detectors, "near_ood": near,
             **({"attention_summary": attention} if full and attention is not None else {})}

@@ -9,6 +9,8 @@ import math, os
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from fastcore.basics import patch_to
+
 import numpy as np
 import pandas as pd
 import torch
@@ -55,13 +57,17 @@ class MCResult:
         "Probabilities of the deterministic (dropout off) logits: softmax over classes, or the pixels' sigmoid."
         t = torch.from_numpy(self.det_logits)
         return (torch.sigmoid(t) if self.task == "segmentation" else torch.softmax(t.double(), -1)).numpy()
-    @property
-    def preds(self) -> np.ndarray:
-        "The predicted class (N,), or the binary mask (N, H, W) of the MC mean at 0.5."
-        return self.pred() if self.task == "segmentation" else self.mean_probs.argmax(1)
-    def pred(self, threshold: float = 0.5) -> np.ndarray:
-        "Segmentation: the binary prediction (N, H, W) of the MC mean at `threshold`."
-        return self.mean_probs >= threshold
+
+# %% ../nbs/10_uncertainty.ipynb #c007-preds
+@patch_to(MCResult, as_prop=True)
+def preds(self) -> np.ndarray:
+    "The predicted class (N,), or the binary mask (N, H, W) of the MC mean at 0.5."
+    return self.pred() if self.task == "segmentation" else self.mean_probs.argmax(1)
+
+@patch_to(MCResult)
+def pred(self, threshold: float = 0.5) -> np.ndarray:
+    "Segmentation: the binary prediction (N, H, W) of the MC mean at `threshold`."
+    return self.mean_probs >= threshold
 
 # %% ../nbs/10_uncertainty.ipynb #c007-seg
 # the segmentation report's names for the same arrays
@@ -422,6 +428,28 @@ def gradcam(model: nn.Module,                                     # a classifier
         with GradCAM(model=model, target_layers=layers, reshape_transform=reshape_transform) as cam:
             return cam(input_tensor=images, targets=targets)
 
+# %% ../nbs/10_uncertainty.ipynb #c041-ent
+def _entropy_means(probs: np.ndarray, H: np.ndarray, MI: np.ndarray, correct: np.ndarray) -> dict:
+    "`uncertainty_report`'s `entropy` block from the samples (T, N, C), their entropy `H` and `MI` per image, and which are right."
+    mean_or_none = lambda a: float(a.mean()) if len(a) else None
+    return {"predictive_mean": float(H.mean()), "predictive_normalised_mean": float(H.mean() / math.log(probs.shape[2])),
+            "expected_mean": float(expected_entropy(probs).mean()), "mutual_information_mean": float(MI.mean()),
+            "predictive_mean_correct": mean_or_none(H[correct]), "predictive_mean_wrong": mean_or_none(H[~correct])}
+
+# %% ../nbs/10_uncertainty.ipynb #c041-cal
+def _calibration_block(mc: MCResult, mean: np.ndarray, val_mc: MCResult | None, n_bins: int) -> dict:
+    "`uncertainty_report`'s `calibration` block: MC mean (`mean`) and dropout off, temperature-scaled on `val_mc` when given."
+    y, C = mc.labels, mc.probs.shape[2]
+    cal = {"mc": calibration_summary(y, mean, n_bins), "deterministic": calibration_summary(y, mc.det_probs, n_bins),
+           "temperature_mc": None, "temperature_deterministic": None, "mc_scaled": None, "deterministic_scaled": None}
+    if val_mc is not None:
+        if val_mc.probs.shape[2] != C: raise ValueError(f"val_mc has {val_mc.probs.shape[2]} classes, mc has {C}")
+        t_mc, t_det = fit_temperature(val_mc.logits, val_mc.labels), fit_temperature(val_mc.det_logits, val_mc.labels)
+        cal.update(temperature_mc=t_mc, temperature_deterministic=t_det,
+                   mc_scaled=calibration_summary(y, apply_temperature(mc.logits, t_mc).mean(0), n_bins),
+                   deterministic_scaled=calibration_summary(y, apply_temperature(mc.det_logits, t_det), n_bins))
+    return cal
+
 # %% ../nbs/10_uncertainty.ipynb #c041
 def uncertainty_report(mc: MCResult,                         # the test split's `MCResult`
                        val_mc: MCResult | None = None, # the validation split's, for temperature scaling and conformal sets (None: without them)
@@ -438,21 +466,10 @@ def uncertainty_report(mc: MCResult,                         # the test split's 
     pred = mean.argmax(1)
     correct = pred == y
     H, MI = predictive_entropy(mc.probs), mutual_information(mc.probs)
-    mean_or_none = lambda a: float(a.mean()) if len(a) else None
     rep = {"n": int(N), "T": int(T), "num_classes": int(C), "classes": [str(c) for c in classes], "seed": int(mc.seed),
            "accuracy_mc": float(correct.mean()), "accuracy_deterministic": float((mc.det_logits.argmax(1) == y).mean()),
-           "entropy": {"predictive_mean": float(H.mean()), "predictive_normalised_mean": float(H.mean() / math.log(C)),
-                       "expected_mean": float(expected_entropy(mc.probs).mean()), "mutual_information_mean": float(MI.mean()),
-                       "predictive_mean_correct": mean_or_none(H[correct]), "predictive_mean_wrong": mean_or_none(H[~correct])}}
-    cal = {"mc": calibration_summary(y, mean, n_bins), "deterministic": calibration_summary(y, mc.det_probs, n_bins),
-           "temperature_mc": None, "temperature_deterministic": None, "mc_scaled": None, "deterministic_scaled": None}
-    if val_mc is not None:
-        if val_mc.probs.shape[2] != C: raise ValueError(f"val_mc has {val_mc.probs.shape[2]} classes, mc has {C}")
-        t_mc, t_det = fit_temperature(val_mc.logits, val_mc.labels), fit_temperature(val_mc.det_logits, val_mc.labels)
-        cal.update(temperature_mc=t_mc, temperature_deterministic=t_det,
-                   mc_scaled=calibration_summary(y, apply_temperature(mc.logits, t_mc).mean(0), n_bins),
-                   deterministic_scaled=calibration_summary(y, apply_temperature(mc.det_logits, t_det), n_bins))
-    rep["calibration"] = cal
+           "entropy": _entropy_means(mc.probs, H, MI, correct)}
+    rep["calibration"] = _calibration_block(mc, mean, val_mc, n_bins)
     rep["selective"] = {k: {c: float(v) for c, v in row.items()} for k, row in selective_table(y, mc.probs).iterrows()}
     rep["conformal"] = (conformal_summary(val_mc.mean_probs, val_mc.labels, mean, y, alphas=alpha)
                         if val_mc is not None else None)

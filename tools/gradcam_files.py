@@ -17,9 +17,8 @@ from dcat.config import Settings, atomic_write, load_settings
 from dcat.data import load_dataset
 from dcat.loaders import normalize
 from dcat.runs import read_run
-from dcat.study import _heat, _picture, gradcam_positions, model_for
+from dcat.study import gradcam_file_arrays, gradcam_positions, model_for
 from dcat.train import load_checkpoint
-from dcat.uncertainty import gradcam
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -42,10 +41,8 @@ def main(argv=None) -> None:
     saved = run.arrays["det_logits_test"][pos]
     err = float(np.abs(logits - saved).max())
     if err > 1e-4: sys.exit(f"{a.checkpoint}: its test logits differ from the run's by {err:.2e}: not this run's weights (or code)")
-    heat = gradcam(net, x, layer=net.cam_layers)
     arrays = {k: v for k, v in run.arrays.items()}
-    arrays.update(fig_gradcam_files_index=np.array(pos), fig_gradcam_files_image=_picture(x),
-                  fig_gradcam_files_name=np.array([str(f) for f in files]), fig_gradcam_files_heat=_heat(heat))
+    arrays.update({f"fig_{k}": v for k, v in gradcam_file_arrays(net, x, pos, files).items()})
     with atomic_write(Path(a.run) / "predictions.npz", "wb") as f: np.savez_compressed(f, **arrays)
     print(f"{a.run}: Grad-CAM of {len(pos)} named test images added (the checkpoint reproduces the saved logits to {err:.1e})")
 
