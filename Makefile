@@ -74,6 +74,7 @@ export: $(STAMP)
 	$(BIN)/nbdev-export
 
 clean-nbs: $(STAMP)
+	$(BIN)/python tools/compact_figures.py nbs/*.ipynb   # the figures at 256 colours, as the reports keep theirs
 	$(BIN)/nbdev-clean
 	$(BIN)/nbdev-clean --fname nbs/studies
 
@@ -86,6 +87,7 @@ lessons: $(STAMP)
 	for nb in nbs/index.ipynb nbs/[0-9]*.ipynb; do \
 	  echo "== $$nb"; MPLBACKEND=module://matplotlib_inline.backend_inline $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1200 $$nb || exit 1; \
 	done
+	$(BIN)/python tools/compact_figures.py nbs/*.ipynb   # the figures at 256 colours, as the reports keep theirs
 	$(BIN)/nbdev-clean
 
 ## the lesson pages, rendered from the executed notebooks into _docs/ (git-ignored; open _docs/index.html). --strict: a
