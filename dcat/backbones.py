@@ -96,12 +96,10 @@ def create_timm(name: str,                                      # a timm model n
 # %% ../nbs/04_backbones.ipynb #c015
 class Backbone(nn.Module):
     "A timm CNN truncated after its deepest tap; `forward(x)` returns the maps at `strides` (first stage reaching each)."
-    def __init__(self,
-                 name: str,                                      # a timm CNN
+    def __init__(self, name: str,                                # a timm CNN
                  strides: Sequence[int]=(8, 16),                 # the strides to tap, increasing
                  pretrained_file: str | os.PathLike | None=None, # a local weights file (None: train from scratch, with a warning)
-                 hub: bool=False,                                # download weights from the Hugging Face hub
-                ):
+                 hub: bool=False):                               # download weights from the Hugging Face hub
         super().__init__()
         strides = [int(s) for s in strides]
         if not strides or sorted(strides) != strides or len(set(strides)) != len(strides):
@@ -115,7 +113,6 @@ class Backbone(nn.Module):
         self.tap_names = [units[i]["name"] for i in taps]
         self.unit_names = [u["name"] for u in keep]
         self._tap_set = set(self.tap_names)
-        # delete everything after the deepest tap
         kept_top = {n.split(".")[0] for n in self.unit_names}
         for cname in _STAGE_CONTAINERS:
             c = getattr(model, cname, None)

@@ -524,10 +524,7 @@ def load_folder(root: str | os.PathLike,                     # the dataset folde
                 split_groups: str | os.PathLike | None=None, # the TSV of groups, for `split_by = group`
                 **options: Any,                              # `verify`, `cache`, `progress`
                ) -> DataBundle:                              # the three splits
-    """Load a class-per-folder image tree (layouts: split/class/*, class/images/*, class/*); see the table above.
-    `options`: `verify` (True: decode every file up front), `cache` (True: decoded once into memory), `progress`
-    (None: a bar for more than 5,000 files). `split_by`: None, `patient` (from the file names) or `group` (the groups
-    listed in the `split_groups` file, `read_split_groups`); each patient or group stays in one split, calibration included."""
+    "Load a class-per-folder image tree (split/class/*, class/images/*, class/*) into a seeded train/val/test `DataBundle`."
     if bad := set(options) - {"verify", "cache", "progress"}: raise TypeError(f"load_folder: unknown option(s) {sorted(bad)}")
     verify, cache, progress = options.get("verify", True), options.get("cache", True), options.get("progress")
     root = Path(root)

@@ -75,10 +75,7 @@ class CrossAttention(nn.Module):
 
 # %% ../nbs/05_fusion.ipynb #c008
 class BiCrossAttention(nn.Module):
-    """Bidirectional cross-attention between two maps `a, b: (B, dim, H, W)` → fused map `(B, dim, H, W)`: `attn_ab`
-    lets A's tokens attend to B's, `attn_ba` the reverse; the two are concatenated `(B, 2·dim, H, W)` and mixed by a
-    1×1 conv + BN + ReLU. `return_attn=True` also returns `{'ab': (B, heads, HW, HW), 'ba': ...}`.
-    `forward = finish(attend(a, b))`."""
+    "Bidirectional cross-attention between two maps `a, b: (B, dim, H, W)` → fused map `(B, dim, H, W)`."
     def __init__(self,
                  dim: int,                 # the maps' width
                  heads: int=4,             # attention heads per direction
@@ -285,8 +282,7 @@ class SpatialCrossAttention(nn.Module):
 
 # %% ../nbs/05_fusion.ipynb #c019c
 class DCAFusion(nn.Module):
-    """DCA-style fusion of both backbones' maps: channel, then spatial cross-attention (tied, 3×3 depthwise) over the tokens
-    of all maps pooled to the deepest grid. `forward(feats_a, feats_b)` → list of `(B, dim, H_s, W_s)`."""
+    "DCA-style fusion of both backbones' maps."
     def __init__(self,
                  ch_a: Sequence[int], # backbone A's channels per scale
                  ch_b: Sequence[int], # backbone B's channels per scale

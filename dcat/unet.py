@@ -51,9 +51,7 @@ class UpBlock(nn.Module):
 
 # %% ../nbs/07_unet.ipynb #c018
 class DCA(nn.Module):
-    """Dual cross-attention on U-Net skips. `forward([x_1..x_n])` (raw encoder stage outputs `(B, C_i, H_i, W_i)`,
-    shallowest first) → refined skips of the same shapes: patch embedding (average pooling to the deepest grid,
-    depthwise 1×1), `n_blocks` × (CCA, SCA), upsampling, 1×1 conv, residual to `x_i`, BN + ReLU."""
+    "Dual cross-attention on U-Net skips."
     def __init__(self,
                  widths: Sequence[int]=(32, 64, 128, 256), # the encoder stages' channels, shallowest first
                  heads: int=4,                             # spatial attention heads
