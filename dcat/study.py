@@ -271,8 +271,10 @@ def equivalent_code() -> dict[str, dict]:
 # %% ../nbs/15_study.ipynb #reuse-eq2
 def accepted_fingerprints(cfg: Settings, # one run's settings
                          ) -> set[str]:  # training fingerprints whose runs are this code's
-    "The training fingerprint of `cfg` under this code and under each code declared equivalent to it."
-    return {training_fingerprint(cfg, code=c)["fingerprint"] for c in (current_code_fingerprint(), *equivalent_code())}
+    "The training fingerprint of `cfg` under this code and under each code declared equivalent to it for `cfg`'s model."
+    model = Settings.of(cfg).model
+    codes = [c for c, e in equivalent_code().items() if model in e.get("models", [model])]
+    return {training_fingerprint(cfg, code=c)["fingerprint"] for c in (current_code_fingerprint(), *codes)}
 
 # %% ../nbs/15_study.ipynb #reuse-fp2-p1
 def training_provenance(cfg: Settings,  # one run's settings

@@ -92,3 +92,24 @@ def test_prose_commit_rerenders_code_commit_retrains(tmp_path):
     edit(proj / "dcat" / "train.py", "loss_sum, n = loss_sum + len(y) * lv, n + len(y)", "loss_sum, n = loss_sum + len(y) * lv * 1.0, n + len(y)")
     commit(proj, "the fit loop changes again")
     assert dcat("--status").startswith("finished, stale")                 # the declaration lapsed with the code it was made for
+
+def test_declarations_scoped_and_carried(monkeypatch):
+    "A declaration holds for the models it names; what the older code was declared equivalent to is carried through it."
+    import importlib.util
+    import dcat.study as study
+    spec = importlib.util.spec_from_file_location("declare_equivalent", ROOT / "tools" / "declare_equivalent.py")
+    tool_mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(tool_mod)
+    ev = lambda s: {"commit": s, "why": "", "evidence": f"pair {s}"}
+    table = {"B": {"A": ev("a"), "C": {**ev("c"), "models": ["dcat", "effnet_only"]}}}   # declared while B was the code
+    carried = tool_mod.declared(table, "X", "B", ev("b"))
+    assert set(carried) == {"X"} and set(carried["X"]) == {"A", "B", "C"}                  # B's declarations lapse, carried on
+    assert carried["X"]["C"]["models"] == ["dcat", "effnet_only"] and "through B" in carried["X"]["C"]["evidence"]
+    assert "models" not in carried["X"]["A"] and carried["X"]["B"] == ev("b")
+    narrow = tool_mod.declared(table, "X", "B", {**ev("b"), "models": ["dca"]})             # disjoint scopes: C is not carried
+    assert set(narrow["X"]) == {"A", "B"} and narrow["X"]["A"]["models"] == ["dca"]
+
+    monkeypatch.setattr(study, "equivalent_code", lambda: {"0" * 16: {"models": ["effnet_only"]}, "1" * 16: {}})
+    run = {**study.load_settings("synthetic"), "seed": 0, "torch_threads": 1}
+    fp = lambda cfg, c: study.training_fingerprint(cfg, code=c)["fingerprint"]
+    assert study.accepted_fingerprints({**run, "model": "effnet_only"}) == {fp(run, None), fp(run, "0" * 16), fp(run, "1" * 16)}
+    assert study.accepted_fingerprints({**run, "model": "dca"}) == {fp(run, None), fp(run, "1" * 16)}
