@@ -11,9 +11,10 @@ from typing import Sequence
 import timm
 import torch
 from torch import nn
+from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['stage_units', 'probe_units', 'resolve_taps', 'create_timm', 'Backbone']
+__all__ = ['stage_units', 'probe_units', 'resolve_taps', 'create_timm', 'truncate', 'Backbone']
 
 # %% ../nbs/04_backbones.ipynb #c007
 _STAGE_CONTAINERS = ("blocks", "stages", "features")
@@ -93,7 +94,21 @@ def create_timm(name: str,                                      # a timm model n
         warnings.warn(f"{name}: no pretrained weights file given; training from scratch")
     return timm.create_model(name, pretrained=False, **kw), False
 
-# %% ../nbs/04_backbones.ipynb #c015
+# %% ../nbs/04_backbones.ipynb #81f16206
+def truncate(model: nn.Module,    # a timm CNN, changed in place
+             unit_names: list[str], # the units to keep, in order (`probe_units` names)
+            ) -> nn.Module:         # `model`, cut after its last kept unit
+    "`model` without the units after `unit_names`: its stage containers sliced, its other top-level children deleted."
+    kept_top = {n.split(".")[0] for n in unit_names}
+    for cname in _STAGE_CONTAINERS:
+        c = getattr(model, cname, None)
+        if isinstance(c, nn.Sequential) and cname in kept_top:
+            setattr(model, cname, c[:sum(1 for n in unit_names if n.startswith(cname + "."))])
+    for cname, _ in list(model.named_children()):
+        if cname not in kept_top: delattr(model, cname)
+    return model
+
+# %% ../nbs/04_backbones.ipynb #ae7cb457
 class Backbone(nn.Module):
     "A timm CNN truncated after its deepest tap; `forward(x)` returns the maps at `strides` (first stage reaching each)."
     def __init__(self, name: str,                                # a timm CNN
@@ -113,23 +128,18 @@ class Backbone(nn.Module):
         self.tap_names = [units[i]["name"] for i in taps]
         self.unit_names = [u["name"] for u in keep]
         self._tap_set = set(self.tap_names)
-        kept_top = {n.split(".")[0] for n in self.unit_names}
-        for cname in _STAGE_CONTAINERS:
-            c = getattr(model, cname, None)
-            if isinstance(c, nn.Sequential) and cname in kept_top:
-                n_keep = sum(1 for n in self.unit_names if n.startswith(cname + "."))
-                setattr(model, cname, c[:n_keep])
-        for cname, _ in list(model.named_children()):
-            if cname not in kept_top: delattr(model, cname)
-        self.body = model
+        self.body = truncate(model, self.unit_names)
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        "One feature map per tap, shallowest first: `[(B, channels[i], H/strides[i], W/strides[i])]`."
-        out = []
-        for n in self.unit_names:
-            x = self.body.get_submodule(n)(x)
-            if n in self._tap_set: out.append(x)
-        return out
+# %% ../nbs/04_backbones.ipynb #ca668ae8
+@patch
+def forward(self: Backbone, x: torch.Tensor) -> list[torch.Tensor]:
+    "One feature map per tap, shallowest first: `[(B, channels[i], H/strides[i], W/strides[i])]`."
+    out = []
+    for n in self.unit_names:
+        x = self.body.get_submodule(n)(x)
+        if n in self._tap_set: out.append(x)
+    return out
 
-    def extra_repr(self) -> str:
-        return f"name={self.name}, taps={self.tap_names}, channels={self.channels}, strides={self.strides}"
+@patch
+def extra_repr(self: Backbone) -> str:
+    return f"name={self.name}, taps={self.tap_names}, channels={self.channels}, strides={self.strides}"

@@ -12,6 +12,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['ENV_OVERRIDES', 'SOURCES', 'LOSSES', 'MC_DROPOUT', 'MODEL_REGISTRY', 'THREAD_VARS', 'project_root', 'settings_path',
@@ -300,6 +301,25 @@ def resolve_dataset(name: str,                               # a section, a MedM
 def _section(cp: configparser.ConfigParser, name: str) -> dict:
     return {k: parse_value(k, v) for k, v in cp[name].items()}
 
+# %% ../nbs/00_config.ipynb #ba72a068
+def _resolve_in(path: Path, name: str, peek: dict) -> tuple[str, dict, list[str]]:
+    "`resolve_dataset` for the settings file `path`, with `data_dir` and `size_variant` from `peek`; errors name the file."
+    data_dir = (path.parent / os.path.expanduser(str(peek["data_dir"]))).resolve() if peek.get("data_dir") else None
+    try: return resolve_dataset(str(name), datasets(path), data_dir, peek.get("size_variant"))
+    except (KeyError, ValueError) as e: raise type(e)(f"{path}: {e.args[0]}") from None
+
+# %% ../nbs/00_config.ipynb #759abb8b
+def _finish_settings(cfg: dict, given: set, name: str | None, derived: dict, root: Path) -> dict:
+    "`cfg` with `epochs_given` when the user gave the epochs, the dataset's name and spec, and its folders made absolute."
+    if "epochs" in given and cfg.get("epochs") is not None and not is_segmentation(cfg):
+        cfg["epochs_given"] = True                                   # dcat.train.run_budget uses them as given
+    if name is not None:  # `dataset_spec` resolves to this dataset again from any working directory
+        cfg["dataset"] = name
+        cfg["dataset_spec"] = derived["location"] if Path(str(derived.get("location", ""))).is_absolute() else name
+    for k in _PATH_KEYS:
+        if cfg.get(k) is not None: cfg[k] = str((root / os.path.expanduser(str(cfg[k]))).resolve())
+    return cfg
+
 # %% ../nbs/00_config.ipynb #c010c
 def load_settings(dataset: str | None=None,            # a section, a MedMNIST flag or a `.npz` path; None: `[study] dataset`
                   path: str | os.PathLike | None=None, # a settings file; None: `settings_path()`
@@ -318,27 +338,17 @@ def load_settings(dataset: str | None=None,            # a section, a MedMNIST f
     pre = _section(cp, _PRESET_PREFIX + preset) if preset is not None else {}
     if dataset is not None and not str(dataset).strip(): raise ValueError(f"{path}: the dataset name is empty")
     name = dataset or over.get("dataset") or study.get("dataset")
-    derived, secs, known = {}, [], datasets(path)
+    derived, secs = {}, []
     if name is not None:
-        own = _section(cp, str(name)) if str(name) in known else {}
-        peek = {**study, **own, **pre, **env, **over}  # data_dir and size_variant, before the dataset is resolved
-        data_dir = (root / os.path.expanduser(str(peek["data_dir"]))).resolve() if peek.get("data_dir") else None
-        try: name, derived, secs = resolve_dataset(str(name), known, data_dir, peek.get("size_variant"))
-        except (KeyError, ValueError) as e: raise type(e)(f"{path}: {e.args[0]}") from None
+        own = _section(cp, str(name)) if str(name) in datasets(path) else {}
+        name, derived, secs = _resolve_in(path, name, {**study, **own, **pre, **env, **over})
     cfg = {**study, **derived}
     for s in secs: cfg.update(_section(cp, s))
     cfg.update(pre)
     cfg.update(env)
     cfg.update(over)
     given = {k for s in secs for k in cp[s]} | set(pre) | set(over)   # set by the user, not by the [study] defaults
-    if "epochs" in given and cfg.get("epochs") is not None and not is_segmentation(cfg):
-        cfg["epochs_given"] = True                                   # dcat.train.run_budget uses them as given
-    if name is not None:  # `dataset_spec` resolves to this dataset again from any working directory
-        cfg["dataset"] = name
-        cfg["dataset_spec"] = derived["location"] if Path(str(derived.get("location", ""))).is_absolute() else name
-    for k in _PATH_KEYS:
-        if cfg.get(k) is not None: cfg[k] = str((root / os.path.expanduser(str(cfg[k]))).resolve())
-    return cfg
+    return _finish_settings(cfg, given, name, derived, root)
 
 # %% ../nbs/00_config.ipynb #c012g
 def medmnist_datasets(data_dir: str | os.PathLike, # the folder to look in
@@ -448,8 +458,8 @@ def _rule(room: str, kind: str = "text", lo: Any = None, hi: Any = None, require
 
 # %% ../nbs/00_config.ipynb #cfg-check
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
-class _RunAndData:
-    "The fields of `Settings` that say which run it is, where its files live and which images it reads."
+class _Run:
+    "The fields of `Settings` that say which run it is and where its files live."
     # run: which run this is
     dataset: str | None = _rule("run")
     dataset_spec: str | None = _rule("run")                 # how to find the dataset again from any folder
@@ -462,6 +472,11 @@ class _RunAndData:
     reports_dir: str | None = _rule("paths")
     checkpoints_dir: str | None = _rule("paths")
     cache_dir: str | None = _rule("paths")
+
+# %% ../nbs/00_config.ipynb #73c902d1
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class _RunAndData(_Run):
+    "The fields of `Settings` that say which images a run reads, how they are split and how large they are."
     # data: which images, how split and how large
     source: str | None = _rule("data")
     location: str | None = _rule("data")
@@ -542,6 +557,14 @@ class _ReportAndCompute(_ModelAndFit):
     paper_dice_unet: float | None = _rule("about", "number", 0.0, 100.0)
     paper_dice_unet_dca: float | None = _rule("about", "number", 0.0, 100.0)
 
+# %% ../nbs/00_config.ipynb #0cf255b8
+def _refuse_unknown(cfg: Mapping) -> None:
+    "Raise for the first key of `cfg` that is not a setting, naming the nearest one."
+    if unknown := [k for k in cfg if k not in _FIELDS]:
+        near = difflib.get_close_matches(str(unknown[0]), _FIELDS, 1)
+        raise ValueError(f"unknown setting {unknown[0]!r}" + (f" (did you mean {near[0]!r}?)" if near else "") +
+                         f"; known: {', '.join(_FIELDS)}")
+
 # %% ../nbs/00_config.ipynb #cfg-check-c
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
 class Settings(_ReportAndCompute, Mapping):
@@ -552,11 +575,7 @@ class Settings(_ReportAndCompute, Mapping):
     def of(cls, cfg: Mapping) -> Settings:
         "`cfg` as `Settings` (itself if it already is): unknown keys and ill-typed values are refused by name."
         if isinstance(cfg, Settings): return cfg
-        unknown = [k for k in cfg if k not in _FIELDS]
-        if unknown:
-            near = difflib.get_close_matches(str(unknown[0]), _FIELDS, 1)
-            raise ValueError(f"unknown setting {unknown[0]!r}" + (f" (did you mean {near[0]!r}?)" if near else "") +
-                             f"; known: {', '.join(_FIELDS)}")
+        _refuse_unknown(cfg)
         s = cls(**cfg)
         object.__setattr__(s, "_given", tuple(cfg))
         return s
@@ -570,13 +589,18 @@ class Settings(_ReportAndCompute, Mapping):
     def __iter__(self) -> Iterator[str]: return iter(self._given)
     def __len__(self) -> int: return len(self._given)
     def __repr__(self) -> str: return f"Settings({', '.join(f'{k}={self[k]!r}' for k in self)})"
-    def replace(self, **changes: Any) -> Settings:
-        "A copy with `changes`, their names and types checked (`check_settings` checks a whole run's)."
-        return Settings.of({**self, **changes})
-    def room(self, name: str) -> dict:
-        "The given settings of one room (`_ROOMS`): `room('model')` is `dcat.model.build_model`'s keywords."
-        if name not in _ROOMS: raise ValueError(f"unknown room {name!r}; rooms: {', '.join(_ROOMS)}")
-        return {k: self[k] for k in self if _FIELDS[k].metadata["room"] == name}
+
+# %% ../nbs/00_config.ipynb #4f864cf1
+@patch
+def replace(self: Settings, **changes: Any) -> Settings:
+    "A copy with `changes`, their names and types checked (`check_settings` checks a whole run's)."
+    return Settings.of({**self, **changes})
+
+@patch
+def room(self: Settings, name: str) -> dict:
+    "The given settings of one room (`_ROOMS`): `room('model')` is `dcat.model.build_model`'s keywords."
+    if name not in _ROOMS: raise ValueError(f"unknown room {name!r}; rooms: {', '.join(_ROOMS)}")
+    return {k: self[k] for k in self if _FIELDS[k].metadata["room"] == name}
 
 # %% ../nbs/00_config.ipynb #cfg-check-2
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}

@@ -58,7 +58,7 @@ class SplitData:
     def __post_init__(self): self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
     def __len__(self) -> int: return len(self.labels)
 
-# %% ../nbs/01_data.ipynb #c007
+# %% ../nbs/01_data.ipynb #aa766294
 @dataclass
 class DataBundle:
     "Train/val/test splits with class names, the data's origin (`source`), its checksum and the image size."
@@ -82,15 +82,18 @@ class DataBundle:
         if name not in SPLITS: raise KeyError(f"unknown split {name!r}; expected one of {SPLITS}")
         return getattr(self, name)
 
-    def class_counts(self, split: str = "train") -> np.ndarray:
-        "Images per class in `split`, shape `(num_classes,)`."
-        return np.bincount(self.split(split).labels, minlength=self.num_classes)
+# %% ../nbs/01_data.ipynb #45c9903a
+@patch
+def class_counts(self: DataBundle, split: str = "train") -> np.ndarray:
+    "Images per class in `split`, shape `(num_classes,)`."
+    return np.bincount(self.split(split).labels, minlength=self.num_classes)
 
-    def class_weights(self, split: str = "train") -> torch.Tensor:
-        "Inverse-frequency class weights of `split`, normalised to mean 1 (absent classes get 0)."
-        n = self.class_counts(split).astype(np.float64)
-        w = np.where(n > 0, 1.0 / np.maximum(n, 1), 0.0)
-        return torch.tensor(w * len(w) / w.sum(), dtype=torch.float32)
+@patch
+def class_weights(self: DataBundle, split: str = "train") -> torch.Tensor:
+    "Inverse-frequency class weights of `split`, normalised to mean 1 (absent classes get 0)."
+    n = self.class_counts(split).astype(np.float64)
+    w = np.where(n > 0, 1.0 / np.maximum(n, 1), 0.0)
+    return torch.tensor(w * len(w) / w.sum(), dtype=torch.float32)
 
 # %% ../nbs/01_data.ipynb #c007q
 @patch
@@ -513,6 +516,24 @@ def _patient_overlaps(parts: dict[str, tuple[list[Path], np.ndarray]], split_by:
            for a, b in (("train", "val"), ("train", "test"), ("val", "test")) if ids[a] & ids[b]]
     return out or [f"no {what[:-1]} has images in two splits ({sum(map(len, ids.values()))} {what})"]
 
+# %% ../nbs/01_data.ipynb #a72ebbf6
+def _decode_splits(root: Path, parts: dict, image_size: int, verify: bool, cache: bool, progress: bool | None,
+                  ) -> tuple[dict[str, SplitData], str | None]:
+    "Each split's images (decoded once into memory with `cache`, else read on access) and the folder's checksum (None unverified)."
+    files = [f for s in SPLITS for f in parts[s][0]]
+    progress = len(files) > 5000 if progress is None else progress
+    hashes = None
+    if cache:
+        images, hashes = cache_images(files, image_size, verify=verify, progress=progress)
+        bounds = np.cumsum([0] + [len(parts[s][1]) for s in SPLITS])
+        splits = {s: SplitData(CachedImages(images[a:b], parts[s][1], parts[s][0]), parts[s][1])
+                  for s, a, b in zip(SPLITS, bounds[:-1], bounds[1:])}
+    else:
+        splits = {s: SplitData(FileImages(parts[s][0], parts[s][1], image_size), parts[s][1]) for s in SPLITS}
+        if verify: hashes = list(verify_images(files, draft_size=image_size, progress=progress).values())
+    if hashes is None: return splits, None
+    return splits, hashlib.sha256("".join(sorted(f"{Path(p).relative_to(root).as_posix()}\t{h}\n" for p, h in zip(files, hashes))).encode()).hexdigest()
+
 # %% ../nbs/01_data.ipynb #c026c
 def load_folder(root: str | os.PathLike,                     # the dataset folder
                 image_size: int,                             # the side every image is resized to, px
@@ -536,20 +557,7 @@ def load_folder(root: str | os.PathLike,                     # the dataset folde
     classes, parts, notes = _folder_parts(root, list(classes) if classes is not None else None, val_frac, test_frac, seed, split_by, group_of)
     if len(classes) < 2: raise ValueError(f"{root}: found only the class {classes}; need at least 2")
     if split_by: notes += _patient_overlaps(parts, split_by, group_of)
-    files = [f for s in SPLITS for f in parts[s][0]]
-    progress = len(files) > 5000 if progress is None else progress
-    hashes = None
-    if cache:
-        images, hashes = cache_images(files, image_size, verify=verify, progress=progress)
-        bounds = np.cumsum([0] + [len(parts[s][1]) for s in SPLITS])
-        splits = {s: SplitData(CachedImages(images[a:b], parts[s][1], parts[s][0]), parts[s][1])
-                  for s, a, b in zip(SPLITS, bounds[:-1], bounds[1:])}
-    else:
-        splits = {s: SplitData(FileImages(parts[s][0], parts[s][1], image_size), parts[s][1]) for s in SPLITS}
-        if verify: hashes = list(verify_images(files, draft_size=image_size, progress=progress).values())
-    sha = None
-    if hashes is not None:
-        sha = hashlib.sha256("".join(sorted(f"{Path(p).relative_to(root).as_posix()}\t{h}\n" for p, h in zip(files, hashes))).encode()).hexdigest()
+    splits, sha = _decode_splits(root, parts, image_size, verify, cache, progress)
     groups = {s: [group_key(f, split_by, group_of) for f in parts[s][0]] for s in SPLITS} if split_by else None
     return DataBundle(**splits, classes=classes, source=str(root.resolve()), sha256=sha, image_size=image_size, notes=notes,
                       groups=groups)

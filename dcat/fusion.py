@@ -33,7 +33,7 @@ def to_map(t: torch.Tensor,  # tokens `(B, H·W, C)`
     "`(B, H·W, C)` → `(B, C, H, W)`."
     return t.transpose(1, 2).reshape(t.shape[0], t.shape[2], h, w)
 
-# %% ../nbs/05_fusion.ipynb #c005p1
+# %% ../nbs/05_fusion.ipynb #4749578c
 class CrossAttention(nn.Module):
     """Multi-head cross-attention of query tokens `x (B, N, dim)` over context tokens `ctx (B, M, dim)`: returns
     `LayerNorm(x + drop(proj(softmax(QKᵀ/√d) V)))`, `(B, N, dim)`; with `return_attn=True` also the weights
@@ -51,29 +51,34 @@ class CrossAttention(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.drop = nn.Dropout(drop) if drop > 0 else nn.Identity()
 
-    def attend(self, x: torch.Tensor, ctx: torch.Tensor, return_attn: bool = False):
-        "The deterministic part: the attention branch `proj(softmax(QKᵀ/√d) V)`, `(B, N, dim)` (and the weights)."
-        B, N, D = x.shape
-        q = self.q(x).view(B, N, self.heads, self.head_dim).transpose(1, 2)             # (B, h, N, d)
-        k, v = self.kv(ctx).view(B, -1, 2, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (B, h, M, d) each
-        if return_attn:
-            attn = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(self.head_dim), dim=-1)  # (B, h, N, M)
-            o = attn @ v
-        else:
-            attn, o = None, F.scaled_dot_product_attention(q, k, v)
-        a = self.proj(o.transpose(1, 2).reshape(B, N, D))
-        return (a, attn) if return_attn else a
+# %% ../nbs/05_fusion.ipynb #649e3506
+@patch
+def attend(self: CrossAttention, x: torch.Tensor, ctx: torch.Tensor, return_attn: bool = False):
+    "The deterministic part: the attention branch `proj(softmax(QKᵀ/√d) V)`, `(B, N, dim)` (and the weights)."
+    B, N, D = x.shape
+    q = self.q(x).view(B, N, self.heads, self.head_dim).transpose(1, 2)             # (B, h, N, d)
+    k, v = self.kv(ctx).view(B, -1, 2, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (B, h, M, d) each
+    if return_attn:
+        attn = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(self.head_dim), dim=-1)  # (B, h, N, M)
+        o = attn @ v
+    else:
+        attn, o = None, F.scaled_dot_product_attention(q, k, v)
+    a = self.proj(o.transpose(1, 2).reshape(B, N, D))
+    return (a, attn) if return_attn else a
 
-    def finish(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        "The stochastic part: `LayerNorm(x + drop(a))` for the attention branch `a` from `attend`."
-        return self.norm(x + self.drop(a))
+# %% ../nbs/05_fusion.ipynb #6862f066
+@patch
+def finish(self: CrossAttention, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    "The stochastic part: `LayerNorm(x + drop(a))` for the attention branch `a` from `attend`."
+    return self.norm(x + self.drop(a))
 
-    def forward(self, x: torch.Tensor, ctx: torch.Tensor, return_attn: bool = False):
-        a = self.attend(x, ctx, return_attn)
-        if return_attn: return self.finish(x, a[0]), a[1]
-        return self.finish(x, a)
+@patch
+def forward(self: CrossAttention, x: torch.Tensor, ctx: torch.Tensor, return_attn: bool = False):
+    a = self.attend(x, ctx, return_attn)
+    if return_attn: return self.finish(x, a[0]), a[1]
+    return self.finish(x, a)
 
-# %% ../nbs/05_fusion.ipynb #c008
+# %% ../nbs/05_fusion.ipynb #9811755d
 class BiCrossAttention(nn.Module):
     "Bidirectional cross-attention between two maps `a, b: (B, dim, H, W)` → fused map `(B, dim, H, W)`."
     def __init__(self,
@@ -88,29 +93,34 @@ class BiCrossAttention(nn.Module):
         self.attn_ba = CrossAttention(dim, heads, drop) if bidirectional else None
         self.combine = ConvNormAct(2 * dim, dim, 1)
 
-    def attend(self, a: torch.Tensor, b: torch.Tensor, return_attn: bool = False):
-        "The deterministic part: both maps as tokens and each direction's attention branch, in a dict."
-        if a.shape != b.shape: raise ValueError(f"maps to fuse differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
-        ta, tb = to_tokens(a), to_tokens(b)                      # (B, HW, dim)
-        st, weights = {"hw": tuple(a.shape[-2:]), "ta": ta, "tb": tb}, {}
-        st["ab"] = self.attn_ab.attend(ta, tb, return_attn)
-        if return_attn: st["ab"], weights["ab"] = st["ab"]
-        if self.bidirectional:
-            st["ba"] = self.attn_ba.attend(tb, ta, return_attn)
-            if return_attn: st["ba"], weights["ba"] = st["ba"]
-        return (st, weights) if return_attn else st
+# %% ../nbs/05_fusion.ipynb #5f1c98e1
+@patch
+def attend(self: BiCrossAttention, a: torch.Tensor, b: torch.Tensor, return_attn: bool = False):
+    "The deterministic part: both maps as tokens and each direction's attention branch, in a dict."
+    if a.shape != b.shape: raise ValueError(f"maps to fuse differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
+    ta, tb = to_tokens(a), to_tokens(b)                      # (B, HW, dim)
+    st, weights = {"hw": tuple(a.shape[-2:]), "ta": ta, "tb": tb}, {}
+    st["ab"] = self.attn_ab.attend(ta, tb, return_attn)
+    if return_attn: st["ab"], weights["ab"] = st["ab"]
+    if self.bidirectional:
+        st["ba"] = self.attn_ba.attend(tb, ta, return_attn)
+        if return_attn: st["ba"], weights["ba"] = st["ba"]
+    return (st, weights) if return_attn else st
 
-    def finish(self, st: dict) -> torch.Tensor:
-        "The rest (dropout A←B, then B←A, residuals, norms, the 1×1 combine) from `attend`'s dict → `(B, dim, H, W)`."
-        H, W = st["hw"]
-        ya = self.attn_ab.finish(st["ta"], st["ab"])
-        yb = self.attn_ba.finish(st["tb"], st["ba"]) if self.bidirectional else st["tb"]
-        return self.combine(torch.cat([to_map(ya, H, W), to_map(yb, H, W)], 1))   # (B, dim, H, W)
+# %% ../nbs/05_fusion.ipynb #3f8ec119
+@patch
+def finish(self: BiCrossAttention, st: dict) -> torch.Tensor:
+    "The rest (dropout A←B, then B←A, residuals, norms, the 1×1 combine) from `attend`'s dict → `(B, dim, H, W)`."
+    H, W = st["hw"]
+    ya = self.attn_ab.finish(st["ta"], st["ab"])
+    yb = self.attn_ba.finish(st["tb"], st["ba"]) if self.bidirectional else st["tb"]
+    return self.combine(torch.cat([to_map(ya, H, W), to_map(yb, H, W)], 1))   # (B, dim, H, W)
 
-    def forward(self, a: torch.Tensor, b: torch.Tensor, return_attn: bool = False):
-        st = self.attend(a, b, return_attn)
-        if return_attn: return self.finish(st[0]), st[1]
-        return self.finish(st)
+@patch
+def forward(self: BiCrossAttention, a: torch.Tensor, b: torch.Tensor, return_attn: bool = False):
+    st = self.attend(a, b, return_attn)
+    if return_attn: return self.finish(st[0]), st[1]
+    return self.finish(st)
 
 # %% ../nbs/05_fusion.ipynb #c013
 class Refine(CbamModule):
@@ -243,7 +253,7 @@ class ChannelCrossAttention(nn.Module):
         y = T + self.o(o[:, 0].transpose(1, 2), h, w)
         return (y, attn) if return_attn else y
 
-# %% ../nbs/05_fusion.ipynb #c019b
+# %% ../nbs/05_fusion.ipynb #c8ec66fb
 class SpatialCrossAttention(nn.Module):
     """Spatial cross-attention over multi-scale tokens `T (B, P, ΣC)`: queries and keys from all channels, values from each
     scale's own; a `(B, heads, P, P)` map per scale (one shared when `tied`), scaled by (ΣC/heads)^-1/2; residual."""
@@ -263,24 +273,26 @@ class SpatialCrossAttention(nn.Module):
         self.v, self.o = DWProj(C, k), DWProj(C, k)
         self.q, self.k = _dw(C, k, n), _dw(C, k, n)
 
-    def forward(self, T: torch.Tensor, h: int, w: int, return_attn: bool = False):
-        B, P, C = T.shape
-        H = self.heads
-        t = _norm_cat(T, self.norms, self.widths)
-        hd = lambda z: z.reshape(B, P, H, -1).transpose(1, 2)                # (B, heads, P, width/heads)
-        vs = [hd(v) for v in self.v(t, h, w).split(self.widths, -1)]
-        scale = (C // H) ** -0.5
-        if self.tied:
-            o, a = _attend(hd(self.q(t, h, w)), hd(self.k(t, h, w)), torch.cat(vs, -1), scale, return_attn)
-            outs, attn = o.split([c // H for c in self.widths], -1), None if a is None else [a] * len(vs)
-        else:
-            parts = [_attend(hd(fq(t, h, w)), hd(fk(t, h, w)), v, scale, return_attn) for v, fq, fk in zip(vs, self.q, self.k)]
-            outs, attn = [p[0] for p in parts], [p[1] for p in parts]
-        o = torch.cat([oi.transpose(1, 2).reshape(B, P, -1) for oi in outs], -1)   # heads merged per scale
-        y = T + self.o(o, h, w)
-        return (y, attn) if return_attn else y
+# %% ../nbs/05_fusion.ipynb #5fa19a88
+@patch
+def forward(self: SpatialCrossAttention, T: torch.Tensor, h: int, w: int, return_attn: bool = False):
+    B, P, C = T.shape
+    H = self.heads
+    t = _norm_cat(T, self.norms, self.widths)
+    hd = lambda z: z.reshape(B, P, H, -1).transpose(1, 2)                # (B, heads, P, width/heads)
+    vs = [hd(v) for v in self.v(t, h, w).split(self.widths, -1)]
+    scale = (C // H) ** -0.5
+    if self.tied:
+        o, a = _attend(hd(self.q(t, h, w)), hd(self.k(t, h, w)), torch.cat(vs, -1), scale, return_attn)
+        outs, attn = o.split([c // H for c in self.widths], -1), None if a is None else [a] * len(vs)
+    else:
+        parts = [_attend(hd(fq(t, h, w)), hd(fk(t, h, w)), v, scale, return_attn) for v, fq, fk in zip(vs, self.q, self.k)]
+        outs, attn = [p[0] for p in parts], [p[1] for p in parts]
+    o = torch.cat([oi.transpose(1, 2).reshape(B, P, -1) for oi in outs], -1)   # heads merged per scale
+    y = T + self.o(o, h, w)
+    return (y, attn) if return_attn else y
 
-# %% ../nbs/05_fusion.ipynb #c019c
+# %% ../nbs/05_fusion.ipynb #ec841b74
 class DCAFusion(nn.Module):
     "DCA-style fusion of both backbones' maps."
     def __init__(self,
@@ -300,26 +312,29 @@ class DCAFusion(nn.Module):
         self.sca = SpatialCrossAttention(widths, heads=heads, k=3, tied=True)
         self.combine = nn.ModuleList(ConvNormAct(2 * dim, dim, 1) for _ in range(self.n))
 
-    @property
-    def cam_layer(self) -> nn.Module:
-        "The module whose output is the deepest fused map (for Grad-CAM)."
-        return self.combine[-1]
+# %% ../nbs/05_fusion.ipynb #094bc135
+@patch(as_prop=True)
+def cam_layer(self: DCAFusion) -> nn.Module:
+    "The module whose output is the deepest fused map (for Grad-CAM)."
+    return self.combine[-1]
 
-    @property
-    def cam_layers(self) -> list[nn.Module]:
-        "The modules whose outputs are every scale's fused map, finest first (for Grad-CAM over all scales)."
-        return list(self.combine)
+@patch(as_prop=True)
+def cam_layers(self: DCAFusion) -> list[nn.Module]:
+    "The modules whose outputs are every scale's fused map, finest first (for Grad-CAM over all scales)."
+    return list(self.combine)
 
-    def forward(self, feats_a: Sequence[torch.Tensor], feats_b: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        _check(feats_a, feats_b, self.n, "DCAFusion")
-        maps = [p(f) for p, f in zip(self.proj, list(feats_a) + list(feats_b))]        # 2n × (B, dim, H_s, W_s)
-        h, w = min(m.shape[-2] for m in maps), min(m.shape[-1] for m in maps)
-        T = torch.cat([to_tokens(F.adaptive_avg_pool2d(m, (h, w))) for m in maps], -1)  # (B, P, 2n·dim)
-        T = self.sca(self.cca(T, h, w), h, w)                                           # channel, then spatial
-        # back to maps, upsample, residual, combine the two backbones per scale
-        outs = [m + F.interpolate(to_map(t_i, h, w), size=m.shape[-2:], mode="bilinear", align_corners=False)
-                for m, t_i in zip(maps, T.split(self.dim, -1))]
-        return [cb(torch.cat([outs[s], outs[self.n + s]], 1)) for s, cb in enumerate(self.combine)]
+# %% ../nbs/05_fusion.ipynb #5e9ed255
+@patch
+def forward(self: DCAFusion, feats_a: Sequence[torch.Tensor], feats_b: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    _check(feats_a, feats_b, self.n, "DCAFusion")
+    maps = [p(f) for p, f in zip(self.proj, list(feats_a) + list(feats_b))]        # 2n × (B, dim, H_s, W_s)
+    h, w = min(m.shape[-2] for m in maps), min(m.shape[-1] for m in maps)
+    T = torch.cat([to_tokens(F.adaptive_avg_pool2d(m, (h, w))) for m in maps], -1)  # (B, P, 2n·dim)
+    T = self.sca(self.cca(T, h, w), h, w)                                           # channel, then spatial
+    # back to maps, upsample, residual, combine the two backbones per scale
+    outs = [m + F.interpolate(to_map(t_i, h, w), size=m.shape[-2:], mode="bilinear", align_corners=False)
+            for m, t_i in zip(maps, T.split(self.dim, -1))]
+    return [cb(torch.cat([outs[s], outs[self.n + s]], 1)) for s, cb in enumerate(self.combine)]
 
 # %% ../nbs/05_fusion.ipynb #c024
 class MultiBranchChannelGate(nn.Module):

@@ -49,7 +49,7 @@ class UpBlock(nn.Module):
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return self.conv(self.dropout(torch.cat([self.up(x), skip], 1)))
 
-# %% ../nbs/07_unet.ipynb #c018
+# %% ../nbs/07_unet.ipynb #dbde6f4a
 class DCA(nn.Module):
     "Dual cross-attention on U-Net skips."
     def __init__(self,
@@ -67,27 +67,31 @@ class DCA(nn.Module):
         self.out = nn.ModuleList(nn.Conv2d(c, c, 1) for c in self.widths)
         self.norm = nn.ModuleList(nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=True)) for c in self.widths)
 
-    def tokens(self, feats: Sequence[torch.Tensor]) -> tuple[torch.Tensor, int, int]:
-        "Patch embedding: `(T (B, P, ΣC), h, w)` on the grid of the deepest map."
-        got = [f.shape[1] for f in feats]
-        if got != self.widths: raise ValueError(f"DCA: expected maps of widths {self.widths}, got {got}")
-        h, w = feats[-1].shape[-2:]
-        return torch.cat([e(to_tokens(F.adaptive_avg_pool2d(f, (h, w))), h, w) for e, f in zip(self.embed, feats)], -1), h, w
+# %% ../nbs/07_unet.ipynb #3cff439c
+@patch
+def tokens(self: DCA, feats: Sequence[torch.Tensor]) -> tuple[torch.Tensor, int, int]:
+    "Patch embedding: `(T (B, P, ΣC), h, w)` on the grid of the deepest map."
+    got = [f.shape[1] for f in feats]
+    if got != self.widths: raise ValueError(f"DCA: expected maps of widths {self.widths}, got {got}")
+    h, w = feats[-1].shape[-2:]
+    return torch.cat([e(to_tokens(F.adaptive_avg_pool2d(f, (h, w))), h, w) for e, f in zip(self.embed, feats)], -1), h, w
 
-    def forward(self, feats: Sequence[torch.Tensor], return_attn: bool = False):
-        T, h, w = self.tokens(feats)
-        attn = []
-        for cca, sca in self.blocks:
-            if return_attn:
-                T, ac = cca(T, h, w, True)
-                T, as_ = sca(T, h, w, True)
-                attn.append({"channel": ac, "spatial": as_})
-            else: T = sca(cca(T, h, w), h, w)
-        outs = []
-        for f, t, conv, norm in zip(feats, T.split(self.widths, -1), self.out, self.norm):
-            up = F.interpolate(to_map(t, h, w), size=f.shape[-2:], mode="bilinear", align_corners=True)
-            outs.append(norm(conv(up) + f))
-        return (outs, attn) if return_attn else outs
+# %% ../nbs/07_unet.ipynb #16b21290
+@patch
+def forward(self: DCA, feats: Sequence[torch.Tensor], return_attn: bool = False):
+    T, h, w = self.tokens(feats)
+    attn = []
+    for cca, sca in self.blocks:
+        if return_attn:
+            T, ac = cca(T, h, w, True)
+            T, as_ = sca(T, h, w, True)
+            attn.append({"channel": ac, "spatial": as_})
+        else: T = sca(cca(T, h, w), h, w)
+    outs = []
+    for f, t, conv, norm in zip(feats, T.split(self.widths, -1), self.out, self.norm):
+        up = F.interpolate(to_map(t, h, w), size=f.shape[-2:], mode="bilinear", align_corners=True)
+        outs.append(norm(conv(up) + f))
+    return (outs, attn) if return_attn else outs
 
 # %% ../nbs/07_unet.ipynb #c024
 class UNet(nn.Module):
