@@ -15,8 +15,9 @@ from .config import Settings, dataset_of_folder, model_label, parse_value, read_
 from .stats import METRIC_LABELS, compare_arms, compare_runs, format_ci, holm, seed_mean_ci, verdict
 
 # %% auto #0
-__all__ = ['PRESPECIFIED_SCORE', 'metrics_table', 'history_table', 'uncertainty_tables', 'ci_table', 'methods_frame',
-           'paired_table', 'glance_markdown', 'forest_rows', 'resolution_rows', 'summary_markdown', 'DocTable']
+__all__ = ['PRESPECIFIED_SCORE', 'ARM_NAMES', 'metrics_table', 'history_table', 'uncertainty_tables', 'ci_table', 'methods_frame',
+           'paired_table', 'glance_markdown', 'forest_rows', 'seg_contrasts', 'resolution_rows', 'folder_parts',
+           'folder_label', 'verdict_markdown', 'summary_markdown', 'DocTable']
 
 # %% ../nbs/13_report.ipynb #c014
 _METRIC_COLUMNS = ("accuracy", "precision", "recall", "f1", "auc", "aupr")
@@ -359,15 +360,20 @@ def _seg_rows(arms: dict) -> list[str]:
     return lines
 
 # %% ../nbs/13_report.ipynb #c017g-p1
-def _seg_section(arms: dict, reference: str = "unet") -> list[str]:
-    lines = _seg_rows(arms) + [""]
+def seg_contrasts(arms: dict,             # a segmentation folder's `{arm: (runs, aggregate)}`
+                  reference: str = "unet", # our reference arm
+                 ) -> list[tuple[str, str, dict]]: # `(arm, reference, compare_runs(...))` per contrast, Dice
+    "Every arm against our U-Net, and against the DCA authors' plain U-Net when it ran: `compare_runs` on Dice."
     pairs = [(name, ref) for ref in (reference, *_SEG_REFERENCES) if ref in arms for name in arms
              if name != ref and not (ref != reference and name == reference)]
-    if pairs:
+    return [(name, ref, compare_runs(arms[ref][0], arms[name][0], metric="dice")) for name, ref in pairs]
+
+def _seg_section(arms: dict, contrasts: list) -> list[str]:
+    lines = _seg_rows(arms) + [""]
+    if contrasts:
         lines += ["| contrast | paired bootstrap ΔDice [95 % CI] | p | Δ of seed means [95 % Welch CI] | p | verdict | based on |",
                   "|---|---|---|---|---|---|---|"]
-        for name, ref in pairs:
-            c = compare_runs(arms[ref][0], arms[name][0], metric="dice")
+        for name, ref, c in contrasts:
             b, s = c["bootstrap"], c["seeds"]
             lines.append(f"| {name} − {ref} | {_signed(b)} | {_p(b and b['p'])} | {_signed(s) if s['low'] is not None else '–'} | "
                          f"{_p(s['p'])} | **{c['verdict']}** | {c['basis']} |")
@@ -487,11 +493,114 @@ _SUMMARY_INTRO = ("Test-split figures of every arm, in percent, from `reports/<d
     "margin say how much the seeds run can tell; the seed-0 paired tests are kept as secondary columns. The paper's "
     "figures are quoted for reference only: it used other data, resolutions, pretraining and budgets.")
 
+# %% ../nbs/13_report.ipynb #5321d55f
+_DATASET_NAMES = {"pneumoniamnist": "PneumoniaMNIST", "breastmnist": "BreastMNIST", "covid19_radiography": "COVID-19 Radiography",
+                  "kermany_pneumonia": "Kermany chest X-rays", "kvasir_seg": "Kvasir-SEG", "tb_chest_xray": "TB chest X-rays",
+                  "oct2017": "Kermany OCT"}
+_DATASET_ORDER = ("pneumoniamnist", "kermany_pneumonia", "covid19_radiography", "breastmnist", "kvasir_seg")   # the main study first
+ARM_NAMES = {"dcat": "DCAT", "effnet_only": "EfficientNet-B4 alone", "resnet_only": "ResNet34 alone", "concat": "concatenation",
+             "dca": "DCA-style fusion", "dcat_norefine": "DCAT without refinement", "dcat_onedir": "DCAT, one direction",
+             "drifa": "DRIFA-inspired fusion", "unet": "U-Net", "unet_raw": "U-Net, raw skips", "unet_dca": "U-Net + DCA"}
+
+def folder_parts(ds: str) -> tuple[str | None, str, int | None]:
+    "A summary folder's variant, dataset and image size: `mc_fusion/pneumoniamnist` → `('mc_fusion', 'pneumoniamnist', None)`."
+    variant, _, name = ds.rpartition("/")
+    return (variant or None, *dataset_of_folder(name))
+
+def _folder_key(ds: str) -> tuple:
+    variant, base, size = folder_parts(ds)
+    return (_DATASET_ORDER.index(base) if base in _DATASET_ORDER else len(_DATASET_ORDER), base, size or 0, variant or "")
+
+# %% ../nbs/13_report.ipynb #bd5c7aa0
+def _variant_changes(runs: list, base_runs: list) -> str:
+    "The settings in which a variant's first run differs from its dataset's first DCAT run (paths and seeds aside)."
+    a, b = (r[0][0].get("params") or {} for r in (runs, base_runs))
+    skip = {"reports_dir", "checkpoints_dir", "data_dir", "cache_dir", "seed", "seeds"}
+    return ", ".join(f"{k} = {a[k]}" for k in sorted(a) if k not in skip and a[k] is not None and a[k] != b.get(k))
+
+def folder_label(ds: str,                # a summary folder (`kermany_pneumonia_96px`, `mc_fusion/pneumoniamnist`)
+                 by_ds: dict,            # every folder's arms, as `summary_markdown` takes them
+                ) -> str:                # e.g. `Kermany chest X-rays, 96 px`
+    "A summary folder in words: its dataset's name, its image size, and a variant's differing settings."
+    variant, base, _ = folder_parts(ds)
+    size = _folder_size(ds.rpartition("/")[2], by_ds[ds])
+    label = _DATASET_NAMES.get(base, base) + (f", {size} px" if size else "")
+    if variant and base in by_ds and "dcat" in by_ds[base] and "dcat" in by_ds[ds]:
+        label += f" ({_variant_changes(by_ds[ds]['dcat'][0], by_ds[base]['dcat'][0]) or variant})"
+    return label
+
+# %% ../nbs/13_report.ipynb #52eb85a6
+def _verdict_interval(c: dict) -> dict | None:
+    "The difference and interval `compare_runs`' verdict rests on: every seed and image, else seed means, else one seed's images."
+    sd = c.get("seeds") or {}
+    if c.get("margin") and c.get("hierarchical"): return c["hierarchical"]
+    if sd.get("n_a", 0) > 1 and sd.get("n_b", 0) > 1 and sd.get("low") is not None: return sd
+    return c.get("bootstrap") or c.get("hierarchical")
+
+def _verdict_row(label: str, arm: str, c: dict, seeds: tuple[int, int]) -> str:
+    m = f" (±{100 * c['margin']:.2f})" if c.get("margin") else ""
+    return f"| {label} | {arm} | {_signed(_verdict_interval(c))} | **{c['verdict']}**{m} | {seeds[0]}, {seeds[1]} |"
+
+_IN_WORDS = {"equivalent": "equivalent to DCAT", "higher": "higher than DCAT", "lower": "lower than DCAT",
+             "inconclusive": "inconclusive against DCAT", "no detectable difference": "no detectable difference from DCAT"}
+
+def _in_words(label: str, pairs: list[tuple[str, dict]], against: str = "DCAT") -> str:
+    "One sentence per folder: its arms grouped by verdict (*different* split into higher and lower)."
+    groups: dict = {}
+    for name, c in pairs:
+        v, d = c["verdict"], (_verdict_interval(c) or {}).get("diff")
+        if v == "different" and d is not None: v = "higher" if d > 0 else "lower"
+        groups.setdefault(v, []).append(name)
+    said = [f"{_IN_WORDS.get(v, v).replace('DCAT', against)}: {', '.join(names)}" for v, names in groups.items()]
+    return f"- **{label}**: " + "; ".join(said) + "."
+
+def _variant_cmps(by_ds: dict, n_resamples: int) -> dict:
+    "Each variant folder's DCAT against its dataset's main DCAT, over every seed and test image."
+    out = {}
+    for ds, arms in by_ds.items():
+        variant, base, _ = folder_parts(ds)
+        if variant and "dcat" in arms and base in by_ds and "dcat" in by_ds[base]:
+            out[ds] = compare_runs(by_ds[base]["dcat"][0], arms["dcat"][0], n_resamples=n_resamples, margin=_margin(base))
+    return out
+
+# %% ../nbs/13_report.ipynb #14059f6e
+def verdict_markdown(by_ds: dict,   # `{folder: {arm: (runs, aggregate)}}`, as `summary_markdown` takes it
+                     cmps: dict,    # `{folder: {arm: compare_runs(...)}}`: each arm against DCAT
+                     seg: dict,     # `{folder: [(arm, reference, compare_runs(...))]}`: the segmentation contrasts
+                     variants: dict, # `{variant folder: compare_runs(...)}`: its DCAT against the main study's
+                    ) -> list[str]: # markdown lines
+    "The summary's first section: DCAT's test AUC per folder, then every arm − DCAT, then the segmentation contrasts."
+    order = sorted(by_ds, key=_folder_key)
+    lines = ["## The answer", "", "Does fusing the two backbones help? Each arm's test AUC against DCAT's, over every seed and test image:", ""]
+    lines += [_in_words(folder_label(ds, by_ds), [(ARM_NAMES.get(a, a), c) for a, c in cmps[ds].items()]) for ds in order if cmps.get(ds)]
+    lines += [_in_words(folder_label(ds, by_ds), [("DCAT of this variant", variants[ds])]) for ds in order if ds in variants]
+    lines += [_in_words(folder_label(ds, by_ds), [(ARM_NAMES.get(a, a), c)], ARM_NAMES.get(r, r))
+              for ds in order for a, r, c in seg.get(ds, [])]
+    lines += ["", "| data | DCAT test AUC, % (mean ± sd) | seeds | paper's DCAT AUC, % |", "|---|---|---|---|"]
+    for ds in order:
+        if "dcat" not in by_ds[ds]: continue
+        runs, agg = by_ds[ds]["dcat"]
+        pa, _, ref = _paper_figures(folder_parts(ds)[1])
+        paper = "–" if pa is None else f"{pa:.2f}" + (f" (on {_DATASET_NAMES.get(ref, ref)})" if ref else "")
+        lines.append(f"| {folder_label(ds, by_ds)} | {_mean_sd(agg, 'auc')} | {len(runs)} | {paper} |")
+    rows = [_verdict_row(folder_label(ds, by_ds), ARM_NAMES.get(a, a), c, (len(by_ds[ds]["dcat"][0]), len(by_ds[ds][a][0])))
+            for ds in order for a, c in (cmps.get(ds) or {}).items()]
+    rows += [_verdict_row(folder_label(ds, by_ds), "DCAT of this variant", variants[ds],
+                          (len(by_ds[folder_parts(ds)[1]]["dcat"][0]), len(by_ds[ds]["dcat"][0]))) for ds in order if ds in variants]
+    if rows: lines += ["", "| data | arm − DCAT | Δ test AUC, points [95 % CI] | verdict (margin) | seeds (DCAT, arm) |",
+                       "|---|---|---|---|---|", *rows]
+    srows = [_verdict_row(folder_label(ds, by_ds), f"{ARM_NAMES.get(a, a)} − {ARM_NAMES.get(r, r)}", c, (len(by_ds[ds][r][0]), len(by_ds[ds][a][0])))
+             for ds in order for a, r, c in seg.get(ds, [])]
+    if srows: lines += ["", "| data | contrast | Δ test Dice, points [95 % CI] | verdict | seeds (reference, arm) |",
+                        "|---|---|---|---|---|", *srows, "", "No margin was fixed for Dice: a segmentation verdict rests on the "
+                        "seed means (Welch's interval), *different* when it excludes 0."]
+    return lines + [""]
+
 # %% ../nbs/13_report.ipynb #rep-heading
-def _dataset_heading(ds: str, arms: dict) -> list[str]:
-    "The heading of the section of report folder `ds` (`<dataset>_<S>px`: at S px), its arms in words, the paper's figures."
-    base, size = dataset_of_folder(ds)
-    lines = [f"## {base}" + (f" at {size} px" if size else ""), "", "Arms: " + "; ".join(f"`{a}`, {model_label(a)}" for a in arms) + ".", ""]
+def _dataset_heading(ds: str, arms: dict, label: str | None = None) -> list[str]:
+    "The heading of the section of report folder `ds` (`label`, else its dataset at its size), its arms in words, the paper's figures."
+    _, base, size = folder_parts(ds)
+    lines = [f"## {label or base + (f' at {size} px' if size else '')}", "", "Arms: " + "; ".join(f"`{a}`, {model_label(a)}" for a in arms) + ".", ""]
     pa, pp, ref = _paper_figures(base)
     if pa is not None: lines += [f"Paper (DCAT{', reported on ' + ref if ref else ''}): AUC {pa:.2f}, AUPR {pp:.2f}.", ""]
     return lines
@@ -505,7 +614,7 @@ _UNCERTAINTY_INTRO = ("First seed of each arm, 95 % bootstrap intervals over tes
 # %% ../nbs/13_report.ipynb #rep-against
 def _against_dcat(ds: str, arms: dict, n_resamples: int) -> tuple[list[str], dict]:
     "The lines of report folder `ds`'s section *Every arm against DCAT*, and `_comparison_rows`' comparisons."
-    rows, cmp = _comparison_rows(arms, n_resamples=n_resamples, margin=_margin(dataset_of_folder(ds)[0]))
+    rows, cmp = _comparison_rows(arms, n_resamples=n_resamples, margin=_margin(folder_parts(ds)[1]))
     lines = ["### Every arm against DCAT", ""] + rows + [""]
     for base in _SINGLE_BACKBONES:
         if base in cmp: lines.append(f"- {base} − DCAT: **{cmp[base]['verdict']}** ({cmp[base]['basis']}).")
@@ -519,13 +628,14 @@ def summary_markdown(by_ds: dict,                  # `{dataset folder: {arm: (ru
                     ) -> str:                      # the markdown of `reports/summary.md`
     """`reports/summary.md`: per dataset its arms, their uncertainty and every arm against DCAT; a dataset run at several
     resolutions (`<dataset>_<S>px` folders) gets a section, whose figure (`<dataset>_resolution.png`) the caller draws."""
-    forests, cmps = forests or {}, {}
-    lines = ["# dcat: study summary", "", _SUMMARY_INTRO, ""]
-    for ds, arms in sorted(by_ds.items()):
-        arms = dict(sorted(arms.items(), key=lambda kv: _arm_order(kv[0])))
-        lines += _dataset_heading(ds, arms)
+    forests, cmps, seg, sections = forests or {}, {}, {}, {}
+    order = sorted(by_ds, key=_folder_key)
+    for ds in order:
+        arms = dict(sorted(by_ds[ds].items(), key=lambda kv: _arm_order(kv[0])))
+        lines = sections[ds] = _dataset_heading(ds, arms, folder_label(ds, by_ds))
         if any(r.get("task") == "segmentation" for runs, _ in arms.values() for r, _ in runs):
-            lines += _seg_section(dict(sorted(arms.items())))
+            seg[ds] = seg_contrasts(dict(sorted(arms.items())))
+            lines += _seg_section(dict(sorted(arms.items())), seg[ds])
             continue
         if ds in forests: lines += [f"![test AUC per arm]({forests[ds]})", ""]
         lines += _arm_rows(arms) + [""]
@@ -534,9 +644,12 @@ def summary_markdown(by_ds: dict,                  # `{dataset folder: {arm: (ru
             section, cmps[ds] = _against_dcat(ds, arms, n_resamples)
             lines += section
     res = resolution_rows(by_ds, cmps)
-    for base, rows in res.items(): lines += _resolution_section(base, rows)
+    for base, rows in res.items():                     # after the last folder of that dataset
+        sections[[ds for ds in order if folder_parts(ds)[1] == base][-1]] += _resolution_section(base, rows)
     if collect is not None: collect.update(res)
-    return "\n".join(lines)
+    head = ["# dcat: study summary", "", *verdict_markdown(by_ds, cmps, seg, _variant_cmps(by_ds, n_resamples)),
+            "## How to read these tables", "", _SUMMARY_INTRO, ""]
+    return "\n".join(head + [l for ds in order for l in sections[ds]])
 
 # %% ../nbs/13_report.ipynb #doctable
 class DocTable:

@@ -28,7 +28,7 @@ from .shift import (CORRUPTIONS, DEFAULT_DETECTOR, corrupt, corruption_report, c
 from .plots import close_figure, embed_features, plot_forest, plot_resolution
 from .fusion import DCATFusion
 from .report import forest_rows, metrics_table, summary_markdown
-from .runs import (REPORT_KEYS, checkpoint_path, load_runs, provenance, read_record, read_run, run_file, run_hash, run_identity,
+from .runs import (REPORT_KEYS, _seed_of, checkpoint_path, load_runs, provenance, read_record, read_run, run_file, run_hash, run_identity,
                        run_lock, save_predictions, save_predictor, write_aggregate, write_metrics, aggregate_is_current, arm_dir)
 
 # %% auto #0
@@ -36,10 +36,11 @@ __all__ = ['EQUIVALENT_CODE_FILE', 'DETECTOR_BANK', 'StudyError', 'find_template
            'link_figures', 'render_html', 'scrub_paths', 'strip_figures', 'finish_notebook', 'hold_point',
            'recover_report', 'seed_list', 'code_digest', 'code_fingerprint_of', 'current_code_fingerprint',
            'training_fingerprint', 'equivalent_code', 'accepted_fingerprints', 'training_provenance', 'run_state',
-           'reusable_checkpoint', 'clean_leftovers', 'run_seed', 'render_run', 'render_reports', 'check_writable',
-           'run_study', 'PlannedRun', 'plan_study', 'execute_run', 'slurm_options', 'run_plan', 'plan_status',
-           'settings_task', 'model_for', 'fit_from_settings', 'RunResult', 'train_one', 'gradcam_file_arrays',
-           'run_one', 'train_run', 'gradcam_positions', 'preflight', 'preflight_plan', 'write_summary']
+           'reusable_checkpoint', 'clean_leftovers', 'run_seed', 'lower_seeds', 'render_run', 'render_reports',
+           'check_writable', 'run_study', 'PlannedRun', 'plan_study', 'execute_run', 'slurm_options', 'run_plan',
+           'plan_status', 'settings_task', 'model_for', 'fit_from_settings', 'RunResult', 'train_one',
+           'gradcam_file_arrays', 'run_one', 'train_run', 'gradcam_positions', 'preflight', 'preflight_plan',
+           'write_summary']
 
 # %% ../nbs/15_study.ipynb #c015
 class StudyError(RuntimeError):
@@ -376,6 +377,14 @@ def run_seed(cfg: Settings,             # one seed's checked settings
         if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
+# %% ../nbs/15_study.ipynb #b7738959
+def lower_seeds(folder: str | os.PathLike, # a run's report folder (`.../<arm>/seed-<k>`)
+               ) -> list[int]:              # the seeds below k with a finished run in the same arm folder
+    "The seeds below this run's that have finished (`metrics.json`) in its arm's folder."
+    folder = Path(folder)
+    k = _seed_of(folder)
+    return sorted(s for p in folder.parent.glob("seed-*") if (s := _seed_of(p)) < k and (p / "metrics.json").is_file())
+
 # %% ../nbs/15_study.ipynb #render
 def render_run(folder: str | os.PathLike,  # a finished run's report folder (`metrics.json`, `predictions.npz`)
                progress: bool = False,      # one line on stderr when it starts
@@ -388,7 +397,7 @@ def render_run(folder: str | os.PathLike,  # a finished run's report folder (`me
         raise ValueError(f"{folder / 'predictions.npz'}: a full segmentation report without its figures' arrays; rerun this run")
     tpl = find_template("seg_eval.ipynb") if seg else template_path()
     check_template(tpl)
-    full = run.has("fig_overlay_index" if seg else "fig_gradcam_index")
+    full = run.has("fig_overlay_index" if seg else "fig_gradcam_index") and not lower_seeds(folder)
     label = f"{run.record.get('dataset')}/{run.record.get('model')}/{folder.name}"
     if progress: print(f"{label}: rendering the page from its files", file=sys.stderr, flush=True)
     recover_report(folder)
@@ -398,6 +407,7 @@ def render_run(folder: str | os.PathLike,  # a finished run's report folder (`me
         _execute(tpl, tmp / "report.ipynb", {"render_only": True, "progress": False}, False, False, label)
         finish_notebook(tmp / "report.ipynb", tpl, _FIGURES_ELSEWHERE if full else _FIGURES_IN_FIRST_SEED,
                         html_path=tmp / "report.html" if full else None)
+        if not full: shutil.rmtree(tmp / "figures", ignore_errors=True)
         _swap_into_place(tmp, folder)
     finally:
         if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
@@ -472,7 +482,8 @@ def plan_study(datasets: Sequence[str],                       # sections of `set
             over = {**(overrides or {}), "model": m, **({"reports_dir": str(reports_dir)} if reports_dir else {})}
             base = check_settings(load_settings(ds, overrides=over, preset=preset))
             arm = arm_dir(base, preset)        # <dataset>/<model>, or <dataset>_<S>px/<model> at another resolution
-            plan += [PlannedRun(base.replace(seed=s), arm / f"seed-{s}", i == 0) for i, s in enumerate(seed_list(base))]
+            first = min(seed_list(base) + lower_seeds(arm / f"seed-{min(seed_list(base))}"))    # its figures: on one page
+            plan += [PlannedRun(base.replace(seed=s), arm / f"seed-{s}", s == first) for s in seed_list(base)]
     return plan
 
 # %% ../nbs/15_study.ipynb #plan-code-p2
@@ -1038,11 +1049,12 @@ def write_summary(reports_dir: str | os.PathLike | None = None,  # the reports f
     "Write `reports/summary.md` and a forest plot per classification dataset: every arm over its seeds, and against DCAT."
     reports = Path(reports_dir or load_settings()["reports_dir"])
     by_ds: dict = {}
-    for arm in sorted(p for p in reports.glob("*/*") if p.is_dir()):
+    variants = [p for p in reports.glob("*/*/*") if p.is_dir() and not p.name.startswith("seed-")]   # <variant>/<dataset>/<arm>
+    for arm in sorted([p for p in reports.glob("*/*") if p.is_dir()] + variants):
         runs = load_runs(arm)
         if not runs: continue
         if not aggregate_is_current(arm): write_aggregate(arm)      # a run was added, replaced or re-evaluated
-        by_ds.setdefault(arm.parent.name, {})[arm.name] = (runs, json.loads((arm / "aggregate.json").read_text()))
+        by_ds.setdefault(arm.parent.relative_to(reports).as_posix(), {})[arm.name] = (runs, json.loads((arm / "aggregate.json").read_text()))
     forests = {}
     for ds, arms in by_ds.items():
         if any(r.get("task") == "segmentation" for runs, _ in arms.values() for r, _ in runs): continue

@@ -10,14 +10,24 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = "<!-- Generated from nbs/index.ipynb by tools/make_readme.py: edit the notebook, then run `make readme`. -->\n\n"
+VERDICT = "<!-- verdict -->"   # in a markdown cell: replaced by the answer section of reports/summary.md
+
+def verdict_block(summary: Path = ROOT / "reports" / "summary.md") -> str:
+    "The body of the summary's first section (`## The answer`), so the README's answer is the summary's, never typed."
+    lines = summary.read_text().splitlines()
+    try: start = lines.index("## The answer") + 1
+    except ValueError: raise SystemExit(f"{summary}: no '## The answer' section; run `dcat summary`") from None
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return "\n".join(lines[start:end]).strip()
 
 def render(nb_path: Path = ROOT / "nbs" / "index.ipynb") -> str:
-    "README text: the notebook's markdown cells, code cells as python blocks, nbdev directives dropped."
+    "README text: the notebook's markdown cells (the answer copied from the summary), code cells as python blocks, nbdev directives dropped."
     nb = nbformat.read(nb_path, as_version=4)
     parts = []
     for c in nb.cells:
         src = "\n".join(l for l in c.source.splitlines() if not l.startswith("#|")).strip()
         if not src: continue
+        if c.cell_type == "markdown" and VERDICT in src: src = src.replace(VERDICT, verdict_block())
         parts.append(src if c.cell_type == "markdown" else f"```python\n{src}\n```")
     return HEADER + "\n\n".join(parts) + "\n"
 
