@@ -17,7 +17,7 @@ from .stats import METRIC_LABELS, compare_arms, compare_runs, format_ci, holm, s
 # %% auto #0
 __all__ = ['PRESPECIFIED_SCORE', 'ARM_NAMES', 'metrics_table', 'history_table', 'uncertainty_tables', 'ci_table', 'methods_frame',
            'paired_table', 'glance_markdown', 'forest_rows', 'seg_contrasts', 'resolution_rows', 'folder_parts',
-           'folder_label', 'verdict_markdown', 'summary_markdown', 'DocTable']
+           'folder_order', 'folder_label', 'verdict_markdown', 'summary_markdown', 'DocTable']
 
 # %% ../nbs/13_report.ipynb #c014
 _METRIC_COLUMNS = ("accuracy", "precision", "recall", "f1", "auc", "aupr")
@@ -507,7 +507,7 @@ def folder_parts(ds: str) -> tuple[str | None, str, int | None]:
     variant, _, name = ds.rpartition("/")
     return (variant or None, *dataset_of_folder(name))
 
-def _folder_key(ds: str) -> tuple:
+def folder_order(ds: str) -> tuple:
     variant, base, size = folder_parts(ds)
     return (_DATASET_ORDER.index(base) if base in _DATASET_ORDER else len(_DATASET_ORDER), base, size or 0, variant or "")
 
@@ -570,7 +570,7 @@ def verdict_markdown(by_ds: dict,   # `{folder: {arm: (runs, aggregate)}}`, as `
                      variants: dict, # `{variant folder: compare_runs(...)}`: its DCAT against the main study's
                     ) -> list[str]: # markdown lines
     "The summary's first section: DCAT's test AUC per folder, then every arm − DCAT, then the segmentation contrasts."
-    order = sorted(by_ds, key=_folder_key)
+    order = sorted(by_ds, key=folder_order)
     lines = ["## The answer", "", "Does fusing the two backbones help? Each arm's test AUC against DCAT's, over every seed and test image:", ""]
     lines += [_in_words(folder_label(ds, by_ds), [(ARM_NAMES.get(a, a), c) for a, c in cmps[ds].items()]) for ds in order if cmps.get(ds)]
     lines += [_in_words(folder_label(ds, by_ds), [("DCAT of this variant", variants[ds])]) for ds in order if ds in variants]
@@ -629,7 +629,7 @@ def summary_markdown(by_ds: dict,                  # `{dataset folder: {arm: (ru
     """`reports/summary.md`: per dataset its arms, their uncertainty and every arm against DCAT; a dataset run at several
     resolutions (`<dataset>_<S>px` folders) gets a section, whose figure (`<dataset>_resolution.png`) the caller draws."""
     forests, cmps, seg, sections = forests or {}, {}, {}, {}
-    order = sorted(by_ds, key=_folder_key)
+    order = sorted(by_ds, key=folder_order)
     for ds in order:
         arms = dict(sorted(by_ds[ds].items(), key=lambda kv: _arm_order(kv[0])))
         lines = sections[ds] = _dataset_heading(ds, arms, folder_label(ds, by_ds))

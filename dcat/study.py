@@ -27,20 +27,20 @@ from .shift import (CORRUPTIONS, DEFAULT_DETECTOR, corrupt, corruption_report, c
                         near_ood_report, ood_report, selective_rules)
 from .plots import close_figure, embed_features, plot_forest, plot_resolution
 from .fusion import DCATFusion
-from .report import forest_rows, metrics_table, summary_markdown
+from .report import ARM_NAMES, folder_order, forest_rows, metrics_table, summary_markdown
 from .runs import (REPORT_KEYS, _seed_of, checkpoint_path, load_runs, provenance, read_record, read_run, run_file, run_hash, run_identity,
                        run_lock, save_predictions, save_predictor, write_aggregate, write_metrics, aggregate_is_current, arm_dir)
 
 # %% auto #0
 __all__ = ['EQUIVALENT_CODE_FILE', 'DETECTOR_BANK', 'StudyError', 'find_template', 'template_path', 'check_template',
-           'link_figures', 'render_html', 'scrub_paths', 'strip_figures', 'finish_notebook', 'hold_point',
-           'recover_report', 'seed_list', 'code_digest', 'code_fingerprint_of', 'current_code_fingerprint',
-           'training_fingerprint', 'equivalent_code', 'accepted_fingerprints', 'training_provenance', 'run_state',
-           'reusable_checkpoint', 'clean_leftovers', 'run_seed', 'lower_seeds', 'render_run', 'render_reports',
-           'check_writable', 'run_study', 'PlannedRun', 'plan_study', 'execute_run', 'slurm_options', 'run_plan',
-           'plan_status', 'settings_task', 'model_for', 'fit_from_settings', 'RunResult', 'train_one',
-           'gradcam_file_arrays', 'run_one', 'train_run', 'gradcam_positions', 'preflight', 'preflight_plan',
-           'write_summary']
+           'link_figures', 'drop_empty_sections', 'render_html', 'scrub_paths', 'strip_figures', 'finish_notebook',
+           'hold_point', 'recover_report', 'seed_list', 'code_digest', 'code_fingerprint_of',
+           'current_code_fingerprint', 'training_fingerprint', 'equivalent_code', 'accepted_fingerprints',
+           'training_provenance', 'run_state', 'reusable_checkpoint', 'clean_leftovers', 'run_seed', 'lower_seeds',
+           'figures_elsewhere', 'render_run', 'render_reports', 'check_writable', 'run_study', 'PlannedRun',
+           'plan_study', 'execute_run', 'slurm_options', 'run_plan', 'plan_status', 'settings_task', 'model_for',
+           'fit_from_settings', 'RunResult', 'train_one', 'gradcam_file_arrays', 'run_one', 'train_run',
+           'gradcam_positions', 'preflight', 'preflight_plan', 'write_index', 'write_summary']
 
 # %% ../nbs/15_study.ipynb #c015
 class StudyError(RuntimeError):
@@ -98,17 +98,45 @@ font-size:13px;font-variant-numeric:tabular-nums}th,td{border:1px solid #d0d7de;
 th{background:#f6f8fa}td:first-child,th:first-child{text-align:left}.anchor-link{visibility:hidden;text-decoration:none;
 margin-left:.25em}h1:hover .anchor-link,h2:hover .anchor-link,h3:hover .anchor-link{visibility:visible}"""
 
+# %% ../nbs/15_study.ipynb #aebe62e9
+def _shows(c) -> bool:
+    "Whether a code cell shows anything on a page: an output other than empty text or a line naming a figure kept elsewhere."
+    for o in c.get("outputs", []):
+        text = "".join(o.get("text", "")) if o.get("output_type") == "stream" else None
+        data = o.get("data") or {}
+        if text is not None:
+            if text.strip(): return True
+        elif set(data) != {"text/plain"} or not "".join(data["text/plain"]).strip().startswith("(figure"): return True
+    return False
+
+def drop_empty_sections(nb,     # an executed notebook (an nbformat node), changed in place
+                       ) -> int: # how many cells were removed
+    "Remove each heading, with its cells down to the next heading of its level or above, when none of its code cells shows anything."
+    level = lambda c: (len(c.source) - len(c.source.lstrip("#"))) if c.cell_type == "markdown" and c.source.startswith("#") else 0
+    cells, drop = nb.cells, set()
+    for i, c in enumerate(cells):
+        if not (n := level(c)): continue
+        end = next((j for j in range(i + 1, len(cells)) if 0 < level(cells[j]) <= n), len(cells))
+        code = [x for x in cells[i + 1:end] if x.cell_type == "code"]
+        if code and not any(_shows(x) for x in code): drop.update(range(i, end))
+    nb.cells = [c for i, c in enumerate(cells) if i not in drop]
+    return len(drop)
+
 # %% ../nbs/15_study.ipynb #c015-2-p2
 def render_html(nb: Any,                       # an executed notebook: a path or an nbformat node
                 html_path: str | os.PathLike,  # where the page goes
+                preface: str | None = None,    # markdown shown after the title (a later seed: where its figures are)
                ) -> Path:                      # `html_path`
     """Render an executed notebook (a path, or an nbformat node) to a code-free HTML page (atomically): nbconvert's
-    plain body in a small stylesheet; figures shown from saved files are linked (`link_figures`), others embedded."""
+    plain body in a small stylesheet; figures shown from saved files are linked (`link_figures`), others embedded;
+    sections that show nothing are left out (`drop_empty_sections`)."""
     import copy, html, nbformat
     from nbconvert import HTMLExporter
     exp = HTMLExporter(template_name="basic", exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     nb = nbformat.read(str(nb), as_version=4) if isinstance(nb, (str, os.PathLike)) else copy.deepcopy(nb)
     link_figures(nb)
+    drop_empty_sections(nb)
+    if preface: nb.cells.insert(1, nbformat.v4.new_markdown_cell(preface))
     body, _ = exp.from_notebook_node(nb)
     heads = [l.lstrip("# ").strip() for c in nb.cells if c.cell_type == "markdown" for l in c.source.splitlines() if l.startswith("# ")]
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, '
@@ -170,14 +198,19 @@ def finish_notebook(nb_path: str | os.PathLike,                  # the executed 
                     template: str | os.PathLike,                 # the template it was executed from
                     figure_note: str | None = None,              # the line that replaces each figure (None: figures kept)
                     html_path: str | os.PathLike | None = None,  # where the HTML page goes (None: no page)
+                    elsewhere: str | None = None,                # a later seed's page: the line saying where its figures are
                    ) -> None:
     """One read-modify-write of an executed report: machine paths scrubbed, the HTML report rendered if `html_path`
     is given, then figures replaced by `figure_note` if given (atomically): each figure is stored once, as a PNG that
-    the HTML links, not again in the HTML or the notebook."""
+    the HTML links, not again in the HTML or the notebook. A later seed's page (`elsewhere`) has no figures: its
+    figure sections are left out and the line `elsewhere` says where they are."""
     import nbformat
     nb = nbformat.read(str(nb_path), as_version=4)
     scrub_paths(nb, template)
-    if html_path is not None: render_html(nb, html_path)
+    if elsewhere is not None:
+        if figure_note: strip_figures(nb, figure_note)
+        if html_path is not None: render_html(nb, html_path, elsewhere)
+    elif html_path is not None: render_html(nb, html_path)
     if figure_note: strip_figures(nb, figure_note)
     atomic_write_text(nb_path, nbformat.writes(nb))
 
@@ -336,15 +369,15 @@ def _temp_beside(dest: Path, tag: str) -> Path:
 # %% ../nbs/15_study.ipynb #study-finish
 _FIGURES_IN_FIRST_SEED = "(figure kept only in the first seed's report)"
 
-def _finish_seed(tmp: Path, tpl: Path, label: str, full: bool, progress: bool) -> None:
-    "The run executed in `tmp`: refuse it without `metrics.json`; drop its settings file; finish `report.ipynb` (`full`: and HTML)."
+def _finish_seed(tmp: Path, tpl: Path, label: str, full: bool, progress: bool, dest: Path | None = None) -> None:
+    "The run executed in `tmp` (for `dest`): refuse it without `metrics.json`; drop its settings file; finish `report.ipynb` and its page."
     if not (tmp / "metrics.json").is_file():
         raise StudyError(f"{label}: the template finished without writing metrics.json")
     (tmp / _RUN_SETTINGS).unlink()
     if progress: print(f"{label}: rendering the report", file=sys.stderr, flush=True)
     hold_point("html")
     finish_notebook(tmp / "report.ipynb", tpl, _FIGURES_ELSEWHERE if full else _FIGURES_IN_FIRST_SEED,
-                    html_path=tmp / "report.html" if full else None)
+                    html_path=tmp / "report.html", elsewhere=None if full else figures_elsewhere(dest or tmp))
     if not full: shutil.rmtree(tmp / "figures", ignore_errors=True)
 
 # %% ../nbs/15_study.ipynb #c015e-p1
@@ -371,7 +404,7 @@ def run_seed(cfg: Settings,             # one seed's checked settings
                   "full_report": full, "progress": progress, "resume": resume}
         with compute_environment(cfg):        # the kernel that trains starts with the run's threads and kernels
             _execute(tpl, tmp / "report.ipynb", params, False, log_output, label)
-        _finish_seed(tmp, tpl, label, full, progress)
+        _finish_seed(tmp, tpl, label, full, progress, dest)
         _swap_into_place(tmp, dest)
     finally:
         if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
@@ -384,6 +417,14 @@ def lower_seeds(folder: str | os.PathLike, # a run's report folder (`.../<arm>/s
     folder = Path(folder)
     k = _seed_of(folder)
     return sorted(s for p in folder.parent.glob("seed-*") if (s := _seed_of(p)) < k and (p / "metrics.json").is_file())
+
+# %% ../nbs/15_study.ipynb #149e2d97
+def figures_elsewhere(folder: str | os.PathLike, # a later seed's report folder
+                     ) -> str:                    # markdown for the top of its page
+    "The line at the top of a later seed's page: its tables are here, its arm's figures on the lowest seed's page."
+    first = min(lower_seeds(folder), default=None)
+    where = f"the page of [seed {first}](../seed-{first}/report.html)" if first is not None else "the page of the arm's first seed"
+    return f"This page has seed {_seed_of(Path(folder))}'s tables; the arm's figures are drawn once, on {where}."
 
 # %% ../nbs/15_study.ipynb #render
 def render_run(folder: str | os.PathLike,  # a finished run's report folder (`metrics.json`, `predictions.npz`)
@@ -406,7 +447,7 @@ def render_run(folder: str | os.PathLike,  # a finished run's report folder (`me
         for name in ("metrics.json", "predictions.npz"): shutil.copy2(folder / name, tmp / name)
         _execute(tpl, tmp / "report.ipynb", {"render_only": True, "progress": False}, False, False, label)
         finish_notebook(tmp / "report.ipynb", tpl, _FIGURES_ELSEWHERE if full else _FIGURES_IN_FIRST_SEED,
-                        html_path=tmp / "report.html" if full else None)
+                        html_path=tmp / "report.html", elsewhere=None if full else figures_elsewhere(folder))
         if not full: shutil.rmtree(tmp / "figures", ignore_errors=True)
         _swap_into_place(tmp, folder)
     finally:
@@ -1042,6 +1083,35 @@ def preflight_plan(plan: list[PlannedRun],       # what `plan_study` gives
         held = {ds: preflight(r.cfg, r.dest, r.full, held.get(ds, bundles.pop(ds, None)), once=key not in built)}
         built.add(key)
 
+# %% ../nbs/15_study.ipynb #df71b317
+def _index_row(folder: Path, reports: Path) -> str:
+    "One run's row of the index: its data folder, arm, seed, headline figure with its interval, commit and page."
+    import html
+    rec = read_record(folder / "metrics.json") or {}
+    iv, m = rec.get("intervals") or {}, rec.get("metrics") or {}
+    auc = format_ci(iv.get("auc"), 2, 100) if iv.get("auc") else "–"
+    dice = format_ci(m.get("dice"), 2, 100) if isinstance(m.get("dice"), dict) else "–"
+    rel, arm = folder.relative_to(reports), folder.parent.name
+    page = f'<a href="{html.escape(rel.as_posix())}/report.html">page</a>' if (folder / "report.html").is_file() else "–"
+    commit = ((rec.get("provenance") or {}).get("git_commit") or "")[:8] or "–"
+    cells = [rel.parent.parent.as_posix(), ARM_NAMES.get(arm, arm), str(_seed_of(folder)), auc, dice, commit, page]
+    return "<tr>" + "".join(f"<td>{c if c.startswith('<a ') else html.escape(c)}</td>" for c in cells) + "</tr>"
+
+def write_index(reports_dir: str | os.PathLike, # the reports folder
+               ) -> Path:                        # `reports/index.html`
+    "Write `reports/index.html`: one row per run (every seed), the main study first, each with its headline figure and its page."
+    reports = Path(reports_dir)
+    runs = [m.parent for m in reports.glob("**/seed-*/metrics.json") if not any(p.startswith(".") for p in m.relative_to(reports).parts)]
+    runs.sort(key=lambda f: (folder_order(f.relative_to(reports).parent.parent.as_posix()), f.parent.name != "dcat", f.parent.name, _seed_of(f)))
+    head = ("<tr><th>data</th><th>arm</th><th>seed</th><th>test AUC, % [95 % CI]</th><th>test Dice, % [95 % CI]</th>"
+            "<th>commit</th><th>page</th></tr>")
+    body = "\n".join(_index_row(f, reports) for f in runs)
+    page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>dcat: every run</title><style>{_PAGE_CSS}</style>'
+            f'</head>\n<body>\n<h1>dcat: every run</h1>\n<p>{len(runs)} runs; intervals are 95 % bootstrap intervals over the '
+            f'test images of each run; the comparisons between arms are in <a href="summary.md">summary.md</a>.</p>\n'
+            f'<table>\n{head}\n{body}\n</table>\n</body></html>\n')
+    return atomic_write_text(reports / "index.html", page)
+
 # %% ../nbs/15_study.ipynb #study-summary
 def write_summary(reports_dir: str | os.PathLike | None = None,  # the reports folder (None: the settings')
                   n_resamples: int = 2000,                       # bootstrap resamples of each comparison
@@ -1068,4 +1138,5 @@ def write_summary(reports_dir: str | os.PathLike | None = None,  # the reports f
     for base, rows in res.items():                      # a dataset run at several resolutions: its figure
         close_figure(plot_resolution(rows, title=f"{base}: each arm − DCAT, test AUC, by image size (95 % intervals)",
                                      path=reports / f"{base}_resolution.png"))
+    write_index(reports)
     return atomic_write_text(reports / "summary.md", text)

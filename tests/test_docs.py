@@ -44,7 +44,8 @@ def built(tmp_path_factory):
     opts = jupyter_options(cfg)
     assert opts.get("execute") is False, "mkdocs.yml: mkdocs-jupyter must render the committed outputs (execute: false)"
     opts["cache"] = False
-    cfg.update(docs_dir=str(ROOT / cfg.get("docs_dir", "docs")), site_dir=str(tmp / "site"))
+    cfg.update(docs_dir=str(ROOT / cfg.get("docs_dir", "docs")), site_dir=str(tmp / "site"),
+               hooks=[str(ROOT / h) for h in cfg.get("hooks", [])])
     (tmp / "mkdocs.yml").write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")
     r = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(tmp / "mkdocs.yml")],  # not -q:
                        cwd=tmp, capture_output=True, text=True, timeout=600,      # it hides warnings from --strict
@@ -68,7 +69,7 @@ def test_every_notebook_has_its_page_with_every_cell(built):
 
 def test_the_navigation_is_every_notebook_and_each_has_a_page(built):
     site, cfg = built
-    named = nav_files(cfg.get("nav"))
+    named = [n for n in nav_files(cfg.get("nav")) if not n.startswith("reports/")]
     assert sorted(named) == [nb.name for nb in NOTEBOOKS], f"navigation {named} against nbs/ {[nb.name for nb in NOTEBOOKS]}"
     assert [n for n in named if not page(site, n, cfg).is_file()] == []
 
@@ -78,3 +79,13 @@ def test_make_docs_builds_strictly():
     assert build and "--strict" in build.group(0) and "-f mkdocs.yml" in build.group(0), \
         "Makefile: `make docs` should run `mkdocs build --strict -f mkdocs.yml`, the build this test checks"
     assert not re.search(r"\s(-q|--quiet)\b", build.group(0)), "Makefile: `mkdocs build -q` hides the warnings --strict counts"
+
+def test_the_results_are_on_the_site_with_their_images(built):
+    "The summary is a page whose images are on the site; the run index and every committed run's page are copied."
+    site, cfg = built
+    assert "reports/summary.md" in nav_files(cfg.get("nav"))
+    summary = (site / "reports" / "summary.html").read_text(encoding="utf-8")
+    images = re.findall(r'<img[^>]*src="([^"]+)"', summary)
+    assert images and [s for s in images if not (site / "reports" / s).is_file()] == []
+    pages = sorted(p.relative_to(ROOT) for p in (ROOT / "reports").glob("**/seed-*/report.html"))
+    assert (site / "reports" / "index.html").is_file() and [p for p in pages if not (site / p).is_file()] == []

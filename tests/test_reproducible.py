@@ -27,7 +27,9 @@ def test_seeds_and_identical_reruns(tmp_path):
     arm = tmp_path / "r1/synthetic/dcat"
     full, lean = arm / "seed-0", arm / "seed-1"
     assert (full / "report.html").is_file() and (full / "figures/roc_pr.png").is_file()
-    assert not (lean / "report.html").exists() and not (lean / "figures").exists()
+    assert not (lean / "figures").exists()                    # a later seed's page: its tables, a link to the figures
+    lean_page = (lean / "report.html").read_text()
+    assert 'href="../seed-0/report.html"' in lean_page and "<img" not in lean_page
     assert "image/png" not in (lean / "report.ipynb").read_text() and (lean / "predictions.npz").is_file()
     page = (full / "report.html").read_text()                 # each figure stored once: the page links the PNG
     assert "image/png" not in (full / "report.ipynb").read_text() and "data:image/png" not in page

@@ -1,0 +1,17 @@
+"""mkdocs hook: the study's results join the lesson pages. `reports/summary.md` becomes a page (its figures beside it), and
+`reports/index.html` with every run's `report.html` and figures are copied as they are, so the site's links and images
+work. The files are added from the project's `reports/`, outside `docs_dir` (nbs/), at their own paths."""
+from pathlib import Path
+
+from mkdocs.structure.files import File
+
+ROOT = Path(__file__).resolve().parents[1]
+KINDS = (".md", ".html", ".png")
+
+def on_files(files, config):
+    reports = ROOT / "reports"
+    for p in sorted(reports.rglob("*")):
+        if p.is_file() and p.suffix in KINDS and not any(part.startswith(".") for part in p.relative_to(ROOT).parts):
+            files.append(File(p.relative_to(ROOT).as_posix(), src_dir=str(ROOT), dest_dir=config["site_dir"],
+                              use_directory_urls=config["use_directory_urls"]))
+    return files
