@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_report.ipynb #c002
 from __future__ import annotations
-import json, math, os
+import json, math, os, re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -15,9 +15,10 @@ from .config import Settings, dataset_of_folder, model_label, parse_value, read_
 from .stats import METRIC_LABELS, compare_arms, compare_runs, format_ci, holm, seed_mean_ci, verdict
 
 # %% auto #0
-__all__ = ['PRESPECIFIED_SCORE', 'ARM_NAMES', 'metrics_table', 'history_table', 'uncertainty_tables', 'ci_table', 'methods_frame',
-           'paired_table', 'glance_markdown', 'forest_rows', 'seg_contrasts', 'resolution_rows', 'folder_parts',
-           'folder_order', 'folder_label', 'verdict_markdown', 'summary_markdown', 'DocTable']
+__all__ = ['PRESPECIFIED_SCORE', 'ARM_NAMES', 'metrics_table', 'history_table', 'fmt_value', 'fmt_duration', 'metric_words',
+           'fmt_table', 'show_table', 'uncertainty_tables', 'ci_table', 'methods_frame', 'paired_table',
+           'glance_markdown', 'forest_rows', 'seg_contrasts', 'resolution_rows', 'folder_parts', 'folder_order',
+           'folder_label', 'verdict_markdown', 'summary_markdown', 'DocTable']
 
 # %% ../nbs/13_report.ipynb #c014
 _METRIC_COLUMNS = ("accuracy", "precision", "recall", "f1", "auc", "aupr")
@@ -57,6 +58,65 @@ def _sig(v: Any, digits: int = 4) -> Any:
     v = float(v)
     if not math.isfinite(v) or v == 0: return v
     return round(v, max(0, digits - 1 - int(math.floor(math.log10(abs(v))))))
+
+# %% ../nbs/13_report.ipynb #cb212d5d
+def fmt_value(v: Any,         # a cell: a number, None, NaN or text
+              digits: int = 3, # significant digits of a float
+             ) -> str:         # the cell as a page shows it
+    "One table cell as text: about `digits` significant digits for a float, integers whole, '–' for None or NaN, text as it is."
+    if v is None or (isinstance(v, (float, np.floating)) and not math.isfinite(float(v))) or v is pd.NA: return "–"
+    if isinstance(v, (bool, np.bool_)): return "yes" if v else "no"
+    if isinstance(v, (int, np.integer)): return f"{int(v):,}"
+    if isinstance(v, (float, np.floating)):
+        r = _sig(float(v), digits)
+        return f"{r:,.0f}" if abs(r) >= 10 ** (digits - 1) else f"{r:.{max(0, digits - 1 - int(math.floor(math.log10(abs(r)))))}f}" if r else "0"
+    return str(v)
+
+def fmt_duration(seconds: float | None) -> str:
+    "A duration as a page shows it: `9 min 59 s`, `47 s`, `1 h 05 min`; '–' when unknown."
+    if seconds is None or not math.isfinite(seconds): return "–"
+    s = int(round(seconds))
+    if s < 60: return f"{s} s"
+    if s < 3600: return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+# %% ../nbs/13_report.ipynb #bd832cfa
+_METRIC_WORDS = {"accuracy": "accuracy", "aurc": "AURC (area under the risk–coverage curve)", "ece": "ECE",
+                 "auroc_entropy": "errors found by entropy (AUROC)", "auroc_max_prob": "errors found by top probability (AUROC)",
+                 "auroc_mutual_information": "errors found by mutual information (AUROC)", "brier": "Brier score",
+                 "ce_debiased": "calibration error, debiased", "nll": "NLL", "auc": "ROC-AUC", "aupr": "AUPR", "f1": "F1",
+                 "softmax": "softmax", "temperature": "temperature-scaled softmax", "mc_head": "MC dropout in the head",
+                 "mc_fusion": "MC dropout in the head and fusion", "ensemble": "ensemble of seeds"}
+_SET_KEY = re.compile(r"(coverage|set_size)_(marginal|mondrian)@([\d.]+)(?:_class(\d+))?")
+
+def metric_words(key: str,                              # a metric key of `metrics.json`
+                 classes: Sequence[str] | None = None,  # the class names, for `_class<i>`
+                ) -> str:                               # the key in words
+    "A metric or method key in words: `coverage_mondrian@0.1_class0` → 'coverage of class-wise sets, α = 0.1: NORMAL'; others as they are."
+    if key in _METRIC_WORDS: return _METRIC_WORDS[key]
+    if not (m := _SET_KEY.fullmatch(key)): return key
+    what = "coverage" if m[1] == "coverage" else "mean set size"
+    sets = "class-wise sets" if m[2] == "mondrian" else "sets"
+    c = None if m[4] is None else int(m[4])
+    who = "" if c is None else f": {classes[c] if classes is not None and c < len(classes) else f'class {c}'}"
+    return f"{what} of {sets}, α = {m[3]}{who}"
+
+# %% ../nbs/13_report.ipynb #55d3bdc4
+def fmt_table(df: pd.DataFrame,                          # a table of numbers and text
+              label: str = "",                           # the name of the row labels' column ('' for none)
+              classes: Sequence[str] | None = None,      # class names, for metric keys ending `_class<i>`
+              digits: int = 3,                           # significant digits
+             ) -> pd.DataFrame:                          # text cells, row labels a column, a plain 0..n-1 index
+    "A table as every page shows it: text cells (`fmt_value`), metric keys in words (`metric_words`), no index column."
+    out = df.rename(index=lambda k: metric_words(k, classes) if isinstance(k, str) else k,
+                    columns=lambda k: metric_words(k, classes) if isinstance(k, str) else k)
+    out = out.astype(object).map(lambda v: fmt_value(v, digits))
+    if not isinstance(df.index, pd.RangeIndex): out = out.rename_axis(label or None).reset_index()
+    return out
+
+def show_table(df: pd.DataFrame, **kwargs) -> Any:
+    "`fmt_table(df, **kwargs)` for display: a pandas Styler without the index column."
+    return fmt_table(df, **kwargs).style.hide(axis="index")
 
 # %% ../nbs/13_report.ipynb #c101-p1
 def _entropy_table(unc: dict) -> pd.DataFrame:
@@ -222,9 +282,9 @@ def _vs_reference_seg(record: dict, cfg: dict, here: Path, reference: str) -> li
 def _training_time(t: dict) -> str:
     "The training time of a run; for a resumed run, its epochs' time (this process only finished or re-evaluated it)."
     own = t.get("train_wall_s") or 0
-    if not t.get("resumed_from_epoch"): return f"training {own:.0f} s"
+    if not t.get("resumed_from_epoch"): return f"training {fmt_duration(own)}"
     epochs = sum(h.get("seconds") or 0 for h in t.get("history") or [])
-    return f"training {epochs:.0f} s over its epochs (resumed from epoch {t['resumed_from_epoch']}; {own:.0f} s in this run)"
+    return f"training {fmt_duration(epochs)} over its epochs (resumed from epoch {t['resumed_from_epoch']}; {fmt_duration(own)} in this run)"
 
 # %% ../nbs/13_report.ipynb #c025g-p1
 def _glance_rows(record: dict, segmentation: bool) -> list[tuple[str, str]]:
