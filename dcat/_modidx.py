@@ -562,6 +562,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                             'dcat.study.link_figures': ('study.html#link_figures', 'dcat/study.py'),
                             'dcat.study.lower_seeds': ('study.html#lower_seeds', 'dcat/study.py'),
                             'dcat.study.model_for': ('study.html#model_for', 'dcat/study.py'),
+                            'dcat.study.page_from_notebook': ('study.html#page_from_notebook', 'dcat/study.py'),
                             'dcat.study.plan_status': ('study.html#plan_status', 'dcat/study.py'),
                             'dcat.study.plan_study': ('study.html#plan_study', 'dcat/study.py'),
                             'dcat.study.preflight': ('study.html#preflight', 'dcat/study.py'),

@@ -250,9 +250,7 @@ def _vs_single_backbones(cfg: dict, here: Path) -> list[str]:
     mine, lines = _load_npz(here / "predictions.npz"), []
     for base in _SINGLE_BACKBONES:
         f = here.parent.parent / base / f"seed-{cfg.seed}" / "predictions.npz"   # the dataset's folder: beside this arm
-        if not f.is_file():
-            lines.append(f"- against {base}: no report of that arm for this seed yet")
-            continue
+        if not f.is_file(): continue                                         # not run for this seed: nothing to say
         other = _load_npz(f)
         if other["y_test"].shape != mine["y_test"].shape or not (other["y_test"] == mine["y_test"]).all():
             lines.append(f"- against {base}: its test split differs; not compared")
@@ -270,7 +268,7 @@ def _vs_reference_seg(record: dict, cfg: dict, here: Path, reference: str) -> li
     ref = here.parent.parent / reference / f"seed-{cfg.seed}"
     if cfg.model == reference: return []
     if not (mine.is_file() and (ref / "predictions.npz").is_file()):
-        return [f"**Against {reference}:** no report of that arm for this seed yet."]
+        return []                                                            # not run for this seed: nothing to say
     rec_ref = json.loads((ref / "metrics.json").read_text()) if (ref / "metrics.json").is_file() else {"metrics": {}}
     c = compare_runs([(rec_ref, _load_npz(ref / "predictions.npz"))], [(record, _load_npz(mine))], metric="dice")
     bs = c["bootstrap"]
@@ -312,7 +310,8 @@ def _glance_lines(record: dict, cfg: dict, segmentation: bool) -> list[str]:
         pre = "pretrained backbones" if (record.get("model_info") or {}).get("pretrained") else "backbones trained from scratch"
         data = (f"**Data:** {d.get('n_train')} training, {d.get('n_val')} validation and {d.get('n_test')} test images "
                 f"({', '.join(map(str, d.get('classes') or []))}) at {cfg.image_size} px.")
-        spend = (f"**Budget:** {cfg.backbone_a} + {cfg.backbone_b}, {pre}; {runs}{rule}, batch {cfg.batch_size}, "
+        nets = {"effnet_only": cfg.backbone_a, "resnet_only": cfg.backbone_b}.get(cfg.model, f"{cfg.backbone_a} + {cfg.backbone_b}")
+        spend = (f"**Budget:** {nets}, {pre}; {runs}{rule}, batch {cfg.batch_size}, "
                  f"lr {cfg.lr}, {cfg.mc_samples} MC-dropout samples")
     commit = (prov.get("git_commit") or "unknown")[:10] + (" (with uncommitted changes)" if prov.get("git_dirty") else "")
     pk = prov.get("packages") or {}

@@ -37,9 +37,9 @@ __all__ = ['EQUIVALENT_CODE_FILE', 'DETECTOR_BANK', 'StudyError', 'find_template
            'hold_point', 'recover_report', 'seed_list', 'code_digest', 'code_fingerprint_of',
            'current_code_fingerprint', 'training_fingerprint', 'equivalent_code', 'accepted_fingerprints',
            'training_provenance', 'run_state', 'reusable_checkpoint', 'clean_leftovers', 'run_seed', 'lower_seeds',
-           'figures_elsewhere', 'render_run', 'render_reports', 'check_writable', 'run_study', 'PlannedRun',
-           'plan_study', 'execute_run', 'slurm_options', 'run_plan', 'plan_status', 'settings_task', 'model_for',
-           'fit_from_settings', 'RunResult', 'train_one', 'gradcam_file_arrays', 'run_one', 'train_run',
+           'figures_elsewhere', 'page_from_notebook', 'render_run', 'render_reports', 'check_writable', 'run_study',
+           'PlannedRun', 'plan_study', 'execute_run', 'slurm_options', 'run_plan', 'plan_status', 'settings_task',
+           'model_for', 'fit_from_settings', 'RunResult', 'train_one', 'gradcam_file_arrays', 'run_one', 'train_run',
            'gradcam_positions', 'preflight', 'preflight_plan', 'write_index', 'write_summary']
 
 # %% ../nbs/15_study.ipynb #c015
@@ -203,13 +203,17 @@ def finish_notebook(nb_path: str | os.PathLike,                  # the executed 
     """One read-modify-write of an executed report: machine paths scrubbed, the HTML report rendered if `html_path`
     is given, then figures replaced by `figure_note` if given (atomically): each figure is stored once, as a PNG that
     the HTML links, not again in the HTML or the notebook. A later seed's page (`elsewhere`) has no figures: its
-    figure sections are left out and the line `elsewhere` says where they are."""
+    figure sections are left out, the line `elsewhere` says where they are, and the code-free page is all it keeps (its
+    notebook, the template's code again with the same tables, is removed once the page is written)."""
     import nbformat
     nb = nbformat.read(str(nb_path), as_version=4)
     scrub_paths(nb, template)
     if elsewhere is not None:
         if figure_note: strip_figures(nb, figure_note)
-        if html_path is not None: render_html(nb, html_path, elsewhere)
+        if html_path is not None:
+            render_html(nb, html_path, elsewhere)
+            Path(nb_path).unlink()
+            return
     elif html_path is not None: render_html(nb, html_path)
     if figure_note: strip_figures(nb, figure_note)
     atomic_write_text(nb_path, nbformat.writes(nb))
@@ -426,6 +430,16 @@ def figures_elsewhere(folder: str | os.PathLike, # a later seed's report folder
     where = f"the page of [seed {first}](../seed-{first}/report.html)" if first is not None else "the page of the arm's first seed"
     return f"This page has seed {_seed_of(Path(folder))}'s tables; the arm's figures are drawn once, on {where}."
 
+# %% ../nbs/15_study.ipynb #f9052740
+def page_from_notebook(folder: str | os.PathLike, # a later seed's report folder with its committed `report.ipynb`
+                      ) -> Path:                   # its `report.html`
+    "A later seed's code-free page from its committed notebook (figure sections left out, a line to the figures); the notebook is removed."
+    folder = Path(folder)
+    if not lower_seeds(folder): raise ValueError(f"{folder}: the arm's first seed; its page is drawn with its figures (`render_run`)")
+    page = render_html(folder / "report.ipynb", folder / "report.html", figures_elsewhere(folder))
+    (folder / "report.ipynb").unlink()
+    return page
+
 # %% ../nbs/15_study.ipynb #render
 def render_run(folder: str | os.PathLike,  # a finished run's report folder (`metrics.json`, `predictions.npz`)
                progress: bool = False,      # one line on stderr when it starts
@@ -466,7 +480,10 @@ def render_reports(paths: Sequence[str | os.PathLike],  # run folders, or folder
     done, skipped = [], []
     for f in dict.fromkeys(folders):
         try: done.append(render_run(f, progress))
-        except ValueError as e: skipped.append((f, str(e)))
+        except ValueError as e:
+            if lower_seeds(f) and (f / "report.ipynb").is_file():     # a later seed older than its page: from its notebook
+                done.append(page_from_notebook(f).parent)
+            else: skipped.append((f, str(e)))
     return done, skipped
 
 # %% ../nbs/15_study.ipynb #c015f
