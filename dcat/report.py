@@ -16,7 +16,7 @@ from .stats import METRIC_LABELS, compare_arms, compare_runs, format_ci, holm, s
 
 # %% auto #0
 __all__ = ['PRESPECIFIED_SCORE', 'ARM_NAMES', 'metrics_table', 'history_table', 'fmt_value', 'fmt_duration', 'metric_words',
-           'fmt_table', 'show_table', 'uncertainty_tables', 'ci_table', 'methods_frame', 'paired_table',
+           'fmt_table', 'ShownTable', 'show_table', 'uncertainty_tables', 'ci_table', 'methods_frame', 'paired_table',
            'glance_markdown', 'forest_rows', 'seg_contrasts', 'resolution_rows', 'folder_parts', 'folder_order',
            'folder_label', 'verdict_markdown', 'summary_markdown', 'DocTable']
 
@@ -114,9 +114,15 @@ def fmt_table(df: pd.DataFrame,                          # a table of numbers an
     if not isinstance(df.index, pd.RangeIndex): out = out.rename_axis(label or None).reset_index()
     return out
 
-def show_table(df: pd.DataFrame, **kwargs) -> Any:
-    "`fmt_table(df, **kwargs)` for display: a pandas Styler without the index column."
-    return fmt_table(df, **kwargs).style.hide(axis="index")
+class ShownTable:
+    "A formatted table for display: HTML and plain text without the index column, the same every time it is drawn."
+    def __init__(self, df: pd.DataFrame): self.df = df
+    def _repr_html_(self) -> str: return self.df.to_html(index=False, border=0)
+    def __repr__(self) -> str: return self.df.to_string(index=False)
+
+def show_table(df: pd.DataFrame, **kwargs) -> ShownTable:
+    "`fmt_table(df, **kwargs)` for display: no index column, deterministic HTML (a page drawn again is the same page)."
+    return ShownTable(fmt_table(df, **kwargs))
 
 # %% ../nbs/13_report.ipynb #c101-p1
 def _entropy_table(unc: dict) -> pd.DataFrame:
@@ -346,25 +352,25 @@ def _arm_order(model: str) -> tuple:
 
 # %% ../nbs/13_report.ipynb #c017c-p1
 def _arm_rows(arms: dict) -> list[str]:
-    lines = ["| arm | seeds | AUC (mean ± sd) | AUC, first seed [95 % CI] | AUPR | accuracy | F1 | ECE | error at 80 % coverage | conformal coverage (α = 0.1) | parameters (M) | commit |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| arm | seeds | AUC (mean ± sd) | AUC, first seed [95 % CI] | AUPR | accuracy | F1 |", "|---|---|---|---|---|---|---|"]
+    more = ["| arm | ECE | error at 80 % coverage | conformal coverage (α = 0.1) | parameters (M) | trained at |", "|---|---|---|---|---|---|"]
     for name, (runs, agg) in arms.items():
         first = runs[0][0]
         iv = (first.get("intervals") or {}).get("auc")
         params = (first.get("model_info") or {}).get("parameters") or 0
         lines.append(f"| {name} | {len(runs)} | {_mean_sd(agg, 'auc')} | {format_ci(iv, 2, 100) if iv else _pct(first['metrics'].get('auc'))} | "
-                     f"{_mean_sd(agg, 'aupr')} | {_mean_sd(agg, 'accuracy')} | {_mean_sd(agg, 'f1')} | {_mean_sd(agg, 'ece')} | "
-                     f"{_mean_sd(agg, 'error_at_80')} | {_mean_sd(agg, 'conformal_coverage_0.1')} | {params / 1e6:.2f} | "
-                     f"{', '.join(c[:8] for c in agg.get('commits', []))} |")
+                     f"{_mean_sd(agg, 'aupr')} | {_mean_sd(agg, 'accuracy')} | {_mean_sd(agg, 'f1')} |")
+        more.append(f"| {name} | {_mean_sd(agg, 'ece')} | {_mean_sd(agg, 'error_at_80')} | {_mean_sd(agg, 'conformal_coverage_0.1')} | "
+                    f"{params / 1e6:.2f} | {', '.join(c[:8] for c in agg.get('commits', []))} |")
         ens = agg.get("ensemble")
         if ens:
             u = ens["uncertainty"]
             cov = ((u.get("conformal") or {}).get("lac") or {}).get("0.1", {}).get("coverage")
             lines.append(f"| {name}: ensemble of {len(ens['members'])} | – | – | {format_ci(ens['intervals']['auc'], 2, 100)} | "
-                         f"{_pct(ens['metrics']['aupr'])} | {_pct(ens['metrics']['accuracy'])} | {_pct(ens['metrics']['f1'])} | "
-                         f"{_pct(u['calibration']['mc']['ece'])} | {_pct(ens['intervals']['error_at_80']['value'])} | "
-                         f"{_pct(cov)} | – | – |")
-    return lines
+                         f"{_pct(ens['metrics']['aupr'])} | {_pct(ens['metrics']['accuracy'])} | {_pct(ens['metrics']['f1'])} |")
+            more.append(f"| {name}: ensemble of {len(ens['members'])} | {_pct(u['calibration']['mc']['ece'])} | "
+                        f"{_pct(ens['intervals']['error_at_80']['value'])} | {_pct(cov)} | – | – |")
+    return lines + ["", "Calibration, selective prediction and cost (%, mean ± sd over seeds):", ""] + more
 
 # %% ../nbs/13_report.ipynb #c017d
 def _margin(dataset: str) -> float | None:
@@ -377,9 +383,10 @@ def _margin(dataset: str) -> float | None:
 def _comparison_rows(arms: dict, reference: str = "dcat", n_resamples: int = 2000,
                      margin: float | None = None) -> tuple[list[str], dict]:
     m = f"±{100 * margin:.2f}" if margin else "none"
-    lines = [f"| arm − {reference} | ΔAUC, every seed and test image [95 % CI] | p | Holm p | verdict (margin {m}) | "
-             f"smallest Δ the seeds detect | seeds to detect the margin | seed 0 only: paired bootstrap ΔAUC [95 % CI] | DeLong p |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"| arm − {reference} | ΔAUC, every seed and test image [95 % CI] | p | Holm p | verdict (margin {m}) |", "|---|---|---|---|---|"]
+    power = ["How much the seeds can tell, and the first seed alone (AUC points):", "",
+             f"| arm − {reference} | smallest Δ the seeds detect | seeds to detect the margin | seed 0 only: paired bootstrap ΔAUC [95 % CI] | DeLong p |",
+             "|---|---|---|---|---|"]
     out = {name: compare_runs(arms[reference][0], runs, n_resamples=n_resamples, margin=margin)
            for name, (runs, _) in arms.items() if name != reference}
     adjusted = holm([(c["hierarchical"] or {}).get("p") for c in out.values()])
@@ -389,9 +396,9 @@ def _comparison_rows(arms: dict, reference: str = "dcat", n_resamples: int = 200
             c.update(verdict="inconclusive", basis=c["basis"] + "; different before Holm's correction")
         h, b, d = c["hierarchical"], c["bootstrap"], c["delong"]
         mdd = "–" if c["mdd"] is None else f"{100 * c['mdd']:.2f}"
-        lines.append(f"| {name} | {_signed(h)} | {_p(h and h['p'])} | {_p(ph)} | **{c['verdict']}** | {mdd} | "
-                     f"{c['seeds_for_margin'] or '–'} | {_signed(b)} | {_p(d and d['p'])} |")
-    return lines, out
+        lines.append(f"| {name} | {_signed(h)} | {_p(h and h['p'])} | {_p(ph)} | **{c['verdict']}** |")
+        power.append(f"| {name} | {mdd} | {c['seeds_for_margin'] or '–'} | {_signed(b)} | {_p(d and d['p'])} |")
+    return lines + [""] + power, out
 
 # %% ../nbs/13_report.ipynb #c017d-p2
 def forest_rows(arms: dict,  # `{arm: (runs, aggregate)}`, runs: `(metrics.json record, predictions)` per seed
@@ -482,11 +489,11 @@ def _prespecified(methods: dict | None, key: str) -> dict | None:
 
 # %% ../nbs/13_report.ipynb #c017h-2
 def _uncertainty_rows(arms: dict) -> list[str]:
-    lines = ["| arm | finds its errors: AUROC of MC entropy (pre-specified) | exploratory: best of the methods and scores | "
-             "ensemble of seeds: AUROC of MI | out-of-distribution AUROC of MC entropy (pre-specified) | "
-             "exploratory: best OOD AUROC | exploratory: ensemble's best OOD score | conformal coverage α = 0.1 (marginal) | "
-             "out-of-distribution AUROC of the feature detector (pre-specified; mean of seeds) | near-OOD (other source) AUROC of the detector |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    errs = ["Finding its own errors (AUROC, first seed):", "",
+            "| arm | MC entropy (pre-specified) | best of the methods and scores (exploratory) | ensemble of seeds: MI |", "|---|---|---|---|"]
+    lines = ["Telling foreign images from the test images (AUROC, first seed unless said):", "",
+             "| arm | MC entropy (pre-specified) | best score (exploratory) | ensemble's best score (exploratory) | "
+             "feature detector (pre-specified; mean of seeds) | near-OOD, other source: detector |", "|---|---|---|---|---|---|"]
     for name, (runs, agg) in arms.items():
         first = runs[0][0]
         methods = (first.get("uncertainty_methods") or {}).get("methods")
@@ -500,11 +507,11 @@ def _uncertainty_rows(arms: dict) -> list[str]:
         e = max(((s, r["auroc"]) for s, r in eo.items()), key=lambda x: x[1]["value"]) if eo else None
         po = (_prespecified(ood.get("methods"), PRESPECIFIED_SCORE) or {}).get("auroc")
         n_err, n_ood = sum(1 for _ in _scores(methods, "auroc")), len(oods)
-        lines.append(f"| {name} | {format_ci(pe, 3) if pe else '–'} | {format_ci(b[1], 3) + f' ({b[0]}, best of {n_err})' if b else '–'} | "
-                     f"{format_ci(ens, 3) if ens else '–'} | {format_ci(po, 3) if po else '–'} | "
-                     f"{format_ci(o[1], 3) + f' ({o[0]}, best of {n_ood})' if o else '–'} | {format_ci(e[1], 3) + f' ({e[0]})' if e else '–'} | "
-                     f"{_mean_sd(agg, 'conformal_coverage_0.1')} | {_detector_auroc(runs)} | {_detector_auroc(runs, 'near_ood')} |")
-    return lines
+        errs.append(f"| {name} | {format_ci(pe, 3) if pe else '–'} | {format_ci(b[1], 3) + f' ({b[0]}, best of {n_err})' if b else '–'} | "
+                    f"{format_ci(ens, 3) if ens else '–'} |")
+        lines.append(f"| {name} | {format_ci(po, 3) if po else '–'} | {format_ci(o[1], 3) + f' ({o[0]}, best of {n_ood})' if o else '–'} | "
+                     f"{format_ci(e[1], 3) + f' ({e[0]})' if e else '–'} | {_detector_auroc(runs)} | {_detector_auroc(runs, 'near_ood')} |")
+    return errs + [""] + lines
 
 # %% ../nbs/13_report.ipynb #c017e-res
 def _folder_size(ds: str, arms: dict) -> int | None:
@@ -543,8 +550,9 @@ def _resolution_section(base: str, rows: list[dict]) -> list[str]:
 
 # %% ../nbs/13_report.ipynb #c017e
 _SUMMARY_INTRO = ("Test-split figures of every arm, in percent, from `reports/<dataset>/<model>/seed-<k>/metrics.json` and the "
-    "arm's `aggregate.json`. Mean ± sd is over seeds; intervals over test images are 95 % stratified bootstrap intervals "
-    "(2,000 resamples). Each arm is compared with DCAT as arm − DCAT over every seed and every test image (a two-level "
+    "arm's `aggregate.json`. Mean ± sd is over seeds; intervals over test images are 95 % bootstrap intervals as each run "
+    "computed them: its test metrics' stratified BCa intervals (`bootstrap_resamples`, `intervals._method` in its "
+    "`metrics.json`), its uncertainty methods' with `uncertainty_methods.n_resamples` resamples. Each arm is compared with DCAT as arm − DCAT over every seed and every test image (a two-level "
     "bootstrap: seeds, then the shared test images), its p-values Holm-adjusted across the dataset's arms, and judged "
     "against an equivalence margin set in `settings.ini` from what the test set resolves: *equivalent* when the 90 % interval lies "
     "inside the margin (two one-sided tests), *different* when the 95 % interval excludes 0, *inconclusive* otherwise. "
@@ -600,6 +608,8 @@ def _verdict_row(label: str, arm: str, c: dict, seeds: tuple[int, int]) -> str:
     m = f" (±{100 * c['margin']:.2f})" if c.get("margin") else ""
     return f"| {label} | {arm} | {_signed(_verdict_interval(c))} | **{c['verdict']}**{m} | {seeds[0]}, {seeds[1]} |"
 
+
+# %% ../nbs/13_report.ipynb #be14e3ef
 _IN_WORDS = {"equivalent": "equivalent to DCAT", "higher": "higher than DCAT", "lower": "lower than DCAT",
              "inconclusive": "inconclusive against DCAT", "no detectable difference": "no detectable difference from DCAT"}
 
@@ -622,6 +632,14 @@ def _variant_cmps(by_ds: dict, n_resamples: int) -> dict:
             out[ds] = compare_runs(by_ds[base]["dcat"][0], arms["dcat"][0], n_resamples=n_resamples, margin=_margin(base))
     return out
 
+# %% ../nbs/13_report.ipynb #e44f4667
+def _answer_in_words(by_ds: dict, order: list, cmps: dict, seg: dict, variants: dict) -> list[str]:
+    "One sentence per folder (`_in_words`): the arms against DCAT, a variant's DCAT against the main one, the segmentation contrasts."
+    label = lambda ds: folder_label(ds, by_ds)
+    return ([_in_words(label(ds), [(ARM_NAMES.get(a, a), c) for a, c in cmps[ds].items()]) for ds in order if cmps.get(ds)]
+            + [_in_words(label(ds), [("DCAT of this variant", variants[ds])]) for ds in order if ds in variants]
+            + [_in_words(label(ds), [(ARM_NAMES.get(a, a), c)], ARM_NAMES.get(r, r)) for ds in order for a, r, c in seg.get(ds, [])])
+
 # %% ../nbs/13_report.ipynb #14059f6e
 def verdict_markdown(by_ds: dict,   # `{folder: {arm: (runs, aggregate)}}`, as `summary_markdown` takes it
                      cmps: dict,    # `{folder: {arm: compare_runs(...)}}`: each arm against DCAT
@@ -631,10 +649,7 @@ def verdict_markdown(by_ds: dict,   # `{folder: {arm: (runs, aggregate)}}`, as `
     "The summary's first section: DCAT's test AUC per folder, then every arm − DCAT, then the segmentation contrasts."
     order = sorted(by_ds, key=folder_order)
     lines = ["## The answer", "", "Does fusing the two backbones help? Each arm's test AUC against DCAT's, over every seed and test image:", ""]
-    lines += [_in_words(folder_label(ds, by_ds), [(ARM_NAMES.get(a, a), c) for a, c in cmps[ds].items()]) for ds in order if cmps.get(ds)]
-    lines += [_in_words(folder_label(ds, by_ds), [("DCAT of this variant", variants[ds])]) for ds in order if ds in variants]
-    lines += [_in_words(folder_label(ds, by_ds), [(ARM_NAMES.get(a, a), c)], ARM_NAMES.get(r, r))
-              for ds in order for a, r, c in seg.get(ds, [])]
+    lines += _answer_in_words(by_ds, order, cmps, seg, variants)
     lines += ["", "| data | DCAT test AUC, % (mean ± sd) | seeds | paper's DCAT AUC, % |", "|---|---|---|---|"]
     for ds in order:
         if "dcat" not in by_ds[ds]: continue
