@@ -129,10 +129,13 @@ def render_html(nb: Any,                       # an executed notebook: a path or
                ) -> Path:                      # `html_path`
     """Render an executed notebook (a path, or an nbformat node) to a code-free HTML page (atomically): nbconvert's
     plain body in a small stylesheet; figures shown from saved files are linked (`link_figures`), others embedded;
-    sections that show nothing are left out (`drop_empty_sections`)."""
+    sections that show nothing are left out (`drop_empty_sections`), and so are cells tagged `page-hidden` (the
+    template's notes on itself, for a reader of the notebook rather than of the page)."""
     import copy, html, nbformat
     from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
     exp = HTMLExporter(template_name="basic", exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    exp.register_preprocessor(TagRemovePreprocessor(remove_cell_tags={"page-hidden"}), enabled=True)   # the template's own notes
     nb = nbformat.read(str(nb), as_version=4) if isinstance(nb, (str, os.PathLike)) else copy.deepcopy(nb)
     link_figures(nb)
     drop_empty_sections(nb)
