@@ -25,9 +25,9 @@ from .shift import detector_scores, ensemble_ood, mahalanobis_from_state
 
 # %% auto #0
 __all__ = ['TIMING_KEYS', 'REPORT_KEYS', 'PREDICTIONS_SCHEMA', 'provenance', 'run_identity', 'run_hash', 'run_record',
-           'write_metrics', 'arm_dir', 'checkpoint_path', 'run_file', 'RunLockedError', 'run_lock', 'read_record',
-           'load_runs', 'aggregate_is_current', 'write_aggregate', 'save_predictions', 'RunFiles', 'read_run',
-           'save_predictor', 'load_predictor', 'predict_images']
+           'write_metrics', 'arm_dir', 'checkpoint_path', 'run_file', 'RunLockedError', 'run_lock', 'seed_of',
+           'read_record', 'load_runs', 'aggregate_is_current', 'write_aggregate', 'save_predictions', 'RunFiles',
+           'read_run', 'save_predictor', 'load_predictor', 'predict_images']
 
 # %% ../nbs/14_runs.ipynb #c007
 _PACKAGES = ("dcat", "torch", "torchvision", "timm", "numpy", "scikit-learn", "torchmetrics", "grad-cam", "umap-learn",
@@ -182,7 +182,9 @@ def run_lock(path: str | os.PathLike,  # the run's `.lock` file (`run_file(cfg, 
         os.close(fd)                                               # closing the descriptor releases the lock
 
 # %% ../nbs/14_runs.ipynb #c016a
-def _seed_of(p: Path) -> int:
+def seed_of(p: Path,  # a run folder, `seed-<k>`
+           ) -> int:    # k; a very large number for a name that is not `seed-<k>`
+    "The seed of a run folder, from its name (a folder not named `seed-<k>` sorts last)."
     try: return int(p.name.split("-", 1)[1])
     except (IndexError, ValueError): return 1 << 30
 
@@ -203,7 +205,7 @@ def load_runs(arm: str | os.PathLike,  # an arm's folder (`reports/<dataset>/<mo
     """`(metrics.json record, predictions or None)` for every seed folder of an arm, by seed (a legacy report: one run);
     a run whose files cannot be read is skipped with a warning naming the file."""
     arm, runs = Path(arm), []
-    for d in sorted(arm.glob("seed-*"), key=_seed_of):
+    for d in sorted(arm.glob("seed-*"), key=seed_of):
         if not (d / "metrics.json").is_file() or (rec := read_record(d / "metrics.json")) is None: continue
         pred = None
         if (d / "predictions.npz").is_file():

@@ -28,7 +28,7 @@ from .shift import (CORRUPTIONS, DEFAULT_DETECTOR, corrupt, corruption_report, c
 from .plots import close_figure, embed_features, plot_forest, plot_resolution
 from .fusion import DCATFusion
 from .report import ARM_NAMES, folder_order, forest_rows, metrics_table, summary_markdown
-from .runs import (REPORT_KEYS, _seed_of, checkpoint_path, load_runs, provenance, read_record, read_run, run_file, run_hash, run_identity,
+from .runs import (REPORT_KEYS, seed_of, checkpoint_path, load_runs, provenance, read_record, read_run, run_file, run_hash, run_identity,
                        run_lock, save_predictions, save_predictor, write_aggregate, write_metrics, aggregate_is_current, arm_dir)
 
 # %% auto #0
@@ -422,8 +422,8 @@ def lower_seeds(folder: str | os.PathLike, # a run's report folder (`.../<arm>/s
                ) -> list[int]:              # the seeds below k with a finished run in the same arm folder
     "The seeds below this run's that have finished (`metrics.json`) in its arm's folder."
     folder = Path(folder)
-    k = _seed_of(folder)
-    return sorted(s for p in folder.parent.glob("seed-*") if (s := _seed_of(p)) < k and (p / "metrics.json").is_file())
+    k = seed_of(folder)
+    return sorted(s for p in folder.parent.glob("seed-*") if (s := seed_of(p)) < k and (p / "metrics.json").is_file())
 
 # %% ../nbs/15_study.ipynb #149e2d97
 def figures_elsewhere(folder: str | os.PathLike, # a later seed's report folder
@@ -431,7 +431,7 @@ def figures_elsewhere(folder: str | os.PathLike, # a later seed's report folder
     "The line at the top of a later seed's page: its tables are here, its arm's figures on the lowest seed's page."
     first = min(lower_seeds(folder), default=None)
     where = f"the page of [seed {first}](../seed-{first}/report.html)" if first is not None else "the page of the arm's first seed"
-    return f"This page has seed {_seed_of(Path(folder))}'s tables; the arm's figures are drawn once, on {where}."
+    return f"This page has seed {seed_of(Path(folder))}'s tables; the arm's figures are drawn once, on {where}."
 
 # %% ../nbs/15_study.ipynb #f9052740
 def page_from_notebook(folder: str | os.PathLike, # a later seed's report folder with its committed `report.ipynb`
@@ -1114,7 +1114,7 @@ def _index_row(folder: Path, reports: Path) -> str:
     rel, arm = folder.relative_to(reports), folder.parent.name
     page = f'<a href="{html.escape(rel.as_posix())}/report.html">page</a>' if (folder / "report.html").is_file() else "–"
     commit = ((rec.get("provenance") or {}).get("git_commit") or "")[:8] or "–"
-    cells = [rel.parent.parent.as_posix(), ARM_NAMES.get(arm, arm), str(_seed_of(folder)), auc, dice, commit, page]
+    cells = [rel.parent.parent.as_posix(), ARM_NAMES.get(arm, arm), str(seed_of(folder)), auc, dice, commit, page]
     return "<tr>" + "".join(f"<td>{c if c.startswith('<a ') else html.escape(c)}</td>" for c in cells) + "</tr>"
 
 def write_index(reports_dir: str | os.PathLike, # the reports folder
@@ -1122,7 +1122,7 @@ def write_index(reports_dir: str | os.PathLike, # the reports folder
     "Write `reports/index.html`: one row per run (every seed), the main study first, each with its headline figure and its page."
     reports = Path(reports_dir)
     runs = [m.parent for m in reports.glob("**/seed-*/metrics.json") if not any(p.startswith(".") for p in m.relative_to(reports).parts)]
-    runs.sort(key=lambda f: (folder_order(f.relative_to(reports).parent.parent.as_posix()), f.parent.name != "dcat", f.parent.name, _seed_of(f)))
+    runs.sort(key=lambda f: (folder_order(f.relative_to(reports).parent.parent.as_posix()), f.parent.name != "dcat", f.parent.name, seed_of(f)))
     head = ("<tr><th>data</th><th>arm</th><th>seed</th><th>test AUC, % [95 % CI]</th><th>test Dice, % [95 % CI]</th>"
             "<th>commit</th><th>page</th></tr>")
     body = "\n".join(_index_row(f, reports) for f in runs)
