@@ -564,6 +564,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                             'dcat.study.gradcam_file_arrays': ('study.html#gradcam_file_arrays', 'dcat/study.py'),
                             'dcat.study.gradcam_positions': ('study.html#gradcam_positions', 'dcat/study.py'),
                             'dcat.study.hold_point': ('study.html#hold_point', 'dcat/study.py'),
+                            'dcat.study.html_page': ('study.html#html_page', 'dcat/study.py'),
                             'dcat.study.link_figures': ('study.html#link_figures', 'dcat/study.py'),
                             'dcat.study.lower_seeds': ('study.html#lower_seeds', 'dcat/study.py'),
                             'dcat.study.model_for': ('study.html#model_for', 'dcat/study.py'),

@@ -33,8 +33,8 @@ from .runs import (REPORT_KEYS, seed_of, checkpoint_path, load_runs, provenance,
 
 # %% auto #0
 __all__ = ['EQUIVALENT_CODE_FILE', 'DETECTOR_BANK', 'StudyError', 'find_template', 'template_path', 'check_template',
-           'link_figures', 'drop_empty_sections', 'render_html', 'scrub_paths', 'strip_figures', 'finish_notebook',
-           'hold_point', 'recover_report', 'seed_list', 'code_digest', 'code_fingerprint_of',
+           'link_figures', 'drop_empty_sections', 'html_page', 'render_html', 'scrub_paths', 'strip_figures',
+           'finish_notebook', 'hold_point', 'recover_report', 'seed_list', 'code_digest', 'code_fingerprint_of',
            'current_code_fingerprint', 'training_fingerprint', 'equivalent_code', 'accepted_fingerprints',
            'training_provenance', 'run_state', 'reusable_checkpoint', 'clean_leftovers', 'run_seed', 'lower_seeds',
            'figures_elsewhere', 'page_from_notebook', 'render_run', 'render_reports', 'check_writable', 'run_study',
@@ -123,6 +123,14 @@ def drop_empty_sections(nb,     # an executed notebook (an nbformat node), chang
     return len(drop)
 
 # %% ../nbs/15_study.ipynb #c015-2-p2
+def html_page(title: str, # the page's title (escaped here)
+              body: str,  # its HTML body
+             ) -> str:    # a whole page in the reports' small stylesheet
+    "A standalone HTML page in the reports' stylesheet: every run's page and the index of runs share it."
+    import html
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, '
+            f'initial-scale=1">\n<title>{html.escape(title)}</title>\n<style>{_PAGE_CSS}</style></head>\n<body>\n{body}\n</body></html>\n')
+
 def render_html(nb: Any,                       # an executed notebook: a path or an nbformat node
                 html_path: str | os.PathLike,  # where the page goes
                 preface: str | None = None,    # markdown shown after the title (a later seed: where its figures are)
@@ -142,10 +150,7 @@ def render_html(nb: Any,                       # an executed notebook: a path or
     if preface: nb.cells.insert(1, nbformat.v4.new_markdown_cell(preface))
     body, _ = exp.from_notebook_node(nb)
     heads = [l.lstrip("# ").strip() for c in nb.cells if c.cell_type == "markdown" for l in c.source.splitlines() if l.startswith("# ")]
-    page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, '
-            f'initial-scale=1">\n<title>{html.escape(heads[0] if heads else "dcat report")}</title>\n<style>{_PAGE_CSS}</style>'
-            f'</head>\n<body>\n{body}\n</body></html>\n')
-    return atomic_write_text(html_path, page)
+    return atomic_write_text(html_path, html_page(heads[0] if heads else "dcat report", body))
 
 # %% ../nbs/15_study.ipynb #c015c
 _KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR", "--IPKernelApp.capture_fd_output=False"]
@@ -1126,11 +1131,9 @@ def write_index(reports_dir: str | os.PathLike, # the reports folder
     head = ("<tr><th>data</th><th>arm</th><th>seed</th><th>test AUC, % [95 % CI]</th><th>test Dice, % [95 % CI]</th>"
             "<th>commit</th><th>page</th></tr>")
     body = "\n".join(_index_row(f, reports) for f in runs)
-    page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>dcat: every run</title><style>{_PAGE_CSS}</style>'
-            f'</head>\n<body>\n<h1>dcat: every run</h1>\n<p>{len(runs)} runs; intervals are 95 % bootstrap intervals over the '
-            f'test images of each run; the comparisons between arms are in <a href="summary.md">summary.md</a>.</p>\n'
-            f'<table>\n{head}\n{body}\n</table>\n</body></html>\n')
-    return atomic_write_text(reports / "index.html", page)
+    body = (f'<h1>dcat: every run</h1>\n<p>{len(runs)} runs; intervals are 95 % bootstrap intervals over the test images of '
+            f'each run; the comparisons between arms are in <a href="summary.md">summary.md</a>.</p>\n<table>\n{head}\n{body}\n</table>')
+    return atomic_write_text(reports / "index.html", html_page("dcat: every run", body))
 
 # %% ../nbs/15_study.ipynb #study-summary
 def write_summary(reports_dir: str | os.PathLike | None = None,  # the reports folder (None: the settings')
