@@ -18,11 +18,11 @@ from .shift import CORRUPTIONS, corrupt
 from .stats import Curve
 
 # %% auto #0
-__all__ = ['GRID_DPI', 'show_saved_figures', 'figure_alt', 'compact_png', 'save_figure', 'image_grid', 'close_figure',
-           'plot_roc_pr', 'plot_confusion', 'plot_entropy_hist', 'embed_features', 'plot_embedding', 'plot_umap',
-           'reliability_diagram', 'plot_gradcam', 'plot_attention', 'uncertain_gallery', 'plot_ood_histograms',
-           'plot_overlays', 'plot_seg_history', 'plot_risk_coverage', 'plot_corruptions', 'plot_forest',
-           'plot_resolution', 'plot_entropy_vs_dice', 'plot_history']
+__all__ = ['GRID_DPI', 'OKABE_ITO', 'CYCLE', 'show_saved_figures', 'figure_alt', 'compact_png', 'save_figure', 'palette',
+           'image_grid', 'close_figure', 'plot_roc_pr', 'plot_confusion', 'plot_entropy_hist', 'embed_features',
+           'plot_embedding', 'plot_umap', 'reliability_diagram', 'plot_gradcam', 'plot_attention', 'uncertain_gallery',
+           'plot_ood_histograms', 'plot_overlays', 'plot_seg_history', 'plot_risk_coverage', 'plot_corruptions',
+           'plot_forest', 'plot_resolution', 'plot_entropy_vs_dice', 'plot_history']
 
 # %% ../nbs/12_plots.ipynb #plots-save
 _SHOW_SAVED = False
@@ -85,6 +85,15 @@ def _show_file(fig: Any, path: str | os.PathLike, dpi: int) -> None:
                   metadata={"dcat_figure": rel.replace(os.sep, "/"), "alt": figure_alt(fig)}))
     plt.close(fig)
 
+# %% ../nbs/12_plots.ipynb #42d3846d
+OKABE_ITO = {"blue": "#0072B2", "orange": "#E69F00", "green": "#009E73", "vermillion": "#D55E00", "sky": "#56B4E9",
+             "purple": "#CC79A7", "yellow": "#F0E442", "black": "#000000"}
+CYCLE = [OKABE_ITO[k] for k in ("blue", "orange", "green", "vermillion", "purple", "sky", "yellow")]
+
+def palette(*axes: Any) -> None:
+    "Draw each axis's lines and points in the colour-blind-safe cycle (`CYCLE`)."
+    for ax in axes: ax.set_prop_cycle(color=CYCLE)
+
 # %% ../nbs/12_plots.ipynb #plots-save2-p2
 def image_grid(n: int,               # how many image axes
                ncols: int,           # axes per row (at most `n`)
@@ -115,7 +124,7 @@ def plot_roc_pr(roc: dict[str, Curve],                   # ROC curve per class (
     import matplotlib.pyplot as plt
     if not (isinstance(roc, dict) and isinstance(pr, dict)):
         raise TypeError("plot_roc_pr draws curves: pass dcat.stats.roc_curves(labels, probs) and pr_curves(labels, probs)")
-    fig, (ax_roc, ax_pr) = plt.subplots(1, 2, figsize=(10, 4.2))
+    fig, (ax_roc, ax_pr) = plt.subplots(1, 2, figsize=(7.6, 3.4)); palette(ax_roc, ax_pr)
     for name, c in roc.items(): ax_roc.plot(c.x, c.y, label=f"{name} (AUC {c.area:.3f})")
     for name, c in pr.items(): ax_pr.step(c.x, c.y, where="post", label=f"{name} (AP {c.area:.3f})")
     if len(pr) == 1 and (c := next(iter(pr.values()))).chance is not None:   # two classes: the positive rate
@@ -158,7 +167,7 @@ def plot_entropy_hist(entropy: np.ndarray,                         # per image, 
     if len(entropy) != len(correct): raise ValueError(f"entropy ({len(entropy)}) and correct ({len(correct)}) differ in length")
     edges = np.histogram_bin_edges(entropy, bins=bins) if len(entropy) else np.linspace(0, 1, bins + 1)
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for mask, name, color in ((correct, "correct", "tab:blue"), (~correct, "wrong", "tab:red")):
+    for mask, name, color in ((correct, "correct", OKABE_ITO["blue"]), (~correct, "wrong", OKABE_ITO["vermillion"])):
         if mask.any():
             ax.hist(entropy[mask], bins=edges, density=True, alpha=0.55, color=color,
                     label=f"{name} (n={mask.sum()}, mean {entropy[mask].mean():.3f})")
@@ -207,7 +216,7 @@ def plot_embedding(coords: np.ndarray | None,               # `embed_features`' 
     "Scatter of 2-D coordinates coloured by class; a note instead when there are none."
     import matplotlib.pyplot as plt
     labels = np.asarray(labels).ravel()
-    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    fig, ax = plt.subplots(figsize=(5.2, 4.6)); palette(ax)
     if coords is None:
         ax.text(0.5, 0.5, f"{method.upper()} needs at least 4 images (got {len(labels)})", ha="center", va="center")
         ax.axis("off")
@@ -248,11 +257,11 @@ def reliability_diagram(bins: pd.DataFrame,                    # `dcat.stats.cal
     w = 1 / n_bins
     centers = b["lo"] + w / 2
     has = b["count"] > 0
-    ax.bar(centers[has], b["accuracy"][has], width=w, edgecolor="k", color="tab:blue", label="accuracy")
+    ax.bar(centers[has], b["accuracy"][has], width=w, edgecolor="k", color=OKABE_ITO["blue"], label="accuracy")
     gap = (b["confidence"] - b["accuracy"])[has]
     over = gap > 0  # over-confident: confidence above accuracy
-    for mask, color, hatch, label in ((over, "tab:red", "//", "over-confident (confidence > accuracy)"),
-                                      (~over, "tab:green", "..", "under-confident (confidence < accuracy)")):
+    for mask, color, hatch, label in ((over, OKABE_ITO["vermillion"], "//", "over-confident (confidence > accuracy)"),
+                                      (~over, OKABE_ITO["sky"], "..", "under-confident (confidence < accuracy)")):
         if mask.any():
             ax.bar(centers[has][mask], gap[mask], bottom=b["accuracy"][has][mask], width=w, color=color, alpha=0.35,
                    edgecolor=color, hatch=hatch, label=label)
@@ -292,14 +301,14 @@ def plot_gradcam(images: torch.Tensor | np.ndarray,      # normalised tensors (B
                  titles: Sequence[str] | None = None,    # one title per image
                  path: str | os.PathLike | None = None,  # where to save the PNG (None: nowhere)
                  ncols: int = 6,                         # images per row
-                 alpha: float = 0.45):                   # the heatmap's opacity
-    "Each image with its Grad-CAM heatmap overlaid (jet colormap); returns the Figure."
+                 alpha: float = 0.35):                   # the heatmap's opacity: the image stays readable beneath
+    "Each image with its Grad-CAM heatmap overlaid (inferno, a perceptually uniform colormap); returns the Figure."
     imgs = to_display(images)
     if len(imgs) != len(heatmaps): raise ValueError(f"{len(imgs)} images but {len(heatmaps)} heatmaps")
-    fig, axes = image_grid(len(imgs), ncols)
+    fig, axes = image_grid(len(imgs), ncols, height=2.75)           # room for three lines of title
     for i, (ax, im, h) in enumerate(zip(axes, imgs, heatmaps)):
         ax.imshow(im)
-        m = ax.imshow(h, cmap="jet", alpha=alpha, vmin=0, vmax=1)
+        m = ax.imshow(h, cmap="inferno", alpha=alpha, vmin=0, vmax=1)
         if titles is not None: ax.set_title(titles[i], fontsize=7)
     fig.tight_layout()
     fig.colorbar(m, ax=list(axes), shrink=0.6, label="Grad-CAM (relative)")
@@ -340,7 +349,7 @@ def plot_attention(images: torch.Tensor | np.ndarray,      # normalised tensors 
     rel = _relative_attention(maps, names, n, imgs.shape[1:3])
     cols = list(rel)
     vmax = max(2.0, max(float(r.max()) for r in rel.values()))
-    fig, axes = plt.subplots(n, len(cols) + 1, figsize=(1.9 * (len(cols) + 1), 1.9 * n + 0.6), squeeze=False)
+    fig, axes = plt.subplots(n, len(cols) + 1, figsize=(1.45 * (len(cols) + 1), 1.45 * n + 0.6), squeeze=False)
     for ax in axes.ravel(): ax.set_xticks([]); ax.set_yticks([])
     for i in range(n):
         axes[i, 0].imshow(imgs[i])
@@ -369,11 +378,11 @@ def uncertain_gallery(images: torch.Tensor | np.ndarray,      # the test images,
         raise ValueError(f"lengths differ: images {len(images)}, labels {len(labels)}, preds {len(preds)}, entropy {len(entropy)}")
     idx = np.argsort(-entropy, kind="stable")[:k]
     imgs = to_display(images[torch.as_tensor(idx)] if torch.is_tensor(images) else np.asarray(images)[idx])
-    fig, axes = image_grid(len(idx), ncols)
+    fig, axes = image_grid(len(idx), ncols, height=2.65)            # room for two lines of title below the row above
     for ax, im, i in zip(axes, imgs, idx):
         ax.imshow(im)
         ax.set_title(f"true {classes[labels[i]]}\npred {classes[preds[i]]}  H={entropy[i]:.2f}", fontsize=8,
-                     color="k" if labels[i] == preds[i] else "tab:red")
+                     color="k" if labels[i] == preds[i] else OKABE_ITO["vermillion"])
     fig.suptitle(f"{len(idx)} most uncertain images (predictive entropy)")
     fig.tight_layout()
     return save_figure(fig, path, dpi=GRID_DPI)
@@ -391,8 +400,8 @@ def plot_ood_histograms(scores_in: dict[str, np.ndarray],         # per score, t
     for ax, k in zip(axes[0], names):
         both = np.r_[scores_in[k], scores_out[k]]
         bins = np.linspace(both.min(), both.max() + 1e-12, 31)
-        ax.hist(scores_in[k], bins, density=True, alpha=0.55, label=labels[0], color="tab:blue")
-        ax.hist(scores_out[k], bins, density=True, alpha=0.55, label=labels[1], color="tab:red")
+        ax.hist(scores_in[k], bins, density=True, alpha=0.55, label=labels[0], color=OKABE_ITO["blue"])
+        ax.hist(scores_out[k], bins, density=True, alpha=0.55, label=labels[1], color=OKABE_ITO["orange"])
         ax.set(xlabel=k.replace("_", " "), ylabel="density")
         ax.set_title(k.replace("_", " "), fontsize=10)
     axes[0][0].legend(fontsize=8)
@@ -426,7 +435,7 @@ def plot_overlays(images: torch.Tensor | np.ndarray,      # normalised tensors o
                   titles: Sequence[str] | None = None,    # one label per row
                   path: str | os.PathLike | None = None,  # where to save the PNG (None: nowhere)
                   size: float = 2.2):                     # inches per panel
-    "Rows of image / truth / prediction (probability, contours of truth in green and prediction in red) / entropy."
+    "Rows of image / truth / prediction (contours: truth solid blue, prediction dashed orange) / entropy."
     import matplotlib.pyplot as plt
     imgs = to_display(images)               # normalised tensors or the uint8 pictures a run saves
     n = len(imgs)
@@ -437,15 +446,15 @@ def plot_overlays(images: torch.Tensor | np.ndarray,      # normalised tensors o
         a[0].imshow(img)
         a[1].imshow(masks[i], cmap="gray", vmin=0, vmax=1)
         a[2].imshow(img)
-        a[2].contour(masks[i], levels=[0.5], colors="lime", linewidths=1)
-        a[2].contour(probs[i], levels=[0.5], colors="red", linewidths=1)
+        a[2].contour(masks[i], levels=[0.5], colors=OKABE_ITO["sky"], linewidths=1.2)
+        a[2].contour(probs[i], levels=[0.5], colors=OKABE_ITO["orange"], linewidths=1.2, linestyles="--")
         im = a[3].imshow(entropy[i], cmap="magma", vmin=0, vmax=math.log(2))
         for ax in a:
             ax.set_xticks([])
             ax.set_yticks([])
         if titles is not None:  # long file names are shortened so that rotated labels do not run into the next row
             a[0].set_ylabel("\n".join(t if len(t) <= 16 else t[:14] + "…" for t in str(titles[i]).split("\n")), fontsize=8)
-    for ax, t in zip(axes[0], ("image", "truth", "prediction (red), truth (green)", "entropy (nats)")): ax.set_title(t, fontsize=9)
+    for ax, t in zip(axes[0], ("image", "truth", "prediction (orange, dashed), truth (blue)", "entropy (nats)")): ax.set_title(t, fontsize=9)
     fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.5, fraction=0.03)
     return save_figure(fig, path, dpi=GRID_DPI)
 
@@ -454,8 +463,9 @@ def plot_seg_history(history: Sequence[dict],                 # per epoch `epoch
                      path: str | os.PathLike | None = None):  # where to save the PNG (None: nowhere)
     "Training and validation loss, and validation Dice and IoU, per epoch."
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
     ep = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(1, 2, figsize=(9, 3))
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3)); palette(*ax)
     ax[0].plot(ep, [h["train_loss"] for h in history], "o-", label="train")
     ax[0].plot(ep, [h["val_loss"] for h in history], "o-", label="validation")
     ax[0].set(title="Dice + BCE loss", xlabel="epoch")
@@ -464,6 +474,7 @@ def plot_seg_history(history: Sequence[dict],                 # per epoch `epoch
     ax[1].plot(ep, [h["val_iou"] for h in history], "o-", label="IoU")
     ax[1].set(title="validation", xlabel="epoch", ylim=(0, 1))
     ax[1].legend()
+    for a in ax: a.xaxis.set_major_locator(MaxNLocator(integer=True))   # epochs are whole
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -473,9 +484,11 @@ def plot_risk_coverage(curves: dict[str, Curve],                # per ranking (`
                       ):
     "Risk–coverage curves, each labelled with its AURC (the oracle's dotted); returns the Figure."
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(5, 3.8))
-    for name, c in curves.items():
-        ax.plot(c.x, c.y, ls=":" if name == "oracle" else "-", label=f"{name} (AURC {c.area:.3f})")
+    fig, ax = plt.subplots(figsize=(5, 3.8)); palette(ax)
+    styles = iter([("-", 2.6), ("--", 1.8), ("-.", 1.4), ((0, (1, 1)), 1.4)])   # curves that coincide (two classes:
+    for name, c in curves.items():                                           # entropy and top probability) stay visible
+        ls, lw = (":", 1.2) if name == "oracle" else next(styles, ("-", 1.2))
+        ax.plot(c.x, c.y, ls=ls, lw=lw, label=f"{name} (AURC {c.area:.3f})")
     ax.set(xlabel="coverage", ylabel="risk (error rate)", xlim=(0, 1), ylim=(0, None), title="Risk–coverage")
     ax.legend()
     fig.tight_layout()
@@ -488,7 +501,7 @@ def plot_corruptions(df: pd.DataFrame,                        # `dcat.shift.corr
     import matplotlib.pyplot as plt
     clean = df[df["corruption"] == "clean"].iloc[0]
     panels = [("accuracy", "accuracy"), ("entropy", "mean predictive entropy (nats)"), ("mc_mutual_information", "mean mutual information (MC)")]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6)); palette(*axes)
     for name, g in df[df["corruption"] != "clean"].groupby("corruption", sort=False):
         g = g.sort_values("severity")
         for ax, (col, _) in zip(axes, panels):
@@ -520,17 +533,17 @@ def plot_forest(rows: Sequence[dict],                                    # per a
         ci, single = r.get("ci"), len(r["values"]) < 2
         if ci is not None:
             ax.plot([scale * ci[0], scale * ci[1]], [yy, yy], color="0.35", lw=2, ls="--" if single else "-")
-        ax.plot(v, np.full(len(v), yy) + np.linspace(-0.12, 0.12, len(v)), "o", ms=4, color="tab:blue", alpha=0.7)
-        color = "tab:red" if r["arm"] == reference else "black"
+        ax.plot(v, np.full(len(v), yy) + np.linspace(-0.12, 0.12, len(v)), "o", ms=4, color=OKABE_ITO["blue"], alpha=0.7)
+        color = OKABE_ITO["vermillion"] if r["arm"] == reference else "black"
         ax.plot([v.mean()], [yy], "D", ms=8, color=color, zorder=3)
     labels = [r["arm"] + (" (single backbone)" if r["arm"] in marked else "") + f"  n={len(r['values'])}" for r in rows]
     ax.set_yticks(range(len(rows))[::-1], labels)
     if reference in [r["arm"] for r in rows]:
         ref = next(r for r in rows if r["arm"] == reference)
-        ax.axvline(scale * np.mean(ref["values"]), color="tab:red", lw=0.8, ls=":")
+        ax.axvline(scale * np.mean(ref["values"]), color=OKABE_ITO["vermillion"], lw=0.8, ls=":")
     ax.set_xlabel(f"test {metric}" + (" (%)" if scale == 100 else ""))
     ax.set_title(title or f"Test {metric} per arm: dots are seeds, diamonds their mean, bars 95 % intervals", fontsize=10)
-    ax.grid(axis="x", alpha=0.3)
+    ax.grid(axis="x", alpha=0.3); ax.set_ylim(-0.7, len(rows) - 0.3); ax.margins(x=0.08)   # no point on the frame
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -544,7 +557,7 @@ def plot_resolution(rows: Sequence[dict],      # `{'arm', 'size', 'diff', 'low',
     import matplotlib.pyplot as plt
     arms = list(dict.fromkeys(r["arm"] for r in rows))
     sizes = sorted({r["size"] for r in rows})
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    fig, ax = plt.subplots(figsize=(6.5, 3.8)); palette(ax)
     for j, arm in enumerate(arms):
         rs = sorted((r for r in rows if r["arm"] == arm), key=lambda r: r["size"])
         off = (j - (len(arms) - 1) / 2) * 0.035                       # arms side by side, on a log axis
@@ -580,13 +593,15 @@ def plot_history(history: Sequence[dict] | pd.DataFrame,  # per epoch `epoch`, `
                 ) -> Any:                                 # the Figure (saved to `path` when given)
     "Training and validation loss, and validation AUC, per epoch; returns the Figure."
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
     h = pd.DataFrame(history)
-    fig, ax = plt.subplots(1, 2, figsize=(9, 3))
-    h.plot(x="epoch", y=["train_loss", "val_loss"], ax=ax[0], marker="o")
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3)); palette(*ax)
+    h.plot(x="epoch", y=["train_loss", "val_loss"], ax=ax[0], marker="o", color=CYCLE[:2])
     ax[0].set_title("loss")
     ax[0].set_ylabel("cross-entropy")
     h.plot(x="epoch", y="val_auc", ax=ax[1], marker="o", legend=False)
     ax[1].set_title("validation AUC")
     ax[1].set_ylabel("AUC")
+    for a in ax: a.xaxis.set_major_locator(MaxNLocator(integer=True))   # epochs are whole
     fig.tight_layout()
     return save_figure(fig, path)

@@ -15,10 +15,11 @@ from .config import Settings, dataset_of_folder, model_label, parse_value, read_
 from .stats import METRIC_LABELS, compare_arms, compare_runs, format_ci, holm, seed_mean_ci, verdict
 
 # %% auto #0
-__all__ = ['PRESPECIFIED_SCORE', 'ARM_NAMES', 'metrics_table', 'history_table', 'fmt_value', 'fmt_duration', 'metric_words',
-           'fmt_table', 'ShownTable', 'show_table', 'uncertainty_tables', 'ci_table', 'methods_frame', 'paired_table',
-           'glance_markdown', 'forest_rows', 'seg_contrasts', 'resolution_rows', 'folder_parts', 'folder_order',
-           'folder_label', 'verdict_markdown', 'summary_markdown', 'DocTable']
+__all__ = ['MEDMNIST_V2', 'PRESPECIFIED_SCORE', 'ARM_NAMES', 'metrics_table', 'history_table', 'fmt_value', 'fmt_duration',
+           'metric_words', 'fmt_table', 'ShownTable', 'show_table', 'uncertainty_tables', 'ci_table', 'methods_frame',
+           'paired_table', 'findings', 'ood_table', 'glance_markdown', 'published_rows', 'forest_rows', 'seg_contrasts',
+           'resolution_rows', 'folder_parts', 'folder_order', 'folder_label', 'verdict_markdown', 'summary_markdown',
+           'DocTable']
 
 # %% ../nbs/13_report.ipynb #c014
 _METRIC_COLUMNS = ("accuracy", "precision", "recall", "f1", "auc", "aupr")
@@ -103,15 +104,18 @@ def metric_words(key: str,                              # a metric key of `metri
 
 # %% ../nbs/13_report.ipynb #55d3bdc4
 def fmt_table(df: pd.DataFrame,                          # a table of numbers and text
-              label: str = "",                           # the name of the row labels' column ('' for none)
+              label: str | Sequence[str] = "",           # the row labels' column name ('' for none); one per level of a MultiIndex
               classes: Sequence[str] | None = None,      # class names, for metric keys ending `_class<i>`
               digits: int = 3,                           # significant digits
              ) -> pd.DataFrame:                          # text cells, row labels a column, a plain 0..n-1 index
     "A table as every page shows it: text cells (`fmt_value`), metric keys in words (`metric_words`), no index column."
     out = df.rename(index=lambda k: metric_words(k, classes) if isinstance(k, str) else k,
                     columns=lambda k: metric_words(k, classes) if isinstance(k, str) else k)
-    out = out.astype(object).map(lambda v: fmt_value(v, digits))
-    if not isinstance(df.index, pd.RangeIndex): out = out.rename_axis(label or None).reset_index()
+    out = out.astype(object).map(lambda v: fmt_value(v, digits)).rename_axis(columns=None)   # no header cell for the columns' name
+    if not isinstance(df.index, pd.RangeIndex):
+        names = [label] if isinstance(label, str) else list(label)
+        if len(names) != out.index.nlevels: names = [n or "" for n in out.index.names]   # a MultiIndex keeps its level names
+        out = out.rename_axis(names).reset_index()
     return out
 
 class ShownTable:
@@ -151,7 +155,7 @@ def _calibration_table(unc: dict) -> pd.DataFrame:
     df = pd.DataFrame(rows).T
     t = {"MC-dropout mean, temperature-scaled": cal.get("temperature_mc"),
          "dropout off, temperature-scaled": cal.get("temperature_deterministic")}
-    if len(df): df["temperature"] = [_sig(t.get(i), 3) for i in df.index]
+    if len(df): df["fitted temperature"] = [_sig(t.get(i), 3) for i in df.index]
     return df
 
 # %% ../nbs/13_report.ipynb #c102-p2
@@ -287,7 +291,10 @@ def _training_time(t: dict) -> str:
     "The training time of a run; for a resumed run, its epochs' time (this process only finished or re-evaluated it)."
     own = t.get("train_wall_s") or 0
     if not t.get("resumed_from_epoch"): return f"training {fmt_duration(own)}"
-    epochs = sum(h.get("seconds") or 0 for h in t.get("history") or [])
+    history = t.get("history") or []
+    epochs = sum(h.get("seconds") or 0 for h in history)
+    if t["resumed_from_epoch"] >= len(history):          # every epoch was trained before: this process only evaluated
+        return f"training {fmt_duration(epochs)} over its epochs, in an earlier process (this one evaluated the finished checkpoint)"
     return f"training {fmt_duration(epochs)} over its epochs (resumed from epoch {t['resumed_from_epoch']}; {fmt_duration(own)} in this run)"
 
 # %% ../nbs/13_report.ipynb #c025g-p1
@@ -324,6 +331,46 @@ def _glance_lines(record: dict, cfg: dict, segmentation: bool) -> list[str]:
     return [data, f"{spend}; {_training_time(t)} on {prov.get('device')}.",
             f"**Code:** commit {commit}; dcat {pk.get('dcat')}, torch {pk.get('torch')}."]
 
+# %% ../nbs/13_report.ipynb #0889704c
+_OVERLAP = re.compile(r"(\d+) patients have images in both (\w+) and (\w+)")
+_SCORE_WORDS = {"features": "feature-space", "max_prob": "top probability", "mutual_information": "mutual information",
+                "mahalanobis": "Mahalanobis", "relative_mahalanobis": "relative Mahalanobis", "knn": "KNN", "vim": "ViM"}
+_score = lambda m, s: f"{_SCORE_WORDS.get(m, metric_words(m))} {_SCORE_WORDS.get(s, s)}"
+
+def _ood_finding(ood: dict | None) -> str | None:
+    rows = [(m, s, r["auroc"]) for m, by in ((ood or {}).get("methods") or {}).items() for s, r in by.items() if r.get("auroc")]
+    below = [(m, s, a) for m, s, a in rows if a.get("high") is not None and a["high"] < 0.5]
+    if not below: return None
+    m, s, a = min(below, key=lambda r: r[2]["value"])
+    good = [(m2, s2, a2) for m2, s2, a2 in rows if a2.get("low") is not None and a2["low"] > 0.5]
+    best = max(good, key=lambda r: r[2]["value"]) if good else None
+    return (f"**Foreign images look more familiar than the test images.** {len(below)} of {len(rows)} scores rank the "
+            f"{ood.get('n_out')} images of {Path(str(ood.get('ood_set'))).stem} *below* the {ood.get('n_in')} test images "
+            f"(lowest: {_score(m, s)}, AUROC {format_ci(a, 3)}): the model is surer of them than of its own images, "
+            f"so these scores would pass them as familiar"
+            + (f"; {_score(best[0], best[1])} does flag them (AUROC {format_ci(best[2], 3)})." if best else "."))
+
+def findings(record: dict,  # a run's `metrics.json` record
+            ) -> list[str]:  # markdown paragraphs, none when there is nothing to say
+    "What a reader must know before trusting a run's numbers: foreign images scored as more familiar, patients in two splits."
+    out = [f] if (f := _ood_finding(record.get("ood"))) else []
+    for note in (record.get("data") or {}).get("notes") or []:
+        if (m := _OVERLAP.search(note)) and "test" in (m[2], m[3]):
+            out.append(f"**Patients in two splits.** {m[1]} patients have images in both {m[2]} and {m[3]} (the dataset's "
+                       f"published split): other images of a test patient were {'trained on' if m[2] == 'train' else 'used for validation'}, "
+                       "so the test figures may be optimistic for them.")
+    return out
+
+# %% ../nbs/13_report.ipynb #fa527717
+def ood_table(methods: dict,  # `metrics.json`'s `ood` (or `near_ood`) `methods`: method -> score -> `auroc`, `fpr_at_95tpr`
+             ) -> pd.DataFrame:  # rows: scores in words; columns: methods in words
+    "A report's foreign-image scores as one compact table: 'AUROC [95 % CI]; FPR at 95 % TPR' per score and method."
+    cell = lambda r: f"{format_ci(r['auroc'], 3)}; {fmt_value((r.get('fpr_at_95tpr') or {}).get('value'))}"
+    out = {}
+    for m, by in methods.items():
+        for s, r in by.items(): out.setdefault(_SCORE_WORDS.get(s, s), {})[_SCORE_WORDS.get(m, metric_words(m))] = cell(r)
+    return pd.DataFrame(out).T.rename_axis("score")
+
 # %% ../nbs/13_report.ipynb #glance-lines-p1
 _SEG_REFERENCES = ("unet_raw",)   # the DCA authors' plain U-Net (raw skips): their own contrast, beside ours
 
@@ -344,15 +391,31 @@ def glance_markdown(record: dict,                           # the run's `metrics
     else:
         vs = _vs_single_backbones(cfg, here)
         vs = ["**Against the single backbones:**\n\n" + "\n".join(vs)] if vs else []
-    return "\n".join(head) + "\n\n" + "\n\n".join(b for b in [*vs, *_glance_lines(record, cfg, seg)] if b)
+    return "\n".join(head) + "\n\n" + "\n\n".join(b for b in [*vs, *findings(record), *_glance_lines(record, cfg, seg)] if b)
 
 # %% ../nbs/13_report.ipynb #c017c
 def _arm_order(model: str) -> tuple:
     return (model != "dcat", model not in _SINGLE_BACKBONES, model)
 
+# %% ../nbs/13_report.ipynb #1b7ef8ee
+# MedMNIST v2, Table 3 (test AUC, ACC; %): `(who, AUC, AUPR, accuracy)`, AUPR not published
+MEDMNIST_V2 = {"pneumoniamnist": [("ResNet-18 (28 px), MedMNIST v2", 94.4, None, 85.4), ("ResNet-50 (224 px), MedMNIST v2", 96.2, None, 88.4),
+                                  ("Google AutoML Vision, MedMNIST v2", 99.1, None, 94.6)],
+               "breastmnist": [("ResNet-18 (28 px), MedMNIST v2", 90.1, None, 86.3), ("Google AutoML Vision, MedMNIST v2", 91.9, None, None)]}
+_num = lambda v: "–" if v is None else f"{v:.2f}"
+
+def published_rows(ds: str,  # a summary folder (`covid19_radiography`, `kermany_pneumonia_96px`, `mc_fusion/pneumoniamnist`)
+                  ) -> list[tuple]: # `(who, AUC, AUPR, accuracy)` in %, for the arms' table
+    "The published figures of a folder's dataset: MedMNIST v2's baselines, and the DCAT paper's where it reported this dataset."
+    variant, base, _ = folder_parts(ds)
+    if variant: return []                                 # a variant's folder: its base folder shows them
+    pa, pp, ref = _paper_figures(base)
+    return list(MEDMNIST_V2.get(base, [])) + ([("DCAT, as published", pa, pp, None)] if pa is not None and not ref else [])
+
 # %% ../nbs/13_report.ipynb #c017c-p1
-def _arm_rows(arms: dict) -> list[str]:
+def _arm_rows(arms: dict, published: Sequence[tuple] = ()) -> list[str]:
     lines = ["| arm | seeds | AUC (mean ± sd) | AUC, first seed [95 % CI] | AUPR | accuracy | F1 |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| *published:* {who} | – | {_num(a)} | – | {_num(p)} | {_num(acc)} | – |" for who, a, p, acc in published]
     more = ["| arm | ECE | error at 80 % coverage | conformal coverage (α = 0.1) | parameters (M) | trained at |", "|---|---|---|---|---|---|"]
     for name, (runs, agg) in arms.items():
         first = runs[0][0]
@@ -470,7 +533,8 @@ PRESPECIFIED_SCORE = "entropy"
 # %% ../nbs/13_report.ipynb #c017h-p3
 def _detector_auroc(runs: Sequence[tuple], block: str = "ood") -> str:
     """The default feature-space detector's AUROC in each seed's `block` (`ood`: far; `near_ood`): the mean over seeds
-    with the t interval of the seed mean (one seed: its bootstrap interval); '–' when no seed measured it."""
+    with the t interval of the seed mean, clipped to [0, 1] where an AUROC lies (one seed: its bootstrap interval); '–'
+    when no seed measured it."""
     vals = []
     for rec, _ in runs:
         det = (rec.get("detectors") or {}).get("default")
@@ -479,7 +543,7 @@ def _detector_auroc(runs: Sequence[tuple], block: str = "ood") -> str:
     if not vals: return "–"
     if len(vals) == 1: return format_ci(vals[0], 3) + " (1 seed)"
     ci = seed_mean_ci([v["value"] for v in vals])
-    return format_ci({"value": float(np.mean([v["value"] for v in vals])), "low": ci[0], "high": ci[1]}, 3) + f" ({len(vals)} seeds)"
+    return format_ci({"value": float(np.mean([v["value"] for v in vals])), "low": max(0.0, ci[0]), "high": min(1.0, ci[1])}, 3) + f" ({len(vals)} seeds)"
 
 # %% ../nbs/13_report.ipynb #c017h-p4
 def _prespecified(methods: dict | None, key: str) -> dict | None:
@@ -677,6 +741,9 @@ def _dataset_heading(ds: str, arms: dict, label: str | None = None) -> list[str]
     lines = [f"## {label or base + (f' at {size} px' if size else '')}", "", "Arms: " + "; ".join(f"`{a}`, {model_label(a)}" for a in arms) + ".", ""]
     pa, pp, ref = _paper_figures(base)
     if pa is not None: lines += [f"Paper (DCAT{', reported on ' + ref if ref else ''}): AUC {pa:.2f}, AUPR {pp:.2f}.", ""]
+    avg = {((r.get("metrics") or {}).get("average") or "") for v in arms.values() if v for r, _ in v[0]}
+    if len(avg) == 1 and (m := re.fullmatch(r"binary \(positive class: (.+)\)", avg.pop())):
+        lines += [f"AUPR and F1 below are those of the positive class, {m[1]} (the `positive_class` setting).", ""]
     return lines
 
 # %% ../nbs/13_report.ipynb #rep-unc-intro
@@ -712,7 +779,7 @@ def summary_markdown(by_ds: dict,                  # `{dataset folder: {arm: (ru
             lines += _seg_section(dict(sorted(arms.items())), seg[ds])
             continue
         if ds in forests: lines += [f"![test AUC per arm]({forests[ds]})", ""]
-        lines += _arm_rows(arms) + [""]
+        lines += _arm_rows(arms, published_rows(ds)) + [""]
         lines += ["### Uncertainty", "", _UNCERTAINTY_INTRO, ""] + _uncertainty_rows(arms) + [""]
         if "dcat" in arms and len(arms) > 1:
             section, cmps[ds] = _against_dcat(ds, arms, n_resamples)

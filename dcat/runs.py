@@ -18,16 +18,16 @@ from .config import (Settings, atomic_torch_save, check_inside, atomic_write, at
 from .data import read_image
 from .loaders import normalize
 from .model import build_model
-from .stats import aggregate_seeds
+from .stats import aggregate_seeds, positive_index
 from .train import load_checkpoint
 from .uncertainty import MCResult, conformal_sets, ensemble_report, mc_predict, mutual_information, predictive_entropy
 from .shift import detector_scores, ensemble_ood, mahalanobis_from_state
 
 # %% auto #0
 __all__ = ['TIMING_KEYS', 'REPORT_KEYS', 'PREDICTIONS_SCHEMA', 'provenance', 'run_identity', 'run_hash', 'run_record',
-           'write_metrics', 'arm_dir', 'checkpoint_path', 'run_file', 'RunLockedError', 'run_lock', 'seed_of',
-           'read_record', 'load_runs', 'aggregate_is_current', 'write_aggregate', 'save_predictions', 'RunFiles',
-           'read_run', 'save_predictor', 'load_predictor', 'predict_images']
+           'write_metrics', 'seed_of', 'read_record', 'load_runs', 'aggregate_is_current', 'write_aggregate',
+           'save_predictions', 'RunFiles', 'read_run', 'save_predictor', 'load_predictor', 'predict_images', 'arm_dir',
+           'checkpoint_path', 'run_file', 'RunLockedError', 'run_lock']
 
 # %% ../nbs/14_runs.ipynb #c007
 _PACKAGES = ("dcat", "torch", "torchvision", "timm", "numpy", "scikit-learn", "torchmetrics", "grad-cam", "umap-learn",
@@ -126,61 +126,6 @@ def write_metrics(path: str | os.PathLike,      # where `metrics.json` goes
     atomic_write_text(path, json.dumps(rec, indent=2, sort_keys=True, allow_nan=False) + "\n")
     return rec
 
-# %% ../nbs/14_runs.ipynb #c013c
-def arm_dir(cfg: Settings,             # one run's settings (`reports_dir`, `dataset`, `model`, `image_size`)
-            preset: str | None = None,  # the `[preset.NAME]` the run's settings were resolved with
-           ) -> Path:
-    """An arm's report folder: `<reports_dir>/<dataset>/<model>` at the image size the dataset's section (with `preset`)
-    gives, `<reports_dir>/<dataset>_<S>px/<model>` at another, so runs at two resolutions never share a folder."""
-    cfg = Settings.of(cfg)
-    try: own = load_settings(cfg.dataset, preset=preset).get("image_size")
-    except (ValueError, KeyError, FileNotFoundError): own = None   # a dataset named by its file: no section, no size of its own
-    size = int(cfg.image_size or 0)
-    ds = cfg.dataset if own is None or int(own) == size else f"{cfg.dataset}_{size}px"
-    return check_inside(Path(cfg.reports_dir) / ds / cfg.model, cfg.reports_dir, "reports_dir")
-
-# %% ../nbs/14_runs.ipynb #c013c-p1
-def checkpoint_path(cfg: Settings,  # one run's settings
-                   ) -> Path:       # inside `checkpoints_dir`, or refused
-    "The run's best checkpoint: `<checkpoints_dir>/<dataset>/<model>/seed-<seed>-<run_hash>.pt`."
-    cfg = Settings.of(cfg)
-    path = Path(cfg.checkpoints_dir) / cfg.dataset / cfg.model / f"seed-{cfg.seed}-{run_hash(cfg)}.pt"
-    check_inside(path, cfg.checkpoints_dir, "checkpoints_dir")
-    return path
-
-# %% ../nbs/14_runs.ipynb #c013c-p2
-def run_file(cfg: dict,    # one run's settings
-             suffix: str,  # the file's suffix, e.g. `'.lock'`
-            ) -> Path:     # beside the checkpoint
-    "A file of the run beside its checkpoint, e.g. `run_file(cfg, '.predictor.pt')`, `'.metrics.json'`, `'.lock'`."
-    return checkpoint_path(cfg).with_suffix(suffix)
-
-# %% ../nbs/14_runs.ipynb #c013f
-class RunLockedError(RuntimeError):
-    "Another process holds the lock of this run."
-
-# %% ../nbs/14_runs.ipynb #c013f-p1
-@contextlib.contextmanager
-def run_lock(path: str | os.PathLike,  # the run's `.lock` file (`run_file(cfg, '.lock')`)
-            ) -> Iterator[Path]:       # `path`, while the lock is held
-    "Hold an exclusive lock on `path` while the block runs; refuse (naming the holder) if another process holds it."
-    import fcntl
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "an unknown process"
-            raise RunLockedError(f"{path}: this run is already in progress ({holder}); "
-                                 f"wait for it to finish or stop that process") from None
-        stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {platform.node()} since {stamp}".encode(), 0)
-        yield path
-    finally:
-        os.close(fd)                                               # closing the descriptor releases the lock
-
 # %% ../nbs/14_runs.ipynb #c016a
 def seed_of(p: Path,  # a run folder, `seed-<k>`
            ) -> int:    # k; a very large number for a name that is not `seed-<k>`
@@ -253,7 +198,8 @@ def write_aggregate(arm: str | os.PathLike,  # an arm's folder
     elif len(with_pred) >= 2 and not agg["mixed_settings"]:
         classes = (recs[0].get("data") or {}).get("classes") or [str(i) for i in range(with_pred[0][1]["p_test"].shape[1])]
         try:
-            agg["ensemble"] = ensemble_report([p for _, p in with_pred], classes, [s for s, _ in with_pred])
+            positive = positive_index(classes, (recs[0].get("params") or {}).get("positive_class")) if len(classes) == 2 else 1
+            agg["ensemble"] = ensemble_report([p for _, p in with_pred], classes, [s for s, _ in with_pred], positive)
             agg["ensemble"]["ood"] = ensemble_ood([p for _, p in with_pred])
         except ValueError as e: agg["ensemble_skipped"] = str(e)     # e.g. generated data that differs per seed
     atomic_write_text(arm / "aggregate.json", json.dumps(to_jsonable(agg), indent=1, sort_keys=True, allow_nan=False) + "\n")
@@ -442,3 +388,58 @@ def predict_images(paths: Sequence[str | os.PathLike],  # image files
     det = meta.get("detector")
     mc = mc_predict(model, batches, T=T, seed=meta.get("seed", 0), device=device, return_features=det is not None)
     return _prediction_rows(ok, mc, meta["classes"], qhat, alpha, det), skipped
+
+# %% ../nbs/14_runs.ipynb #c013c
+def arm_dir(cfg: Settings,             # one run's settings (`reports_dir`, `dataset`, `model`, `image_size`)
+            preset: str | None = None,  # the `[preset.NAME]` the run's settings were resolved with
+           ) -> Path:
+    """An arm's report folder: `<reports_dir>/<dataset>/<model>` at the image size the dataset's section (with `preset`)
+    gives, `<reports_dir>/<dataset>_<S>px/<model>` at another, so runs at two resolutions never share a folder."""
+    cfg = Settings.of(cfg)
+    try: own = load_settings(cfg.dataset, preset=preset).get("image_size")
+    except (ValueError, KeyError, FileNotFoundError): own = None   # a dataset named by its file: no section, no size of its own
+    size = int(cfg.image_size or 0)
+    ds = cfg.dataset if own is None or int(own) == size else f"{cfg.dataset}_{size}px"
+    return check_inside(Path(cfg.reports_dir) / ds / cfg.model, cfg.reports_dir, "reports_dir")
+
+# %% ../nbs/14_runs.ipynb #c013c-p1
+def checkpoint_path(cfg: Settings,  # one run's settings
+                   ) -> Path:       # inside `checkpoints_dir`, or refused
+    "The run's best checkpoint: `<checkpoints_dir>/<dataset>/<model>/seed-<seed>-<run_hash>.pt`."
+    cfg = Settings.of(cfg)
+    path = Path(cfg.checkpoints_dir) / cfg.dataset / cfg.model / f"seed-{cfg.seed}-{run_hash(cfg)}.pt"
+    check_inside(path, cfg.checkpoints_dir, "checkpoints_dir")
+    return path
+
+# %% ../nbs/14_runs.ipynb #c013c-p2
+def run_file(cfg: dict,    # one run's settings
+             suffix: str,  # the file's suffix, e.g. `'.lock'`
+            ) -> Path:     # beside the checkpoint
+    "A file of the run beside its checkpoint, e.g. `run_file(cfg, '.predictor.pt')`, `'.metrics.json'`, `'.lock'`."
+    return checkpoint_path(cfg).with_suffix(suffix)
+
+# %% ../nbs/14_runs.ipynb #c013f
+class RunLockedError(RuntimeError):
+    "Another process holds the lock of this run."
+
+# %% ../nbs/14_runs.ipynb #c013f-p1
+@contextlib.contextmanager
+def run_lock(path: str | os.PathLike,  # the run's `.lock` file (`run_file(cfg, '.lock')`)
+            ) -> Iterator[Path]:       # `path`, while the lock is held
+    "Hold an exclusive lock on `path` while the block runs; refuse (naming the holder) if another process holds it."
+    import fcntl
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "an unknown process"
+            raise RunLockedError(f"{path}: this run is already in progress ({holder}); "
+                                 f"wait for it to finish or stop that process") from None
+        stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {platform.node()} since {stamp}".encode(), 0)
+        yield path
+    finally:
+        os.close(fd)                                               # closing the descriptor releases the lock

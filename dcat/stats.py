@@ -18,13 +18,14 @@ from sklearn import metrics as skm
 from sklearn.preprocessing import label_binarize
 
 # %% auto #0
-__all__ = ['METRIC_LABELS', 'check_labels_probs', 'auc', 'confusion', 'classification_metrics', 'Curve', 'roc_curves',
-           'pr_curves', 'calibration_bins', 'expected_calibration_error', 'nll_per_image', 'brier_per_image', 'nll',
-           'brier', 'calibration_summary', 'debiased_calibration_error', 'paired_loss_test', 'risk_coverage', 'aurc',
-           'accuracy_at_coverage', 'risk_coverage_curves', 'bootstrap_ci', 'auroc_bca', 'ood_metrics', 'dice_iou',
-           'pixel_auroc', 'image_uncertainty', 'metrics_with_ci', 'format_ci', 'paired_bootstrap', 'verdict',
-           'compare_arms', 'aggregate_seeds', 'hierarchical_bootstrap', 'holm', 'welch_tost',
-           'min_detectable_difference', 'seeds_needed', 'equivalence_verdict', 'compare_runs', 'seed_mean_ci']
+__all__ = ['METRIC_LABELS', 'check_labels_probs', 'auc', 'confusion', 'positive_index', 'classification_metrics', 'Curve',
+           'roc_curves', 'pr_curves', 'calibration_bins', 'expected_calibration_error', 'nll_per_image',
+           'brier_per_image', 'nll', 'brier', 'calibration_summary', 'debiased_calibration_error', 'paired_loss_test',
+           'risk_coverage', 'aurc', 'accuracy_at_coverage', 'risk_coverage_curves', 'bootstrap_ci', 'auroc_bca',
+           'ood_metrics', 'dice_iou', 'pixel_auroc', 'image_uncertainty', 'metrics_with_ci', 'format_ci',
+           'paired_bootstrap', 'verdict', 'compare_arms', 'aggregate_seeds', 'hierarchical_bootstrap', 'holm',
+           'welch_tost', 'min_detectable_difference', 'seeds_needed', 'equivalence_verdict', 'compare_runs',
+           'seed_mean_ci']
 
 # %% ../nbs/08_stats.ipynb #c008
 def check_labels_probs(labels: Any,                          # true classes (N,), any integer array-like
@@ -68,16 +69,25 @@ def confusion(labels: np.ndarray,       # true classes (N,)
     cm = skm.confusion_matrix(labels, preds, labels=list(range(num_classes)))
     return cm / np.maximum(cm.sum(1, keepdims=True), 1) if normalise else cm
 
+# %% ../nbs/08_stats.ipynb #db68a6b3
+def positive_index(classes: Sequence[str],    # class names, in label order
+                   positive: str | None = None, # the positive class's name (the `positive_class` setting); None: label 1
+                  ) -> int:                     # its label
+    "The label of a binary task's positive class; a `ValueError` naming the setting when it is not one of `classes`."
+    if positive is None: return 1
+    if positive not in classes: raise ValueError(f"setting 'positive_class': {positive!r} is not one of the classes {list(classes)}")
+    return list(classes).index(positive)
+
 # %% ../nbs/08_stats.ipynb #stats-cm
 def classification_metrics(labels: np.ndarray,                   # true classes (N,)
                            probs: np.ndarray,                    # class probabilities (N, C)
                            classes: Sequence[str] | None = None, # class names, in label order (default: '0', '1', ...)
+                           positive: int = 1,                    # binary tasks: the label of the positive class (`positive_index`)
                           ) -> dict:                             # flat metrics, `per_class` and `confusion_matrix`
-    "Accuracy, precision, recall, F1, AUC, AUPR (binary: positive class 1; multiclass: one-vs-rest macro), per-class values and the confusion matrix."
+    "Accuracy, precision, recall, F1, AUC, AUPR (binary: of the `positive` class; multiclass: one-vs-rest macro), per-class values and the confusion matrix."
     labels, probs = check_labels_probs(labels, probs, classes)
     classes = list(classes) if classes is not None else [str(i) for i in range(probs.shape[1])]
-    C = probs.shape[1]
-    preds = probs.argmax(1)
+    C, preds = probs.shape[1], probs.argmax(1)
     onehot = label_binarize(labels, classes=list(range(C))) if C > 2 else np.eye(2, dtype=int)[labels]
     prec, rec, f1, sup = skm.precision_recall_fscore_support(labels, preds, labels=list(range(C)), zero_division=0)
     per_class = {}
@@ -88,10 +98,10 @@ def classification_metrics(labels: np.ndarray,                   # true classes 
                            "aupr": float(skm.average_precision_score(onehot[:, c], probs[:, c])) if has_both else float("nan")}
         if not has_both: warnings.warn(f"class {name!r}: {'no' if onehot[:, c].sum() == 0 else 'only'} examples in labels; its AUC/AUPR are NaN")
     out = {"n": int(len(labels)), "num_classes": int(C), "classes": classes,
-           "average": "binary (positive class: %s)" % classes[1] if C == 2 else "macro (one-vs-rest)",
+           "average": "binary (positive class: %s)" % classes[positive] if C == 2 else "macro (one-vs-rest)",
            "accuracy": float(skm.accuracy_score(labels, preds))}
     every = all(0 < onehot[:, c].sum() < len(labels) for c in range(C))
-    if C == 2: out.update({k: per_class[classes[1]][k] for k in ("precision", "recall", "f1", "aupr")})
+    if C == 2: out.update({k: per_class[classes[positive]][k] for k in ("precision", "recall", "f1", "aupr")})
     else: out.update(precision=float(prec.mean()), recall=float(rec.mean()), f1=float(f1.mean()),
                      aupr=float(np.mean([v["aupr"] for v in per_class.values()])))
     out["auc"] = auc(labels, probs) if every else float("nan")   # the one AUC; undefined when a class is missing
@@ -108,11 +118,11 @@ class Curve:
     area: float
     chance: float | None = None
 
-def _one_vs_rest(labels, probs, classes):
-    "(class name, 0/1 truth, score) for each class that has a curve: the positive class of two, else each present one."
+def _one_vs_rest(labels, probs, classes, positive=1):
+    "(class name, 0/1 truth, score) for each class that has a curve: the `positive` class of two, else each present one."
     labels, probs = check_labels_probs(labels, probs, classes)
     names = list(classes) if classes is not None else [str(i) for i in range(probs.shape[1])]
-    for c in ([1] if probs.shape[1] == 2 else range(probs.shape[1])):
+    for c in ([positive] if probs.shape[1] == 2 else range(probs.shape[1])):
         y = (labels == c).astype(int)
         if 0 < y.sum() < len(y): yield names[c], y, probs[:, c]
 
@@ -120,10 +130,11 @@ def _one_vs_rest(labels, probs, classes):
 def roc_curves(labels: np.ndarray,                     # true classes (N,)
                probs: np.ndarray,                      # class probabilities (N, C)
                classes: Sequence[str] | None = None,   # class names, the keys (default: '0', '1', ...)
+               positive: int = 1,                      # two classes: the label of the positive one
               ) -> dict[str, Curve]:
     "ROC curve (false-positive rate, true-positive rate) and its AUC per class: the positive class of two, else one-vs-rest."
     out = {}
-    for name, y, s in _one_vs_rest(labels, probs, classes):
+    for name, y, s in _one_vs_rest(labels, probs, classes, positive):
         fpr, tpr, _ = skm.roc_curve(y, s)
         out[name] = Curve(fpr, tpr, float(skm.roc_auc_score(y, s)))
     return out
@@ -131,10 +142,11 @@ def roc_curves(labels: np.ndarray,                     # true classes (N,)
 def pr_curves(labels: np.ndarray,                     # true classes (N,)
               probs: np.ndarray,                      # class probabilities (N, C)
               classes: Sequence[str] | None = None,   # class names, the keys (default: '0', '1', ...)
+              positive: int = 1,                      # two classes: the label of the positive one
              ) -> dict[str, Curve]:
     "Precision–recall curve (recall, precision), its average precision and the share of positives (chance), per class."
     out = {}
-    for name, y, s in _one_vs_rest(labels, probs, classes):
+    for name, y, s in _one_vs_rest(labels, probs, classes, positive):
         precision, recall, _ = skm.precision_recall_curve(y, s)
         out[name] = Curve(recall, precision, float(skm.average_precision_score(y, s)), chance=float(y.mean()))
     return out
@@ -447,13 +459,14 @@ def _selective_error(y, p, s, coverage=0.8):
     return 1.0 - accuracy_at_coverage(y, p, s, coverage)
 
 def metric_functions(num_classes: int,                                                     # C, the number of classes
+                     positive: int = 1,                                                    # two classes: the positive label
                     ) -> dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], float]]: # metric name -> f(labels, probs, score)
-    "Headline metrics as functions of (labels (N,), probs (N, C), uncertainty score (N,))."
-    C = num_classes
+    "Headline metrics as functions of (labels (N,), probs (N, C), uncertainty score (N,)); AUPR and F1 of two classes are the `positive` one's."
+    C, k = num_classes, positive
     if C == 2:
         fns = {"auc": lambda y, p, s: auc(y, p),
-               "aupr": lambda y, p, s: skm.average_precision_score(y, p[:, 1]),
-               "f1": lambda y, p, s: skm.f1_score(y, p.argmax(1), zero_division=0)}
+               "aupr": lambda y, p, s: skm.average_precision_score(y == k, p[:, k]),
+               "f1": lambda y, p, s: skm.f1_score(y, p.argmax(1), pos_label=k, zero_division=0)}
     else:
         oh = lambda y: np.eye(C, dtype=int)[y]
         fns = {"auc": lambda y, p, s: auc(y, p),
@@ -473,13 +486,14 @@ def metrics_with_ci(labels: np.ndarray,              # true classes (N,)
                     confidence_level: float = 0.95,  # the interval's coverage
                     seed: int = 0,                   # seed of the resampling
                     method: str = "BCa",             # 'BCa' or 'percentile'
+                    positive: int = 1,               # two classes: the label of the positive one (AUPR, F1)
                    ) -> dict:                        # metric name -> `{'value', 'low', 'high'}`, and `_method`
     "Every headline metric of `metric_functions` with its stratified bootstrap interval (BCa by default), keyed by metric name."
     y = np.asarray(labels).reshape(-1).astype(np.int64)
     p = np.asarray(probs, dtype=np.float64)
     s = -p.max(1) if score is None else np.asarray(score, dtype=np.float64)
     out = {}
-    for name, fn in metric_functions(p.shape[1]).items():
+    for name, fn in metric_functions(p.shape[1], positive).items():
         out[name] = bootstrap_ci(fn, y, p, s, strata=y, n_resamples=n_resamples, confidence_level=confidence_level,
                                  seed=seed, method=method)
     kind = ("BCa (bias-corrected and accelerated; percentile where a metric does not vary between leave-one-out samples)"

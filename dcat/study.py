@@ -19,7 +19,7 @@ from .config import (Settings, apply_compute_settings, atomic_write, atomic_writ
 from .data import ensure_data, load_npz_split, resolve_data_file
 from .loaders import Collate, LoaderDataset, make_loaders, normalize, split_validation, stratified_subset, to_display
 from .segdata import load_data
-from .stats import classification_metrics, format_ci, metrics_with_ci
+from .stats import classification_metrics, format_ci, metrics_with_ci, positive_index
 from .train import FitConfig, fit, last_checkpoint_path, load_checkpoint, run_budget
 from .uncertainty import (gradcam, mc_predict, predictive_entropy, seg_uncertainty_report, segmentation_metrics,
                               uncertainty_methods_report, uncertainty_report)
@@ -96,7 +96,8 @@ border-bottom:1px solid #d8dee4;padding-bottom:.2em}img{max-width:100%;height:au
 margin:.3em 0}code{background:#f3f4f6;padding:0 .25em;border-radius:3px}table{border-collapse:collapse;margin:.5em 0;
 font-size:13px;font-variant-numeric:tabular-nums}th,td{border:1px solid #d0d7de;padding:2px 8px;text-align:right}
 th{background:#f6f8fa}td:first-child,th:first-child{text-align:left}.anchor-link{visibility:hidden;text-decoration:none;
-margin-left:.25em}h1:hover .anchor-link,h2:hover .anchor-link,h3:hover .anchor-link{visibility:visible}"""
+margin-left:.25em}h1:hover .anchor-link,h2:hover .anchor-link,h3:hover .anchor-link{visibility:visible}
+.code_cell:has(img),.code_cell:has(table){display:inline-block;vertical-align:top;max-width:100%;margin-right:12px}"""   # figures side by side where they fit
 
 # %% ../nbs/15_study.ipynb #aebe62e9
 def _shows(c) -> bool:
@@ -903,8 +904,9 @@ def _evaluate_classification(r: RunResult, full: bool, stage: Callable) -> dict:
     stage("MC-dropout evaluation", "mc")
     r.mc_val = mc_predict(net, loaders["cal"], T=T, seed=seed, device=dev, return_features=True)
     r.mc_test = mc = mc_predict(net, loaders["test"], T=T, seed=seed, device=dev, return_features=True)
-    r.metrics = classification_metrics(mc.labels, mc.mean_probs, r.bundle.classes)
-    intervals = metrics_with_ci(mc.labels, mc.mean_probs, predictive_entropy(mc.probs), n_resamples=n_boot, seed=seed)
+    pos = positive_index(r.bundle.classes, cfg.positive_class) if len(r.bundle.classes) == 2 else 1
+    r.metrics = classification_metrics(mc.labels, mc.mean_probs, r.bundle.classes, pos)
+    intervals = metrics_with_ci(mc.labels, mc.mean_probs, predictive_entropy(mc.probs), n_resamples=n_boot, seed=seed, positive=pos)
     r.uncertainty = uncertainty_report(mc, r.mc_val, r.bundle.classes)
     stage("comparing uncertainty methods", "methods")
     r.extra["methods_table"], methods = uncertainty_methods_report(r.mc_val, mc, n_resamples=n_boot // 2, seed=seed)
@@ -1093,6 +1095,7 @@ def preflight(cfg: Settings,                               # one run's checked s
     if once: _check_model(cfg, bundle)
     if once and full and not seg and cfg.source == "npz": _check_corruptions(cfg)
     if full and not seg: gradcam_positions(cfg, bundle)
+    if not seg and len(bundle.classes) == 2: positive_index(bundle.classes, cfg.positive_class)
     return bundle
 
 # %% ../nbs/15_study.ipynb #preflight-p1

@@ -653,6 +653,7 @@ def ensemble_result(member_probs: Sequence[np.ndarray], # each member's probabil
 def ensemble_report(preds: Sequence[dict],  # each member's saved predictions (`p_test`, `y_test`, `p_cal`, `y_cal`)
                     classes: Sequence[str], # class names
                     seeds: Sequence[int],   # the members' seeds
+                    positive: int = 1,      # two classes: the label of the positive one (`dcat.stats.positive_index`)
                    ) -> dict:               # `members`, `metrics`, `intervals`, `error_detection`, `uncertainty`
     "Metrics, bootstrap intervals and uncertainty of the deep ensemble of several runs' saved predictions."
     import numpy as np
@@ -669,8 +670,8 @@ def ensemble_report(preds: Sequence[dict],  # each member's saved predictions (`
         from sklearn.metrics import roc_auc_score
         for name, s in (("auroc_entropy", H), ("auroc_mutual_information", MI)):
             detect[name] = bootstrap_ci(lambda w, s: roc_auc_score(w, s), wrong, s, strata=wrong, n_resamples=1000)
-    return {"members": list(seeds), "metrics": classification_metrics(y, test.mean_probs, classes),
-            "intervals": metrics_with_ci(y, test.mean_probs, H), "error_detection": detect,
+    return {"members": list(seeds), "metrics": classification_metrics(y, test.mean_probs, classes, positive),
+            "intervals": metrics_with_ci(y, test.mean_probs, H, positive=positive), "error_detection": detect,
             "uncertainty": uncertainty_report(test, val, classes)}
 
 # %% ../nbs/10_uncertainty.ipynb #seg-unc-report

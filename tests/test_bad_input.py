@@ -173,6 +173,7 @@ REFUSED = {   # args (the reports folder is added), the needle the one line must
     "class list longer than the labels": (lambda t: ["study", str(small_npz(t / "two.npz")), "-p", "classes=a,b,c"],
                                           "class 'c' has no training images"),
     "images too small to corrupt": (lambda t: ["study", str(small_npz(t / "tiny.npz", size=4))], "too small for the corruption"),
+    "positive class not among the classes": (["study", "synthetic", "-p", "positive_class=covid"], "'positive_class': 'covid'"),
     "missing weight file": (lambda t: ["study", "synthetic", "-p", f"pretrained_a={t / 'no.pth'}"], "no.pth"),
     "train: class list longer than the labels": (lambda t: ["train", str(small_npz(t / "two.npz")), "-p", "classes=a,b,c"],
                                                  "class 'c' has no training images"),

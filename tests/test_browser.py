@@ -23,12 +23,25 @@ DEFAULT_STUDY = "reports/pneumoniamnist/dcat/seed-0/report.html"
 
 @pytest.mark.parametrize("html", COMMITTED)
 def test_committed_report_in_browser(html):
-    """The default study's report is held to 12,000 px at 1280 px wide (the issue's target); other reports may carry
+    """The default study's report is held to 10,000 px at 1280 px wide (the issue's target); other reports may carry
     more (a longer budget's training table, multi-class tables), up to 14,000: a flood of progress bars, the failure this
     bound exists for, took 26,000."""
     need_chromium()
     from dcat.study import lower_seeds                   # a later seed's page links its figures rather than draws them
-    check_report(ROOT / html, max_height=12000 if html == DEFAULT_STUDY else 14000, figures=not lower_seeds((ROOT / html).parent))
+    check_report(ROOT / html, max_height=10000 if html == DEFAULT_STUDY else 14000, figures=not lower_seeds((ROOT / html).parent),
+                 written=drawable((ROOT / html).parent))
+
+def drawable(folder: Path) -> bool:
+    "The run's files can draw its page again (`dcat render`): then the page must read as written for its reader."
+    from dcat.runs import read_run
+    try: read_run(folder); return True
+    except ValueError: return False
+
+def test_pages_a_run_cannot_draw_again_are_counted():
+    "Pages held only to the basic checks (their runs predate the files a page is drawn from: to retrain), listed by name."
+    old = [h for h in COMMITTED if not drawable((ROOT / h).parent)]
+    print(f"{len(old)} of {len(COMMITTED)} committed pages await retraining: {old}")
+    assert len(old) <= 20, f"more pages than before cannot be drawn again from their files: {old}"
 
 def test_the_default_study_report_is_committed():
     assert DEFAULT_STUDY in COMMITTED, f"{DEFAULT_STUDY} is missing: the README's screenshot and numbers come from it"

@@ -1,7 +1,7 @@
 """One test per notebook: each notebook's own tests (cells marked slow, gpu or notest are skipped). The notebooks run in
 one `nbdev-test` call with two workers (each notebook in its own kernel), so the two cores share the ~20 of them;
 each notebook's test then reports its own result and, when it failed, that notebook's part of the output."""
-import re, subprocess
+import os, re, subprocess
 
 import pytest
 
@@ -15,8 +15,9 @@ def test_every_module_has_a_notebook():
 @pytest.fixture(scope="module")
 def nbdev_test():
     "Run every notebook's tests once: `(return code, output, names of the notebooks that failed)`."
-    r = subprocess.run([tool("nbdev-test"), "--n-workers", "2"], cwd=ROOT,                 # nbs/, as pyproject says
-                       capture_output=True, text=True, timeout=2400)
+    one = {k: "1" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}   # two kernels on two cores: one thread each (the lessons
+    r = subprocess.run([tool("nbdev-test"), "--n-workers", "2"], cwd=ROOT,  # leave threads to the machine); nbs/, as pyproject says
+                       capture_output=True, text=True, timeout=2400, env={**os.environ, **one})
     out = r.stdout + r.stderr
     tail = out.split("nbdev Tests Failed On The Following Notebooks:")[-1] if r.returncode else ""
     return r.returncode, out, set(re.findall(r"([\w.-]+\.ipynb)", tail))
