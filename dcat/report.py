@@ -410,7 +410,7 @@ def published_rows(ds: str,  # a summary folder (`covid19_radiography`, `kermany
     variant, base, _ = folder_parts(ds)
     if variant: return []                                 # a variant's folder: its base folder shows them
     pa, pp, ref = _paper_figures(base)
-    return list(MEDMNIST_V2.get(base, [])) + ([("DCAT, as published", pa, pp, None)] if pa is not None and not ref else [])
+    return list(MEDMNIST_V2.get(base, [])) + ([("DCAT (the paper)", pa, pp, None)] if pa is not None and not ref else [])
 
 # %% ../nbs/13_report.ipynb #c017c-p1
 def _arm_rows(arms: dict, published: Sequence[tuple] = ()) -> list[str]:
