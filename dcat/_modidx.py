@@ -362,7 +362,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'dcat.report.methods_frame': ('report.html#methods_frame', 'dcat/report.py'),
                              'dcat.report.metric_words': ('report.html#metric_words', 'dcat/report.py'),
                              'dcat.report.metrics_table': ('report.html#metrics_table', 'dcat/report.py'),
-                             'dcat.report.ood_table': ('report.html#ood_table', 'dcat/report.py'),
+                             'dcat.report.ood_auroc_table': ('report.html#ood_auroc_table', 'dcat/report.py'),
                              'dcat.report.paired_table': ('report.html#paired_table', 'dcat/report.py'),
                              'dcat.report.published_rows': ('report.html#published_rows', 'dcat/report.py'),
                              'dcat.report.resolution_rows': ('report.html#resolution_rows', 'dcat/report.py'),

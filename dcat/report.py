@@ -17,9 +17,9 @@ from .stats import METRIC_LABELS, compare_arms, compare_runs, format_ci, holm, s
 # %% auto #0
 __all__ = ['MEDMNIST_V2', 'PRESPECIFIED_SCORE', 'ARM_NAMES', 'metrics_table', 'history_table', 'fmt_value', 'fmt_duration',
            'metric_words', 'fmt_table', 'ShownTable', 'show_table', 'uncertainty_tables', 'ci_table', 'methods_frame',
-           'paired_table', 'findings', 'ood_table', 'glance_markdown', 'published_rows', 'forest_rows', 'seg_contrasts',
-           'resolution_rows', 'folder_parts', 'folder_order', 'folder_label', 'verdict_markdown', 'summary_markdown',
-           'DocTable']
+           'paired_table', 'findings', 'ood_auroc_table', 'glance_markdown', 'published_rows', 'forest_rows',
+           'seg_contrasts', 'resolution_rows', 'folder_parts', 'folder_order', 'folder_label', 'verdict_markdown',
+           'summary_markdown', 'DocTable']
 
 # %% ../nbs/13_report.ipynb #c014
 _METRIC_COLUMNS = ("accuracy", "precision", "recall", "f1", "auc", "aupr")
@@ -362,7 +362,7 @@ def findings(record: dict,  # a run's `metrics.json` record
     return out
 
 # %% ../nbs/13_report.ipynb #fa527717
-def ood_table(methods: dict,  # `metrics.json`'s `ood` (or `near_ood`) `methods`: method -> score -> `auroc`, `fpr_at_95tpr`
+def ood_auroc_table(methods: dict,  # `metrics.json`'s `ood` (or `near_ood`) `methods`: method -> score -> `auroc`, `fpr_at_95tpr`
              ) -> pd.DataFrame:  # rows: scores in words; columns: methods in words
     "A report's foreign-image scores as one compact table: 'AUROC [95 % CI]; FPR at 95 % TPR' per score and method."
     cell = lambda r: f"{format_ci(r['auroc'], 3)}; {fmt_value((r.get('fpr_at_95tpr') or {}).get('value'))}"
