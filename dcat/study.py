@@ -217,6 +217,8 @@ def finish_notebook(nb_path: str | os.PathLike,                  # the executed 
     import nbformat
     nb = nbformat.read(str(nb_path), as_version=4)
     scrub_paths(nb, template)
+    for c in nb.cells:                         # papermill names its cell at random: a page drawn again is the same page
+        if "injected-parameters" in c.metadata.get("tags", []): c.id = "injected-parameters"
     if elsewhere is not None:
         if figure_note: strip_figures(nb, figure_note)
         if html_path is not None:
