@@ -662,11 +662,8 @@ def folder_label(ds: str,                # a summary folder (`kermany_pneumonia_
 
 # %% ../nbs/13_report.ipynb #52eb85a6
 def _verdict_interval(c: dict) -> dict | None:
-    "The difference and interval `compare_runs`' verdict rests on: every seed and image, else seed means, else one seed's images."
-    sd = c.get("seeds") or {}
-    if c.get("margin") and c.get("hierarchical"): return c["hierarchical"]
-    if sd.get("n_a", 0) > 1 and sd.get("n_b", 0) > 1 and sd.get("low") is not None: return sd
-    return c.get("bootstrap") or c.get("hierarchical")
+    "The difference and interval `compare_runs`' verdict rests on (its `rests_on`): every seed and image, seed means, or one seed's images."
+    return c.get(c["rests_on"]) if c.get("rests_on") else None
 
 def _verdict_row(label: str, arm: str, c: dict, seeds: tuple[int, int]) -> str:
     m = f" (±{100 * c['margin']:.2f})" if c.get("margin") else ""

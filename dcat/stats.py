@@ -796,18 +796,20 @@ def _every_seed(ref_runs: Sequence[tuple], arm_runs: Sequence[tuple], metric: st
 
 # %% ../nbs/08_stats.ipynb #stats-verdict
 def _runs_verdict(out: dict, metric: str, margin: float | None) -> dict:
-    "`compare_runs`'s `verdict` and `basis` for its `out`: equivalence over seeds and images, else seeds, else one seed's images."
+    """`compare_runs`'s `verdict`, its `basis` in words and `rests_on`, the key of `out` holding the interval it rests
+    on: equivalence over seeds and images (`hierarchical`), else seed means (`seeds`), else one seed's images (`bootstrap`)."""
     sd, h = out["seeds"], out["hierarchical"]
     if h is not None and margin:
         v, basis = equivalence_verdict(h, margin), f"seeds ({h['n_arm']} vs {h['n_ref']}) and test images, margin ±{margin:g} {metric.upper()}"
         if min(h["n_arm"], h["n_ref"]) < 2 and v.startswith("equivalent"):   # one seed: its spread unknown
-            return {"verdict": "inconclusive", "basis": basis + "; equivalence needs two seeds a side"}
-        return {"verdict": v, "basis": basis}
+            return {"verdict": "inconclusive", "basis": basis + "; equivalence needs two seeds a side", "rests_on": "hierarchical"}
+        return {"verdict": v, "basis": basis, "rests_on": "hierarchical"}
     if sd["n_a"] > 1 and sd["n_b"] > 1 and sd["low"] is not None:
-        return {"verdict": verdict(sd["low"], sd["high"]), "basis": f"seeds ({sd['n_a']} vs {sd['n_b']})"}
+        return {"verdict": verdict(sd["low"], sd["high"]), "basis": f"seeds ({sd['n_a']} vs {sd['n_b']})", "rests_on": "seeds"}
     if out["bootstrap"] is not None:
-        return {"verdict": verdict(out["bootstrap"]["low"], out["bootstrap"]["high"]), "basis": f"test images, seed {out['seed']} only"}
-    return {"verdict": "not tested", "basis": "no saved predictions"}
+        return {"verdict": verdict(out["bootstrap"]["low"], out["bootstrap"]["high"]), "basis": f"test images, seed {out['seed']} only",
+                "rests_on": "bootstrap"}
+    return {"verdict": "not tested", "basis": "no saved predictions", "rests_on": None}
 
 # %% ../nbs/08_stats.ipynb #stats-compare2-2
 def compare_runs(ref_runs: Sequence[tuple],   # the reference's `(metrics.json record, predictions)` per seed (DCAT)
