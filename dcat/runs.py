@@ -198,7 +198,7 @@ def write_aggregate(arm: str | os.PathLike,  # an arm's folder
     elif len(with_pred) >= 2 and not agg["mixed_settings"]:
         classes = (recs[0].get("data") or {}).get("classes") or [str(i) for i in range(with_pred[0][1]["p_test"].shape[1])]
         try:
-            positive = positive_index(classes, (recs[0].get("params") or {}).get("positive_class")) if len(classes) == 2 else 1
+            positive = positive_index(classes, (recs[0].get("params") or {}).get("positive_class"))
             agg["ensemble"] = ensemble_report([p for _, p in with_pred], classes, [s for s, _ in with_pred], positive)
             agg["ensemble"]["ood"] = ensemble_ood([p for _, p in with_pred])
         except ValueError as e: agg["ensemble_skipped"] = str(e)     # e.g. generated data that differs per seed

@@ -72,9 +72,9 @@ def confusion(labels: np.ndarray,       # true classes (N,)
 # %% ../nbs/08_stats.ipynb #db68a6b3
 def positive_index(classes: Sequence[str],    # class names, in label order
                    positive: str | None = None, # the positive class's name (the `positive_class` setting); None: label 1
-                  ) -> int:                     # its label
+                  ) -> int:                     # its label (1 for a task of more than two classes: no positive class)
     "The label of a binary task's positive class; a `ValueError` naming the setting when it is not one of `classes`."
-    if positive is None: return 1
+    if positive is None or len(classes) != 2: return 1
     if positive not in classes: raise ValueError(f"setting 'positive_class': {positive!r} is not one of the classes {list(classes)}")
     return list(classes).index(positive)
 

@@ -906,7 +906,7 @@ def _evaluate_classification(r: RunResult, full: bool, stage: Callable) -> dict:
     stage("MC-dropout evaluation", "mc")
     r.mc_val = mc_predict(net, loaders["cal"], T=T, seed=seed, device=dev, return_features=True)
     r.mc_test = mc = mc_predict(net, loaders["test"], T=T, seed=seed, device=dev, return_features=True)
-    pos = positive_index(r.bundle.classes, cfg.positive_class) if len(r.bundle.classes) == 2 else 1
+    pos = positive_index(r.bundle.classes, cfg.positive_class)
     r.metrics = classification_metrics(mc.labels, mc.mean_probs, r.bundle.classes, pos)
     intervals = metrics_with_ci(mc.labels, mc.mean_probs, predictive_entropy(mc.probs), n_resamples=n_boot, seed=seed, positive=pos)
     r.uncertainty = uncertainty_report(mc, r.mc_val, r.bundle.classes)
@@ -1097,7 +1097,7 @@ def preflight(cfg: Settings,                               # one run's checked s
     if once: _check_model(cfg, bundle)
     if once and full and not seg and cfg.source == "npz": _check_corruptions(cfg)
     if full and not seg: gradcam_positions(cfg, bundle)
-    if not seg and len(bundle.classes) == 2: positive_index(bundle.classes, cfg.positive_class)
+    if not seg: positive_index(bundle.classes, cfg.positive_class)
     return bundle
 
 # %% ../nbs/15_study.ipynb #preflight-p1
