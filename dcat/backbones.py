@@ -140,6 +140,7 @@ def forward(self: Backbone, x: torch.Tensor) -> list[torch.Tensor]:
         if n in self._tap_set: out.append(x)
     return out
 
+# %% ../nbs/04_backbones.ipynb #ca668ae8b
 @patch
 def extra_repr(self: Backbone) -> str:
     return f"name={self.name}, taps={self.tap_names}, channels={self.channels}, strides={self.strides}"

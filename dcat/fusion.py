@@ -72,6 +72,7 @@ def finish(self: CrossAttention, x: torch.Tensor, a: torch.Tensor) -> torch.Tens
     "The stochastic part: `LayerNorm(x + drop(a))` for the attention branch `a` from `attend`."
     return self.norm(x + self.drop(a))
 
+# %% ../nbs/05_fusion.ipynb #6862f066b
 @patch
 def forward(self: CrossAttention, x: torch.Tensor, ctx: torch.Tensor, return_attn: bool = False):
     a = self.attend(x, ctx, return_attn)
@@ -116,6 +117,7 @@ def finish(self: BiCrossAttention, st: dict) -> torch.Tensor:
     yb = self.attn_ba.finish(st["tb"], st["ba"]) if self.bidirectional else st["tb"]
     return self.combine(torch.cat([to_map(ya, H, W), to_map(yb, H, W)], 1))   # (B, dim, H, W)
 
+# %% ../nbs/05_fusion.ipynb #3f8ec119b
 @patch
 def forward(self: BiCrossAttention, a: torch.Tensor, b: torch.Tensor, return_attn: bool = False):
     st = self.attend(a, b, return_attn)
@@ -217,9 +219,11 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, ret
         return a @ v, a
     return F.scaled_dot_product_attention(q, k, v, scale=scale), None
 
+# %% ../nbs/05_fusion.ipynb #16d9e71c
 def _norm_cat(T: torch.Tensor, norms: nn.ModuleList, widths: list[int]) -> torch.Tensor:
     return torch.cat([n(t) for n, t in zip(norms, T.split(widths, -1))], -1)
 
+# %% ../nbs/05_fusion.ipynb #c019-s1b
 def _dw(c: int, k: int, n: int | None):
     return DWProj(c, k) if n is None else nn.ModuleList(DWProj(c, k) for _ in range(n))
 

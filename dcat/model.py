@@ -82,6 +82,7 @@ def features(self: DCAT, x: torch.Tensor) -> torch.Tensor:
     "Pooled fused features `z (B, D)`, before the head's dropout."
     return self.mc_features(self.mc_cache(x))
 
+# %% ../nbs/06_model.ipynb #c007q-s3b
 @patch
 def forward(self: DCAT, x: torch.Tensor) -> torch.Tensor:
     "Logits `(B, num_classes)` for images `x (B, 3, H, W)`."

@@ -21,6 +21,7 @@ __all__ = ['DoubleConv', 'UpBlock', 'DCA', 'UNet', 'build_seg_model']
 def _cbr(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
+# %% ../nbs/07_unet.ipynb #c006b
 class DoubleConv(nn.Module):
     "conv3×3-BN-ReLU then conv3×3; `out_norm=True` adds BN-ReLU after the second conv (decoder, bottleneck)."
     def __init__(self,
@@ -170,6 +171,7 @@ def build_seg_model(name: str,          # `unet`, `unet_raw` or `unet_dca`
     if name not in _SEG_ARMS: raise ValueError(f"unknown segmentation model {name!r}; known: {', '.join(_SEG_ARMS)}")
     return UNet(in_ch, out_ch, dropout=dropout, dca_heads=heads, **_SEG_ARMS[name])
 
+# %% ../nbs/07_unet.ipynb #c025b
 def _seg_arm(name: str):
     "The registry's builder of `name`: the settings' decoder dropout and DCA heads."
     return lambda cfg, num_classes=None: build_seg_model(name, dropout=cfg.dropout, heads=cfg.fusion_heads)
