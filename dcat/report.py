@@ -16,10 +16,10 @@ from .stats import METRIC_LABELS, compare_arms, compare_runs, format_ci, holm, s
 
 # %% auto #0
 __all__ = ['MEDMNIST_V2', 'PRESPECIFIED_SCORE', 'ARM_NAMES', 'metrics_table', 'history_table', 'fmt_value', 'fmt_duration',
-           'metric_words', 'fmt_table', 'ShownTable', 'show_table', 'uncertainty_tables', 'ci_table', 'methods_frame',
-           'paired_table', 'findings', 'ood_auroc_table', 'glance_markdown', 'published_rows', 'forest_rows',
-           'seg_contrasts', 'resolution_rows', 'folder_parts', 'folder_order', 'folder_label', 'verdict_markdown',
-           'summary_markdown', 'DocTable']
+           'metric_words', 'fmt_table', 'ShownTable', 'show_table', 'pairs_table', 'uncertainty_tables', 'ci_table',
+           'methods_frame', 'paired_table', 'findings', 'ood_auroc_table', 'glance_markdown', 'published_rows',
+           'forest_rows', 'seg_contrasts', 'resolution_rows', 'folder_parts', 'folder_order', 'folder_label',
+           'verdict_markdown', 'summary_markdown', 'DocTable']
 
 # %% ../nbs/13_report.ipynb #c014
 _METRIC_COLUMNS = ("accuracy", "precision", "recall", "f1", "auc", "aupr")
@@ -127,6 +127,16 @@ class ShownTable:
 def show_table(df: pd.DataFrame, **kwargs) -> ShownTable:
     "`fmt_table(df, **kwargs)` for display: no index column, deterministic HTML (a page drawn again is the same page)."
     return ShownTable(fmt_table(df, **kwargs))
+
+# %% ../nbs/13_report.ipynb #pairs-table
+def pairs_table(items: Sequence[tuple[str, Any]], # `(name, value)` pairs, in reading order
+                key: str = "",                    # the name columns' header
+               ) -> pd.DataFrame:                 # four columns: the first half of the pairs, then the second
+    "`items` two pairs to a row: the first half down the left, the second down the right (a blank pair pads an odd count)."
+    items = list(items) + [("", "")] * (len(items) % 2)
+    h = len(items) // 2
+    return pd.DataFrame({key: [k for k, _ in items[:h]], "value": [v for _, v in items[:h]],
+                         key + " ": [k for k, _ in items[h:]], "value ": [v for _, v in items[h:]]})
 
 # %% ../nbs/13_report.ipynb #c101-p1
 def _entropy_table(unc: dict) -> pd.DataFrame:

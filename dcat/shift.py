@@ -163,15 +163,19 @@ def _ood_file(cfg: Settings) -> Path:
 
 # %% ../nbs/11_shift.ipynb #c017-score
 def _score_foreign(model: nn.Module, loader, in_mc: MCResult, device, n_resamples: int, detectors: dict | None,
-                   cal_mc: MCResult | None = None, ensemble: dict | None = None, progress: bool = False) -> tuple:
+                   cal_mc: MCResult | None = None, ensemble: dict | None = None, progress: bool = False,
+                   scores_in: dict | None = None) -> tuple:
     """Foreign images scored as `in_mc`'s were (same T and seed) and compared with them: (`ood_table`, with the detectors'
-    `features` rows when both sides have features; the images' `MCResult`; the detectors' scores of them, `{}` without)."""
+    `features` rows when both sides have features; the images' `MCResult`; the detectors' scores of them, `{}` without).
+    `scores_in`: the detectors' scores of `in_mc`'s images when the caller has them (`detector_scores`), else computed here."""
     ens, feats = ensemble or {}, bool(detectors) and in_mc.features is not None
     out_mc = mc_predict(model, loader, T=in_mc.T, seed=in_mc.seed, device=device, progress=progress, return_features=feats)
     s_in, s_out = _ood_samples(in_mc, out_mc, cal_mc, ens.get("in"), ens.get("out"), ens.get("cal"))
     df = ood_table(s_in, s_out, n_resamples, seed=in_mc.seed)
     det = detector_scores(detectors, out_mc.features) if feats else {}
-    if feats: df = pd.concat([df, feature_rows(detector_scores(detectors, in_mc.features), det, n_resamples, in_mc.seed)], ignore_index=True)
+    if feats:
+        s_in_det = scores_in if scores_in is not None else detector_scores(detectors, in_mc.features)
+        df = pd.concat([df, feature_rows(s_in_det, det, n_resamples, in_mc.seed)], ignore_index=True)
     return df, out_mc, det
 
 # %% ../nbs/11_shift.ipynb #c017-b-b
@@ -184,21 +188,23 @@ def ood_report(model: nn.Module,                   # the trained classifier (the
                n_resamples: int = 1000,            # bootstrap resamples
                progress: bool = False,             # show a progress bar
                detectors: dict | None = None, # `fit_detectors`' output (with `in_mc.features`): joins the table as method `features`
-              ) -> tuple[dict, MCResult]:          # (the JSON-ready dict, the OOD images' `MCResult`)
-    """OOD detection of the test split of `cfg.ood_set` against the test images of `in_mc`: the JSON-ready dict and the
-    OOD images' `MCResult` (for the histograms of `dcat.plots`, and for `save_predictions`, so seeds can be ensembled)."""
+               scores_in: dict | None = None, # the detectors' scores of `in_mc`'s images, when already computed (None: here)
+              ) -> tuple[dict, MCResult, dict]:    # (the JSON-ready dict, the OOD images' `MCResult`, the detectors' scores of them)
+    """OOD detection of the test split of `cfg.ood_set` against the test images of `in_mc`: the JSON-ready dict, the
+    OOD images' `MCResult` (for the histograms of `dcat.plots`, and for `save_predictions`, so seeds can be ensembled) and
+    the detectors' scores of them (`{}` without detectors)."""
     cfg = Settings.of(cfg)
     t0 = time.perf_counter()
     name, split, path = cfg.ood_set, "test", _ood_file(cfg)
     images, _ = load_npz_split(path, split)
     loader = images_loader(images, None, cfg.image_size, cfg.batch_size or 64)
-    df, ood_mc, _ = _score_foreign(model, loader, in_mc, device, n_resamples, detectors, cal_mc, ensemble, progress)
+    df, ood_mc, det = _score_foreign(model, loader, in_mc, device, n_resamples, detectors, cal_mc, ensemble, progress, scores_in)
     best = df.loc[df["auroc"].idxmax()]
     rep = {"ood_set": str(name), "split": split, "sha256": sha256_file(path), "n_in": int(in_mc.probs.shape[1]),
            "n_out": int(len(images)), "methods": _table_dict(df),
            "best": {"method": best["method"], "score": best["score"], "auroc": float(best["auroc"])},
            "n_resamples": int(n_resamples), "wall_s": round(time.perf_counter() - t0, 2)}
-    return rep, ood_mc
+    return rep, ood_mc, det
 
 # %% ../nbs/11_shift.ipynb #c017b
 def _ood_samples(in_mc, ood_mc, cal_mc, ens_in, ens_out, ens_cal):
@@ -245,6 +251,7 @@ def near_ood_report(model: nn.Module,                   # the trained classifier
                     device: str | torch.device = "cpu", # where the model runs
                     detectors: dict | None = None,      # `fit_detectors`' output, or None
                     n_resamples: int = 1000,            # bootstrap resamples
+                    scores_in: dict | None = None,      # the detectors' scores of `in_mc`'s images, when already computed (None: here)
                    ) -> tuple[dict, MCResult, dict]:  # (the JSON-ready dict, the images' `MCResult`, the detectors' scores)
     "Near-OOD detection and accuracy on `near_ood_set`: (the JSON-ready dict, the images' `MCResult`, the detectors' scores)."
     cfg, t0 = Settings.of(cfg), time.perf_counter()
@@ -254,7 +261,7 @@ def near_ood_report(model: nn.Module,                   # the trained classifier
     c = names.index(str(cfg.near_ood_class).lower())
     images, files = near_ood_images(cfg)
     loader = images_loader(images, np.full(len(images), c), cfg.image_size, cfg.batch_size or 64)
-    df, near, det = _score_foreign(model, loader, in_mc, device, n_resamples, detectors)
+    df, near, det = _score_foreign(model, loader, in_mc, device, n_resamples, detectors, scores_in=scores_in)
     own = in_mc.labels == c
     acc = {"near": bootstrap_ci(lambda p: float((p == c).mean()), near.preds, n_resamples=n_resamples, method="BCa"),
            "own_test": bootstrap_ci(lambda p: float((p == c).mean()), in_mc.preds[own], n_resamples=n_resamples, method="BCa")}

@@ -22,9 +22,9 @@ __all__ = ['METRIC_LABELS', 'check_labels_probs', 'auc', 'confusion', 'positive_
            'roc_curves', 'pr_curves', 'calibration_bins', 'expected_calibration_error', 'nll_per_image',
            'brier_per_image', 'nll', 'brier', 'calibration_summary', 'debiased_calibration_error', 'paired_loss_test',
            'risk_coverage', 'aurc', 'accuracy_at_coverage', 'risk_coverage_curves', 'bootstrap_ci', 'auroc_bca',
-           'ood_metrics', 'dice_iou', 'pixel_auroc', 'image_uncertainty', 'metrics_with_ci', 'format_ci',
-           'paired_bootstrap', 'verdict', 'compare_arms', 'aggregate_seeds', 'hierarchical_bootstrap', 'holm',
-           'welch_tost', 'min_detectable_difference', 'seeds_needed', 'equivalence_verdict', 'compare_runs',
+           'ood_metrics', 'dice_iou', 'pixel_auroc', 'image_uncertainty', 'metrics_with_ci', 'headline_figures',
+           'format_ci', 'paired_bootstrap', 'verdict', 'compare_arms', 'aggregate_seeds', 'hierarchical_bootstrap',
+           'holm', 'welch_tost', 'min_detectable_difference', 'seeds_needed', 'equivalence_verdict', 'compare_runs',
            'seed_mean_ci']
 
 # %% ../nbs/08_stats.ipynb #c008
@@ -501,6 +501,19 @@ def metrics_with_ci(labels: np.ndarray,              # true classes (N,)
     out["_method"] = (f"stratified bootstrap over the {len(y)} test images (resampled within each class), "
                       f"{n_resamples} resamples, seed {seed}, {100 * confidence_level:g} % {kind} interval")
     return out
+
+# %% ../nbs/08_stats.ipynb #headline-figures
+def headline_figures(labels: np.ndarray,                   # true classes (N,)
+                     probs: np.ndarray,                    # class probabilities (N, C): the MC-dropout mean
+                     score: np.ndarray | None = None,      # uncertainty per image (the predictive entropy), for `error_at_80`
+                     classes: Sequence[str] | None = None, # class names, in label order
+                     positive: int = 1,                    # two classes: the label of the positive one (`positive_index`)
+                     n_resamples: int = 2000,              # bootstrap resamples of the intervals
+                     seed: int = 0,                        # seed of the resampling
+                    ) -> tuple[dict, dict]:                # `(metrics, intervals)`
+    "A classification run's `metrics` (`classification_metrics`) and `intervals` (`metrics_with_ci`) blocks, for the label `positive`."
+    return (classification_metrics(labels, probs, classes, positive),
+            metrics_with_ci(labels, probs, score, n_resamples=n_resamples, seed=seed, positive=positive))
 
 # %% ../nbs/08_stats.ipynb #c020
 def format_ci(ci: dict | None,    # `{'value', 'low', 'high'}`, or None

@@ -19,7 +19,7 @@ from .config import (Settings, apply_compute_settings, atomic_write, atomic_writ
 from .data import ensure_data, load_npz_split, resolve_data_file
 from .loaders import Collate, LoaderDataset, make_loaders, normalize, split_validation, stratified_subset, to_display
 from .segdata import load_data
-from .stats import classification_metrics, format_ci, metrics_with_ci, positive_index
+from .stats import classification_metrics, format_ci, headline_figures, positive_index
 from .train import FitConfig, fit, last_checkpoint_path, load_checkpoint, run_budget
 from .uncertainty import (gradcam, mc_predict, predictive_entropy, seg_uncertainty_report, segmentation_metrics,
                               uncertainty_methods_report, uncertainty_report)
@@ -873,9 +873,11 @@ def _detectors(r: RunResult) -> tuple[dict, dict]:
 # %% ../nbs/15_study.ipynb #study-ood
 def _ood(r: RunResult, dev: Any, fitted: dict, n_boot: int) -> dict:
     "`ood_report` on the settings' foreign images (their `MCResult` in `r.extra['ood_mc']`, else None), or why it was skipped."
-    try: ood, r.extra["ood_mc"] = ood_report(r.net, r.cfg, r.mc_test, dev, cal_mc=r.mc_val, n_resamples=n_boot // 2, detectors=fitted)
+    try: ood, r.extra["ood_mc"], det = ood_report(r.net, r.cfg, r.mc_test, dev, cal_mc=r.mc_val, n_resamples=n_boot // 2,
+                                                  detectors=fitted, scores_in=r.extra["detector_scores"]["test"])
     except (FileNotFoundError, ValueError, KeyError) as e:     # the message of a missing file would name a machine path
-        ood, r.extra["ood_mc"] = {"skipped": str(e) if isinstance(e, ValueError) else type(e).__name__}, None
+        ood, r.extra["ood_mc"], det = {"skipped": str(e) if isinstance(e, ValueError) else type(e).__name__}, None, None
+    if det is not None: r.extra["detector_scores"]["ood"] = det
     return ood
 
 # %% ../nbs/15_study.ipynb #study-corr
@@ -894,7 +896,8 @@ def _near_ood(r: RunResult, dev: Any, fitted: dict, n_boot: int, stage: Callable
     stage("near-OOD images", "near")
     try:
         near, r.extra["near_mc"], r.extra["detector_scores"]["near"] = near_ood_report(r.net, r.cfg, r.mc_test, r.bundle.classes,
-                                                                                        dev, fitted, n_boot // 2)
+                                                                                        dev, fitted, n_boot // 2,
+                                                                                        scores_in=r.extra["detector_scores"]["test"])
         return near
     except (FileNotFoundError, ValueError, OSError) as e: return {"skipped": str(e) if isinstance(e, ValueError) else type(e).__name__}
 
@@ -907,8 +910,7 @@ def _evaluate_classification(r: RunResult, full: bool, stage: Callable) -> dict:
     r.mc_val = mc_predict(net, loaders["cal"], T=T, seed=seed, device=dev, return_features=True)
     r.mc_test = mc = mc_predict(net, loaders["test"], T=T, seed=seed, device=dev, return_features=True)
     pos = positive_index(r.bundle.classes, cfg.positive_class)
-    r.metrics = classification_metrics(mc.labels, mc.mean_probs, r.bundle.classes, pos)
-    intervals = metrics_with_ci(mc.labels, mc.mean_probs, predictive_entropy(mc.probs), n_resamples=n_boot, seed=seed, positive=pos)
+    r.metrics, intervals = headline_figures(mc.labels, mc.mean_probs, predictive_entropy(mc.probs), r.bundle.classes, pos, n_boot, seed)
     r.uncertainty = uncertainty_report(mc, r.mc_val, r.bundle.classes)
     stage("comparing uncertainty methods", "methods")
     r.extra["methods_table"], methods = uncertainty_methods_report(r.mc_val, mc, n_resamples=n_boot // 2, seed=seed)
@@ -922,7 +924,6 @@ def _evaluate_classification(r: RunResult, full: bool, stage: Callable) -> dict:
         corruptions = _corruptions(r, dev, fitted, detectors["thresholds_95"])
         stage("figures' data", "figures")
         r.extra["figures"], attention = _figure_data(r)
-    if r.extra["ood_mc"] is not None: r.extra["detector_scores"]["ood"] = detector_scores(fitted, r.extra["ood_mc"].features)
     near = _near_ood(r, dev, fitted, n_boot, stage)
     return {"intervals": intervals, "budget": r.budget, "uncertainty_methods": methods, "ood": ood, "corruptions": corruptions,
             "detectors": detectors, "near_ood": near,

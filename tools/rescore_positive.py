@@ -17,16 +17,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from dcat.config import atomic_write_text, to_jsonable
-from dcat.stats import classification_metrics, metrics_with_ci, positive_index
+from dcat.stats import headline_figures, positive_index
 
 def _figures(rec: dict, z, positive: int) -> tuple[dict, dict]:
-    "The `metrics` and `intervals` blocks as `dcat.study` computes them, for label `positive`."
-    classes, p = rec["data"]["classes"], rec["params"]
-    y, probs = z["y_test"], z["p_test"]
-    metrics = classification_metrics(y, probs, classes, positive)
-    intervals = metrics_with_ci(y, probs, z["entropy"], n_resamples=int(p.get("bootstrap_resamples") or 2000),
-                                seed=int(p["seed"]), positive=positive)
-    return json.loads(json.dumps(to_jsonable(metrics))), json.loads(json.dumps(to_jsonable(intervals)))
+    "The `metrics` and `intervals` blocks as `dcat.study` computes them (`headline_figures`), for label `positive`, JSON-ready."
+    p = rec["params"]
+    figs = headline_figures(z["y_test"], z["p_test"], z["entropy"], rec["data"]["classes"], positive,
+                            int(p.get("bootstrap_resamples") or 2000), int(p["seed"]))
+    return tuple(json.loads(json.dumps(to_jsonable(f))) for f in figs)
 
 def rescore(folder: Path) -> str:
     "Rewrite `folder`'s metrics and intervals for its positive class; what was done, in words."
