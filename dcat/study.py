@@ -46,6 +46,7 @@ __all__ = ['EQUIVALENT_CODE_FILE', 'DETECTOR_BANK', 'StudyError', 'find_template
 class StudyError(RuntimeError):
     "A study run failed; the message names the dataset, model and failing cell."
 
+# %% ../nbs/15_study.ipynb #0ebc897f
 def find_template(name: str,  # the template's file name, e.g. `train_eval.ipynb`
                  ) -> Path:   # its path
     "A papermill template `nbs/studies/<name>`: the project's own if it has one, else the one beside the package."
@@ -291,6 +292,7 @@ def code_fingerprint_of(read: Callable[[str], str], # the source of module `m` o
 # %% ../nbs/15_study.ipynb #reuse-fp-now
 def _package_dir() -> Path: return Path(__file__).resolve().parent if "__file__" in globals() else project_root() / "dcat"
 
+# %% ../nbs/15_study.ipynb #reuse-fp-nowb
 @functools.lru_cache(maxsize=1)
 def current_code_fingerprint() -> str:
     "The fingerprint of the training code of this package."
@@ -311,6 +313,7 @@ def training_fingerprint(cfg: Settings,        # one run's settings (`torch_thre
 # %% ../nbs/15_study.ipynb #reuse-eq
 EQUIVALENT_CODE_FILE = "dcat/equivalent_code.json"   # relative to the project root
 
+# %% ../nbs/15_study.ipynb #reuse-eqb
 def equivalent_code() -> dict[str, dict]:
     "Older code fingerprints declared to train the same weights as this package's code, each with its commit and evidence."
     p = _package_dir() / Path(EQUIVALENT_CODE_FILE).name
