@@ -1,7 +1,7 @@
-"""Re-encode committed PNG figures with `dcat.plots.compact_png` (256-colour palette, dithered): the figures a run saved
-before `save_figure` compacted them, and the figures in executed lessons (`image/png` outputs of notebooks, which
-Jupyter's inline backend writes at full size; `make lessons` runs this after executing them). Already paletted
-images are left as they are.
+"""Re-encode committed PNG figures with `dcat.plots.compact_png` (256-colour palette, dithered, then recompressed by
+oxipng): the figures a run saved before `save_figure` compacted them, and the figures in executed lessons (`image/png`
+outputs of notebooks, which Jupyter's inline backend writes at full size; `make lessons` runs this after executing
+them). Already paletted images are only recompressed, their pixels unchanged.
 
     python tools/compact_figures.py reports          # every PNG under reports/
     python tools/compact_figures.py nbs/*.ipynb      # the lessons' figures
