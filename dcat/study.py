@@ -210,23 +210,21 @@ def finish_notebook(nb_path: str | os.PathLike,                  # the executed 
                     html_path: str | os.PathLike | None = None,  # where the HTML page goes (None: no page)
                     elsewhere: str | None = None,                # a later seed's page: the line saying where its figures are
                    ) -> None:
-    """One read-modify-write of an executed report: machine paths scrubbed, the HTML report rendered if `html_path`
-    is given, then figures replaced by `figure_note` if given (atomically): each figure is stored once, as a PNG that
-    the HTML links, not again in the HTML or the notebook. A later seed's page (`elsewhere`) has no figures: its
-    figure sections are left out, the line `elsewhere` says where they are, and the code-free page is all it keeps (its
-    notebook, the template's code again with the same tables, is removed once the page is written)."""
+    """One read of an executed report: machine paths scrubbed, then, with `html_path`, the code-free page rendered and
+    the notebook removed: the page is all a run keeps of it (the notebook is the template's code again, with the same
+    tables; each figure is stored once, as a PNG the page links). A later seed's page (`elsewhere`) has no figures: its
+    figure sections are left out and the line `elsewhere` says where they are. Without `html_path`, the notebook is
+    written back with its figures replaced by `figure_note` (atomically)."""
     import nbformat
     nb = nbformat.read(str(nb_path), as_version=4)
     scrub_paths(nb, template)
     for c in nb.cells:                         # papermill names its cell at random: a page drawn again is the same page
         if "injected-parameters" in c.metadata.get("tags", []): c.id = "injected-parameters"
-    if elsewhere is not None:
-        if figure_note: strip_figures(nb, figure_note)
-        if html_path is not None:
-            render_html(nb, html_path, elsewhere)
-            Path(nb_path).unlink()
-            return
-    elif html_path is not None: render_html(nb, html_path)
+    if elsewhere is not None and figure_note: strip_figures(nb, figure_note)
+    if html_path is not None:
+        render_html(nb, html_path, elsewhere)
+        Path(nb_path).unlink()
+        return
     if figure_note: strip_figures(nb, figure_note)
     atomic_write_text(nb_path, nbformat.writes(nb))
 
@@ -388,7 +386,7 @@ def _temp_beside(dest: Path, tag: str) -> Path:
 _FIGURES_IN_FIRST_SEED = "(figure kept only in the first seed's report)"
 
 def _finish_seed(tmp: Path, tpl: Path, label: str, full: bool, progress: bool, dest: Path | None = None) -> None:
-    "The run executed in `tmp` (for `dest`): refuse it without `metrics.json`; drop its settings file; finish `report.ipynb` and its page."
+    "The run executed in `tmp` (for `dest`): refuse it without `metrics.json`; drop its settings file; render its page from `report.ipynb`."
     if not (tmp / "metrics.json").is_file():
         raise StudyError(f"{label}: the template finished without writing metrics.json")
     (tmp / _RUN_SETTINGS).unlink()
@@ -458,7 +456,7 @@ def page_from_notebook(folder: str | os.PathLike, # a later seed's report folder
 def render_run(folder: str | os.PathLike,  # a finished run's report folder (`metrics.json`, `predictions.npz`)
                progress: bool = False,      # one line on stderr when it starts
               ) -> Path:
-    "Draw a run's page (`report.ipynb`, and `report.html` with figures for a full report) again from its files alone."
+    "Draw a run's page (`report.html`, with figures for a full report) again from its files alone."
     folder = Path(folder)
     run = read_run(folder)                                      # refuses, naming the file, before any work
     seg = run.task == "segmentation"

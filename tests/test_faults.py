@@ -114,7 +114,7 @@ def test_fault_matrix(tmp_path):
         leftovers = [p for p in (tmp_path / lane / "reports").rglob(".*") if p.name != ".gitignore"]
         leftovers += list((tmp_path / lane / "ckpt").rglob(".*.tmp"))
         assert not leftovers, (lane, leftovers)    # the killed runs' temporaries are cleaned by the rerun
-    assert "resumed from epoch" in (dest / "report.ipynb").read_text()        # lane A: the killed training was continued
+    assert "resumed from epoch" in (dest / "report.html").read_text()        # lane A: the killed training was continued
 
 def test_concurrent_runs(tmp_path):
     "Different seeds run side by side into distinct files (the same settings twice are refused: see the fault matrix)."

@@ -86,10 +86,9 @@ def test_tiny_segmentation_study(tmp_path, model):
         assert all(z[k].ndim == 1 for k in z.files if not k.startswith("fig_")), "per-image arrays, and the figures' few images"
         assert len(z["fig_overlay_index"]) <= 7 and z["fig_overlay_mask"].dtype == np.uint8
         assert math.isclose(float(z["dice"].mean()), rec["metrics"]["dice"]["value"], rel_tol=1e-9)
-    nb = nbformat.read(out / "report.ipynb", as_version=4)
-    noise = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("name") == "stderr"]
-    assert not noise, "warnings or progress bars in the report: " + "".join(o.get("text", "") for o in noise)[:2000]
-    for f in ("metrics.json", "report.ipynb", "report.html"):          # no path of the machine that ran it
+    for noise in ("it/s", "Warning", "WARNING"): assert noise not in html, f"{noise!r} in the report"   # no warnings or progress bars
+    assert not (out / "report.ipynb").exists()                         # the page is all a run keeps
+    for f in ("metrics.json", "report.html"):                          # no path of the machine that ran it
         assert str(tmp_path) not in (out / f).read_text(), f
     assert rec["run"]["seed"] == 0 and len(rec["run"]["hash"]) == 10
     again = subprocess.run([tool("dcat"), "study", "toyseg", "-m", model], cwd=tmp_path, env=env,
