@@ -217,6 +217,7 @@ def save_predictions(path: str | os.PathLike,        # the run's `predictions.np
                      figures: dict | None = None,    # what the page's figures show (`fig_<name>` arrays), for a full report
                      detectors: dict | None = None,  # per split (`cal`, `test`, `ood`, `near`), each detector's scores
                      mc_near: Any = None,            # the near-OOD images' `MCResult`, if scored
+                     mc_logits: bool = True,         # keep every MC sample's logits (`mc_logits_*`; the first seed's figures read them)
                     ) -> Path:                       # `path`
     "Save, per image, what a run's pages and statistics need as a small npz (`PREDICTIONS_SCHEMA`; see above)."
     f32 = lambda a: np.asarray(a, dtype=np.float32)
@@ -225,10 +226,11 @@ def save_predictions(path: str | os.PathLike,        # the run's `predictions.np
               "y_test": np.asarray(mc_test.labels, dtype=np.int64), "p_test": f32(mc_test.mean_probs),
               "p_test_det": f32(mc_test.det_probs), "det_logits_test": f32(mc_test.det_logits),
               "entropy": f32(predictive_entropy(mc_test.probs)), "mutual_information": f32(mutual_information(mc_test.probs)),
-              "mc_logits_cal": f32(mc_val.logits), "mc_logits_test": f32(mc_test.logits)}
+              **({"mc_logits_cal": f32(mc_val.logits), "mc_logits_test": f32(mc_test.logits)} if mc_logits else {})}
     if mc_ood is not None:
-        arrays.update(p_ood=f32(mc_ood.mean_probs), det_logits_ood=f32(mc_ood.det_logits), mc_logits_ood=f32(mc_ood.logits),
+        arrays.update(p_ood=f32(mc_ood.mean_probs), det_logits_ood=f32(mc_ood.det_logits),
                       mutual_information_ood=f32(mutual_information(mc_ood.probs)), ood_set=np.array(Path(str(ood_set or "?")).name))
+        if mc_logits: arrays["mc_logits_ood"] = f32(mc_ood.logits)
     if mc_near is not None:
         arrays.update(p_near=f32(mc_near.mean_probs), det_logits_near=f32(mc_near.det_logits),
                       mutual_information_near=f32(mutual_information(mc_near.probs)),
@@ -256,8 +258,9 @@ class RunFiles:
     def mc(self, split: str = "test") -> MCResult:
         "The `MCResult` of `split` (`cal`, `test` or `ood`) rebuilt from its saved per-sample logits (schema 3)."
         if not self.has(f"mc_logits_{split}"):
-            raise ValueError(f"{self.folder / 'predictions.npz'}: no per-sample logits of {split!r} (schema {self.schema}); "
-                             f"rerun the run to write {PREDICTIONS_SCHEMA}")
+            why = (f"rerun the run to write {PREDICTIONS_SCHEMA}" if self.schema != PREDICTIONS_SCHEMA else
+                   "a later seed keeps its MC means, not every MC sample; the arm's first seed keeps them")
+            raise ValueError(f"{self.folder / 'predictions.npz'}: no per-sample logits of {split!r} (schema {self.schema}): {why}")
         z = torch.as_tensor(self.arrays[f"mc_logits_{split}"], dtype=torch.float32)
         y = self.arrays.get(f"y_{split}", np.zeros(z.shape[1], np.int64))
         return MCResult(probs=torch.softmax(z, -1).numpy(), labels=y, logits=z.numpy(), det_logits=self.arrays[f"det_logits_{split}"],

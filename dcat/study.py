@@ -931,8 +931,8 @@ def _evaluate_classification(r: RunResult, full: bool, stage: Callable) -> dict:
             **({"attention_summary": attention} if full and attention is not None else {})}
 
 # %% ../nbs/15_study.ipynb #run-one-write
-def _write_classification(r: RunResult, paths: dict, extra: dict, wall_s: float) -> None:
-    "The predictor beside the checkpoint, `predictions.npz` and `metrics.json`."
+def _write_classification(r: RunResult, paths: dict, extra: dict, wall_s: float, full: bool) -> None:
+    "The predictor beside the checkpoint, `predictions.npz` (every MC sample's logits with `full`, for the figures) and `metrics.json`."
     cfg, net, b, dev = r.cfg, r.net, r.bundle, next(r.net.parameters()).device
     qhats = {a: v["qhat"] for a, v in (r.uncertainty.get("conformal") or {}).get("lac", {}).items()}
     r.files["predictor"] = save_predictor(run_file(cfg, ".predictor.pt"), net, classes=b.classes, image_size=cfg.image_size,
@@ -941,7 +941,7 @@ def _write_classification(r: RunResult, paths: dict, extra: dict, wall_s: float)
                                           detector=r.extra.get("detector_state"))
     r.files["predictions"] = save_predictions(paths["predictions"], r.mc_val, r.mc_test, r.extra.get("ood_mc"), cfg.ood_set,
                                               figures=r.extra.get("figures"), detectors=r.extra.get("detector_scores"),
-                                              mc_near=r.extra.get("near_mc"))
+                                              mc_near=r.extra.get("near_mc"), mc_logits=full)
     L = r.loaders
     data = {"n_train": len(L["train"].dataset), "n_val": len(L["val"].dataset), "n_cal": len(L["cal"].dataset),
             "n_test": len(r.mc_test.labels), "classes": b.classes, "source": Path(str(b.source)).name, "sha256": b.sha256,
@@ -993,7 +993,7 @@ def _write_segmentation(r: RunResult, paths: dict, extra: dict, wall_s: float) -
 # %% ../nbs/15_study.ipynb #run-one
 def run_one(cfg: dict,                     # one run's checked settings (`check_settings`)
             out: str | os.PathLike | None = None,  # the report folder for `metrics.json` and `predictions.npz`; None: beside the checkpoint
-            full: bool = True,             # the whole evaluation (classification: the corrupted images too)
+            full: bool = True,             # the whole evaluation (classification: the corrupted images and every MC sample's logits too)
             resume: bool = False,          # continue this run's interrupted training from its last checkpoint
             progress: Any = False,         # the training bar: False, True or a file
             stage: Callable = _no_stage,   # called with (message, key) as each stage starts (the report's progress lines)
@@ -1008,7 +1008,8 @@ def run_one(cfg: dict,                     # one run's checked settings (`check_
     paths = {"metrics": Path(out) / "metrics.json", "predictions": Path(out) / "predictions.npz"} if out is not None else \
             {"metrics": run_file(cfg, ".metrics.json"), "predictions": run_file(cfg, ".predictions.npz")}
     stage("writing metrics", "metrics")
-    (_write_segmentation if seg else _write_classification)(r, paths, extra, time.time() - t0)
+    if seg: _write_segmentation(r, paths, extra, time.time() - t0)
+    else: _write_classification(r, paths, extra, time.time() - t0, full)
     r.files["metrics"] = paths["metrics"]
     return r
 

@@ -31,7 +31,7 @@ def run(tmp_path_factory):
                           "checkpoints_dir": str(d / "ckpt")})
     env, threads = dict(os.environ), torch.get_num_threads()
     try:
-        with pytest.warns(UserWarning, match="no pretrained weights"): run_one(cfg, d, full=False)
+        with pytest.warns(UserWarning, match="no pretrained weights"): run_one(cfg, d, full=True)   # a first seed: every MC sample kept
     finally:                     # the run sets this process's threads and their variables: later tests start clean
         os.environ.clear(); os.environ.update(env); torch.set_num_threads(threads)
     with np.load(d / "predictions.npz") as z: files = {k: z[k] for k in z.files}
@@ -74,7 +74,7 @@ def test_ood(run):
         assert abs(ood_metrics(d_in[score], d_out[score], 10)["auroc"]["value"] - methods["softmax"][score]["auroc"]["value"]) < 1e-6
 
 def test_mc_samples(run, tmp_path):
-    "Schema 3 keeps every MC sample's logits: temperature-scaled MC dropout and MC energy are recomputed from the files."
+    "An arm's first seed keeps every MC sample's logits: temperature-scaled MC dropout and MC energy are recomputed from its files."
     from dcat.runs import read_run
     from dcat.uncertainty import method_samples, mutual_information, paired_method_tests, predictive_entropy
     rec, f = run
