@@ -25,8 +25,8 @@ from .loaders import normalize
 
 # %% auto #0
 __all__ = ['write_seg_folder', 'pair_files', 'read_mask', 'read_pair', 'seg_split', 'SegSplit', 'SegBundle', 'folder_checksum',
-           'load_segfolder', 'load_segdata', 'check_classes', 'load_data', 'SegAugment', 'SegLoaderDataset',
-           'SegCollate']
+           'load_segfolder', 'SegAugment', 'SegLoaderDataset', 'SegCollate', 'load_segdata', 'check_classes',
+           'load_data']
 
 # %% ../nbs/03_segdata.ipynb #c005
 def write_seg_folder(root: str | os.PathLike,        # the folder to write (`images/`, `masks/` inside)
@@ -216,42 +216,6 @@ def load_segfolder(root: str | os.PathLike, image_size: int, fracs: Sequence[flo
             "cache": None if cache is None else cache.name}
     return SegBundle(**splits, source=str(root.resolve()), sha256=checksum, image_size=int(image_size), split=info)
 
-# %% ../nbs/03_segdata.ipynb #c028
-def load_segdata(settings: Settings, # merged study settings (`source`, `location`, `data_dir`, `image_size`, ...)
-                ) -> SegBundle:      # the segmentation bundle
-    "Load the segmentation dataset described by merged study settings (see the list above)."
-    settings = Settings.of(settings)
-    name, source = settings.dataset, settings.source
-    if source not in SOURCES["segmentation"]:
-        raise ValueError(f"dataset {name!r}: source {source!r} is not a segmentation source {SOURCES['segmentation']}")
-    path = ensure_data(settings)                             # the folder, there (the same check as classification's)
-    val, test = float(settings.val_frac or 0.1), float(settings.test_frac or 0.1)
-    cache = settings.cache_dir or (Path(settings.checkpoints_dir) / "cache" if settings.checkpoints_dir else None)
-    split_seed = settings.split_seed
-    return load_segfolder(path, int(settings.image_size or 224), (1 - val - test, val, test),
-                          seed=int(split_seed if split_seed is not None else 0), cache_dir=cache)
-
-# %% ../nbs/03_segdata.ipynb #load-data
-def check_classes(bundle: Any,   # a classification `DataBundle`
-                  where: str,    # the file or dataset, for the message
-                 ) -> None:
-    "Every class of the bundle's list has training images; else a `ValueError` naming the class, the labels and `where`."
-    empty = [c for c, n in zip(bundle.classes, bundle.class_counts("train")) if n == 0]
-    if empty:
-        raise ValueError(f"{where}: class {empty[0]!r} has no training images; the settings' classes ({', '.join(bundle.classes)}) "
-                         f"do not match the labels {sorted(set(bundle.train.labels.tolist()))} (setting 'classes')")
-
-# %% ../nbs/03_segdata.ipynb #load-data-s1
-def load_data(settings: Settings,         # merged study settings of either task
-              progress: bool | None=None, # a progress bar for a large folder (None: automatic)
-             ) -> Any:                    # a `SegBundle` or a checked `DataBundle`
-    "The checked data of either task: `load_segdata`, or `load_dataset` and `check_classes`."
-    settings = Settings.of(settings)
-    if is_segmentation(settings): return load_segdata(settings)
-    bundle = load_dataset(settings, progress=progress)
-    check_classes(bundle, str(settings.location or settings.dataset))
-    return bundle
-
 # %% ../nbs/03_segdata.ipynb #c031
 @dataclass
 class SegAugment:
@@ -319,3 +283,39 @@ def loader_parts(self: SegBundle,
     idx = np.sort(np.random.default_rng(seed).permutation(n)[:max_train]) if max_train and 0 < max_train < n else None
     evals = {s: SegLoaderDataset(self.get(s)) for s in ("val", "test")}
     return SegLoaderDataset(self.train, idx), evals, (SegCollate(aug), SegCollate(None))
+
+# %% ../nbs/03_segdata.ipynb #c028
+def load_segdata(settings: Settings, # merged study settings (`source`, `location`, `data_dir`, `image_size`, ...)
+                ) -> SegBundle:      # the segmentation bundle
+    "Load the segmentation dataset described by merged study settings (see the list above)."
+    settings = Settings.of(settings)
+    name, source = settings.dataset, settings.source
+    if source not in SOURCES["segmentation"]:
+        raise ValueError(f"dataset {name!r}: source {source!r} is not a segmentation source {SOURCES['segmentation']}")
+    path = ensure_data(settings)                             # the folder, there (the same check as classification's)
+    val, test = float(settings.val_frac or 0.1), float(settings.test_frac or 0.1)
+    cache = settings.cache_dir or (Path(settings.checkpoints_dir) / "cache" if settings.checkpoints_dir else None)
+    split_seed = settings.split_seed
+    return load_segfolder(path, int(settings.image_size or 224), (1 - val - test, val, test),
+                          seed=int(split_seed if split_seed is not None else 0), cache_dir=cache)
+
+# %% ../nbs/03_segdata.ipynb #load-data
+def check_classes(bundle: Any,   # a classification `DataBundle`
+                  where: str,    # the file or dataset, for the message
+                 ) -> None:
+    "Every class of the bundle's list has training images; else a `ValueError` naming the class, the labels and `where`."
+    empty = [c for c, n in zip(bundle.classes, bundle.class_counts("train")) if n == 0]
+    if empty:
+        raise ValueError(f"{where}: class {empty[0]!r} has no training images; the settings' classes ({', '.join(bundle.classes)}) "
+                         f"do not match the labels {sorted(set(bundle.train.labels.tolist()))} (setting 'classes')")
+
+# %% ../nbs/03_segdata.ipynb #load-data-s1
+def load_data(settings: Settings,         # merged study settings of either task
+              progress: bool | None=None, # a progress bar for a large folder (None: automatic)
+             ) -> Any:                    # a `SegBundle` or a checked `DataBundle`
+    "The checked data of either task: `load_segdata`, or `load_dataset` and `check_classes`."
+    settings = Settings.of(settings)
+    if is_segmentation(settings): return load_segdata(settings)
+    bundle = load_dataset(settings, progress=progress)
+    check_classes(bundle, str(settings.location or settings.dataset))
+    return bundle
