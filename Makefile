@@ -58,7 +58,7 @@ summary: $(STAMP)
 ## every committed run's page drawn again from its files alone (metrics.json, predictions.npz: no model, no checkpoint,
 ## no data), then the summary; a run whose files predate what its page draws is named and left as it is
 reports: $(STAMP)
-	$(BIN)/dcat render reports; status=$$?; $(BIN)/dcat summary; exit $$status
+	$(BIN)/dcat render reports --jobs $(JOBS); status=$$?; $(BIN)/dcat summary; exit $$status
 
 ## the whole test suite: each notebook's tests, the CLI, papermill and the executors end to end (before a commit; CI)
 test: $(STAMP)

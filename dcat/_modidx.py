@@ -546,6 +546,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                             'dcat.study._picture': ('study.html#_picture', 'dcat/study.py'),
                             'dcat.study._pool_run': ('study.html#_pool_run', 'dcat/study.py'),
                             'dcat.study._quiet_stderr': ('study.html#_quiet_stderr', 'dcat/study.py'),
+                            'dcat.study._render_or_why': ('study.html#_render_or_why', 'dcat/study.py'),
                             'dcat.study._run_local': ('study.html#_run_local', 'dcat/study.py'),
                             'dcat.study._run_slurm': ('study.html#_run_slurm', 'dcat/study.py'),
                             'dcat.study._seg_figure_data': ('study.html#_seg_figure_data', 'dcat/study.py'),

@@ -96,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     sm.add_argument("--reports-dir")
     rd = sub.add_parser("render", help="draw run pages again from their files alone (no model, no checkpoint)")
     rd.add_argument("paths", nargs="*", metavar="PATH", help="run folders, or folders to search for them (default: the reports folder)")
+    rd.add_argument("--jobs", type=int, default=1, help="pages drawn at once, each in a process of its own")
     sub.add_parser("datasets", help="list the datasets in settings.ini")
     return ap
 
@@ -131,7 +132,7 @@ def _study_cli(a: argparse.Namespace) -> int:
 def _render_cli(a: argparse.Namespace) -> int:
     "`dcat render [PATH ...]`: every run page in or under the paths drawn again from its files; the others named, with why."
     from dcat.study import render_reports
-    done, skipped = render_reports(a.paths or [load_settings()["reports_dir"]], progress=True)
+    done, skipped = render_reports(a.paths or [load_settings()["reports_dir"]], progress=True, jobs=a.jobs)
     for f, why in skipped: print(f"dcat: not rendered: {_one_line(why)}", file=sys.stderr)
     print(f"{len(done)} page(s) drawn again from their files" + (f"; {len(skipped)} not (above)" if skipped else ""))
     return 1 if skipped else 0

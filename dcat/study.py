@@ -149,7 +149,7 @@ def render_html(nb: Any,                       # an executed notebook: a path or
     nb = nbformat.read(str(nb), as_version=4) if isinstance(nb, (str, os.PathLike)) else copy.deepcopy(nb)
     link_figures(nb)
     drop_empty_sections(nb)
-    if preface: nb.cells.insert(1, nbformat.v4.new_markdown_cell(preface))
+    if preface: nb.cells.insert(1, nbformat.v4.new_markdown_cell(preface, id="page-preface"))   # a fixed id: the same page every time
     body, _ = exp.from_notebook_node(nb)
     heads = [l.lstrip("# ").strip() for c in nb.cells if c.cell_type == "markdown" for l in c.source.splitlines() if l.startswith("# ")]
     return atomic_write_text(html_path, html_page(heads[0] if heads else "dcat report", body))
@@ -481,22 +481,33 @@ def render_run(folder: str | os.PathLike,  # a finished run's report folder (`me
     return folder
 
 # %% ../nbs/15_study.ipynb #render-p1
+def _render_or_why(folder: Path, progress: bool) -> tuple[Path, str | None]:
+    "`render_run(folder)`, or a later seed older than its page drawn from its notebook: `(folder, None)`, or `(folder, why not)`."
+    try: return render_run(folder, progress), None
+    except ValueError as e:
+        if lower_seeds(folder) and (folder / "report.ipynb").is_file(): return page_from_notebook(folder).parent, None
+        return folder, str(e)
+
 def render_reports(paths: Sequence[str | os.PathLike],  # run folders, or folders to search for them
                    progress: bool = False,              # one line on stderr per run
+                   jobs: int = 1,                       # pages drawn at once, each in a process of its own
                   ) -> tuple[list[Path], list[tuple[Path, str]]]:  # the folders drawn again, and `(folder, why)` for the others
-    "`render_run` for every run folder in or under `paths`: (the folders drawn again, [(folder, why not)] for the others)."
+    """`render_run` for every run folder in or under `paths`: (the folders drawn again, [(folder, why not)] for the
+    others). A page reads only its own run's files and its arm's (and sibling arms') `predictions.npz`, never another
+    page, so with `jobs` > 1 they are drawn side by side in that many processes; the result is the same."""
+    if jobs < 1: raise ValueError(f"jobs={jobs}: must be at least 1")
     folders = []
     for p in map(Path, paths):
         if not p.exists(): raise FileNotFoundError(f"{p}: no such folder")
         folders += [p] if (p / "metrics.json").is_file() else sorted(m.parent for m in p.rglob("seed-*/metrics.json"))
-    done, skipped = [], []
-    for f in dict.fromkeys(folders):
-        try: done.append(render_run(f, progress))
-        except ValueError as e:
-            if lower_seeds(f) and (f / "report.ipynb").is_file():     # a later seed older than its page: from its notebook
-                done.append(page_from_notebook(f).parent)
-            else: skipped.append((f, str(e)))
-    return done, skipped
+    folders = list(dict.fromkeys(folders))
+    if jobs > 1 and len(folders) > 1:
+        import concurrent.futures, multiprocessing
+        with concurrent.futures.ProcessPoolExecutor(min(jobs, len(folders)), mp_context=multiprocessing.get_context("spawn")) as ex:
+            results = list(ex.map(_render_or_why, folders, [progress] * len(folders)))
+    else: results = [_render_or_why(f, progress) for f in folders]
+    return [f for f, why in results if why is None], [(f, why) for f, why in results if why is not None]
+
 
 # %% ../nbs/15_study.ipynb #c015f
 def check_writable(folder: Path,  # where reports go

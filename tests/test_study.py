@@ -81,16 +81,21 @@ def _check_abstains(checkpoints: Path, data_dir: Path, folder: Path) -> None:
     assert "lie outside what the model was trained on" in r.stderr, r.stderr
 
 def _check_redraw(reports: Path, checkpoints: Path, dest: Path) -> None:
-    "`dcat render` draws the page again from metrics.json and predictions.npz alone: no checkpoint, no data; same page."
+    """`dcat render` draws the page again from metrics.json and predictions.npz alone: no checkpoint, no data; same page.
+    With `--jobs 2`, two pages at once (the run and a copy of its data folder), each the page it was."""
     import shutil
     before, figs = (dest / "report.html").read_text(), sorted(p.name for p in (dest / "figures").glob("*.png"))
-    shutil.rmtree(checkpoints); shutil.rmtree(dest / "figures"); (dest / "report.html").unlink()
-    r = dcat("render", str(reports), env={"DCAT_DATA_DIR": str(reports / "no-data-here")})
-    assert r.returncode == 0 and "1 page(s) drawn again from their files" in r.stdout, r.stdout[-2000:] + r.stderr[-4000:]
-    assert sorted(p.name for p in (dest / "figures").glob("*.png")) == figs and (dest / "report.html").is_file()
-    after = (dest / "report.html").read_text()
-    assert after == before, "the page changed when drawn again"
+    twin = reports / "twin" / dest.relative_to(dest.parents[2])
+    shutil.copytree(dest.parents[1], twin.parents[1])
+    shutil.rmtree(checkpoints)
+    for d in (dest, twin): shutil.rmtree(d / "figures"); (d / "report.html").unlink()
+    r = dcat("render", str(reports), "--jobs", "2", env={"DCAT_DATA_DIR": str(reports / "no-data-here")})
+    assert r.returncode == 0 and "2 page(s) drawn again from their files" in r.stdout, r.stdout[-2000:] + r.stderr[-4000:]
+    for d in (dest, twin):
+        assert sorted(p.name for p in (d / "figures").glob("*.png")) == figs and (d / "report.html").is_file()
+        assert (d / "report.html").read_text() == before, f"{d}: the page changed when drawn again"
     assert not list(dest.parent.glob(".*.tmp")) and oct(dest.stat().st_mode)[-3:] != "700"
+    shutil.rmtree(reports / "twin")
 
 def test_train_then_predict_cli(tmp_path):
     "`dcat train` writes metrics and a predictor; `--resume` continues the finished run; `dcat predict` uses it."
