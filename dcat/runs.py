@@ -226,18 +226,17 @@ def save_predictions(path: str | os.PathLike,        # the run's `predictions.np
               "y_test": np.asarray(mc_test.labels, dtype=np.int64), "p_test": f32(mc_test.mean_probs),
               "p_test_det": f32(mc_test.det_probs), "det_logits_test": f32(mc_test.det_logits),
               "entropy": f32(predictive_entropy(mc_test.probs)), "mutual_information": f32(mutual_information(mc_test.probs)),
-              **({"mc_logits_cal": f32(mc_val.logits), "mc_logits_test": f32(mc_test.logits)} if mc_logits else {})}
+              "mc_logits_cal": f32(mc_val.logits), "mc_logits_test": f32(mc_test.logits)}
     if mc_ood is not None:
-        arrays.update(p_ood=f32(mc_ood.mean_probs), det_logits_ood=f32(mc_ood.det_logits),
+        arrays.update(p_ood=f32(mc_ood.mean_probs), det_logits_ood=f32(mc_ood.det_logits), mc_logits_ood=f32(mc_ood.logits),
                       mutual_information_ood=f32(mutual_information(mc_ood.probs)), ood_set=np.array(Path(str(ood_set or "?")).name))
-        if mc_logits: arrays["mc_logits_ood"] = f32(mc_ood.logits)
     if mc_near is not None:
         arrays.update(p_near=f32(mc_near.mean_probs), det_logits_near=f32(mc_near.det_logits),
                       mutual_information_near=f32(mutual_information(mc_near.probs)),
                       mc_energy_near=f32((-torch.logsumexp(torch.as_tensor(mc_near.logits, dtype=torch.float64), -1)).mean(0)))
     arrays.update({f"fig_{k}": np.asarray(v) for k, v in (figures or {}).items()})
     arrays.update({f"feat_{name}_{split}": f32(s) for split, by in (detectors or {}).items() for name, s in by.items()})
-    with atomic_write(path, "wb") as f: np.savez_compressed(f, **arrays)
+    with atomic_write(path, "wb") as f: np.savez_compressed(f, **{k: v for k, v in arrays.items() if mc_logits or not k.startswith("mc_logits_")})
     return Path(path)
 
 # %% ../nbs/14_runs.ipynb #runs-read
