@@ -89,3 +89,10 @@ def test_the_results_are_on_the_site_with_their_images(built):
     assert images and [s for s in images if not (site / "reports" / s).is_file()] == []
     pages = sorted(p.relative_to(ROOT) for p in (ROOT / "reports").glob("**/seed-*/report.html"))
     assert (site / "reports" / "index.html").is_file() and [p for p in pages if not (site / p).is_file()] == []
+
+def test_the_overview_shows_the_answer_and_tables(built):
+    "The overview page (nbs/index.ipynb) gets the summary's answer and the tables the README copies, not their markers."
+    site, _ = built
+    overview = (site / "index.html").read_text(encoding="utf-8")
+    assert "<!-- verdict -->" not in overview and "summary-table:" not in overview
+    assert overview.count("<table") >= 5 and "arm − DCAT" in overview and "<strong>equivalent</strong>" in overview

@@ -15,3 +15,13 @@ def on_files(files, config):
             files.append(File(p.relative_to(ROOT).as_posix(), src_dir=str(ROOT), dest_dir=config["site_dir"],
                               use_directory_urls=config["use_directory_urls"]))
     return files
+
+def on_page_content(html, page, config, files):
+    "The overview (nbs/index.ipynb) gets the summary's answer and tables where the README gets them (tools/make_readme.py)."
+    if page.file.src_uri != "index.ipynb": return html
+    import sys, markdown
+    sys.path.insert(0, str(ROOT / "tools"))
+    import make_readme
+    md = lambda text: markdown.markdown(text, extensions=["tables"])
+    html = html.replace(make_readme.VERDICT, md(make_readme.verdict_block()))
+    return make_readme.TABLE.sub(lambda m: md(make_readme.summary_table(m["section"].strip(), m["header"].strip())), html)
