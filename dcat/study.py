@@ -508,7 +508,6 @@ def render_reports(paths: Sequence[str | os.PathLike],  # run folders, or folder
     else: results = [_render_or_why(f, progress) for f in folders]
     return [f for f, why in results if why is None], [(f, why) for f, why in results if why is not None]
 
-
 # %% ../nbs/15_study.ipynb #c015f
 def check_writable(folder: Path,  # where reports go
                   ) -> None:
