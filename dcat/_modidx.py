@@ -373,6 +373,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'dcat.report.uncertainty_tables': ('report.html#uncertainty_tables', 'dcat/report.py'),
                              'dcat.report.verdict_markdown': ('report.html#verdict_markdown', 'dcat/report.py')},
             'dcat.runs': { 'dcat.runs.RunFiles': ('runs.html#runfiles', 'dcat/runs.py'),
+                           'dcat.runs.RunFiles.det_probs': ('runs.html#runfiles.det_probs', 'dcat/runs.py'),
                            'dcat.runs.RunFiles.fig': ('runs.html#runfiles.fig', 'dcat/runs.py'),
                            'dcat.runs.RunFiles.has': ('runs.html#runfiles.has', 'dcat/runs.py'),
                            'dcat.runs.RunFiles.mc': ('runs.html#runfiles.mc', 'dcat/runs.py'),

@@ -254,6 +254,9 @@ class RunFiles:
     def fig(self, name: str, default: Any = None) -> Any:
         "The page's figure array `fig_<name>` (a full report's), or `default`."
         return self.arrays.get(f"fig_{name}", default)
+    def det_probs(self, split: str = "test") -> np.ndarray:
+        "The dropout-off probabilities of `split` (`cal`, `test`, `ood`, `near`), as `MCResult.det_probs` gives them; every seed keeps them."
+        return torch.softmax(torch.from_numpy(self.arrays[f"det_logits_{split}"]).double(), -1).numpy()
     def mc(self, split: str = "test") -> MCResult:
         "The `MCResult` of `split` (`cal`, `test` or `ood`) rebuilt from its saved per-sample logits (schema 3)."
         if not self.has(f"mc_logits_{split}"):
