@@ -55,8 +55,9 @@ def compact_png(data: bytes,        # a PNG file's bytes (any mode)
     "A PNG re-encoded with an adaptive palette of `colours`, Floyd–Steinberg dithered, then recompressed by oxipng, pixels unchanged (already paletted: only recompressed)."
     import oxipng
     from PIL import Image
-    if Image.open(io.BytesIO(data)).mode != "P":
-        rgb, out = Image.open(io.BytesIO(data)).convert("RGB"), io.BytesIO()
+    with Image.open(io.BytesIO(data)) as im: rgb = None if im.mode == "P" else im.convert("RGB")
+    if rgb is not None:
+        out = io.BytesIO()
         rgb.quantize(palette=rgb.quantize(colours, method=Image.Quantize.MEDIANCUT), dither=Image.Dither.FLOYDSTEINBERG).save(out, "PNG", optimize=True)
         data = out.getvalue()
     while len(small := oxipng.optimize_from_memory(data, level=level)) < len(data): data = small   # to a fixed point: idempotent

@@ -431,17 +431,17 @@ def _arm_rows(arms: dict, published: Sequence[tuple] = ()) -> list[str]:
         first = runs[0][0]
         iv = (first.get("intervals") or {}).get("auc")
         params = (first.get("model_info") or {}).get("parameters") or 0
-        lines.append(f"| {name} | {len(runs)} | {_mean_sd(agg, 'auc')} | {format_ci(iv, 2, 100) if iv else _pct(first['metrics'].get('auc'))} | "
+        lines.append(f"| {_arm(name)} | {len(runs)} | {_mean_sd(agg, 'auc')} | {format_ci(iv, 2, 100) if iv else _pct(first['metrics'].get('auc'))} | "
                      f"{_mean_sd(agg, 'aupr')} | {_mean_sd(agg, 'accuracy')} | {_mean_sd(agg, 'f1')} |")
-        more.append(f"| {name} | {_mean_sd(agg, 'ece')} | {_mean_sd(agg, 'error_at_80')} | {_mean_sd(agg, 'conformal_coverage_0.1')} | "
+        more.append(f"| {_arm(name)} | {_mean_sd(agg, 'ece')} | {_mean_sd(agg, 'error_at_80')} | {_mean_sd(agg, 'conformal_coverage_0.1')} | "
                     f"{params / 1e6:.2f} | {', '.join(c[:8] for c in agg.get('commits', []))} |")
         ens = agg.get("ensemble")
         if ens:
             u = ens["uncertainty"]
             cov = ((u.get("conformal") or {}).get("lac") or {}).get("0.1", {}).get("coverage")
-            lines.append(f"| {name}: ensemble of {len(ens['members'])} | – | – | {format_ci(ens['intervals']['auc'], 2, 100)} | "
+            lines.append(f"| {_arm(name)}: ensemble of {len(ens['members'])} | – | – | {format_ci(ens['intervals']['auc'], 2, 100)} | "
                          f"{_pct(ens['metrics']['aupr'])} | {_pct(ens['metrics']['accuracy'])} | {_pct(ens['metrics']['f1'])} |")
-            more.append(f"| {name}: ensemble of {len(ens['members'])} | {_pct(u['calibration']['mc']['ece'])} | "
+            more.append(f"| {_arm(name)}: ensemble of {len(ens['members'])} | {_pct(u['calibration']['mc']['ece'])} | "
                         f"{_pct(ens['intervals']['error_at_80']['value'])} | {_pct(cov)} | – | – |")
     return lines + ["", "Calibration, selective prediction and cost (%, mean ± sd over seeds):", ""] + more
 
@@ -455,10 +455,10 @@ def _margin(dataset: str) -> float | None:
 # %% ../nbs/13_report.ipynb #c017d-p1
 def _comparison_rows(arms: dict, reference: str = "dcat", n_resamples: int = 2000,
                      margin: float | None = None) -> tuple[list[str], dict]:
-    m = f"±{100 * margin:.2f}" if margin else "none"
-    lines = [f"| arm − {reference} | ΔAUC, every seed and test image [95 % CI] | p | Holm p | verdict (margin {m}) |", "|---|---|---|---|---|"]
+    m, ref = f"±{100 * margin:.2f}" if margin else "none", ARM_NAMES.get(reference, reference)
+    lines = [f"| arm − {ref} | ΔAUC, every seed and test image [95 % CI] | p | Holm p | verdict (margin {m}) |", "|---|---|---|---|---|"]
     power = ["How much the seeds can tell, and the first seed alone (AUC points):", "",
-             f"| arm − {reference} | smallest Δ the seeds detect | seeds to detect the margin | seed 0 only: paired bootstrap ΔAUC [95 % CI] | DeLong p |",
+             f"| arm − {ref} | smallest Δ the seeds detect | seeds to detect the margin | seed 0 only: paired bootstrap ΔAUC [95 % CI] | DeLong p |",
              "|---|---|---|---|---|"]
     out = {name: compare_runs(arms[reference][0], runs, n_resamples=n_resamples, margin=margin)
            for name, (runs, _) in arms.items() if name != reference}
@@ -469,8 +469,8 @@ def _comparison_rows(arms: dict, reference: str = "dcat", n_resamples: int = 200
             c.update(verdict="inconclusive", basis=c["basis"] + "; different before Holm's correction")
         h, b, d = c["hierarchical"], c["bootstrap"], c["delong"]
         mdd = "–" if c["mdd"] is None else f"{100 * c['mdd']:.2f}"
-        lines.append(f"| {name} | {_signed(h)} | {_p(h and h['p'])} | {_p(ph)} | **{c['verdict']}** |")
-        power.append(f"| {name} | {mdd} | {c['seeds_for_margin'] or '–'} | {_signed(b)} | {_p(d and d['p'])} |")
+        lines.append(f"| {_arm(name)} | {_signed(h)} | {_p(h and h['p'])} | {_p(ph)} | **{c['verdict']}** |")
+        power.append(f"| {_arm(name)} | {mdd} | {c['seeds_for_margin'] or '–'} | {_signed(b)} | {_p(d and d['p'])} |")
     return lines + [""] + power, out
 
 # %% ../nbs/13_report.ipynb #c017d-p2
@@ -492,7 +492,7 @@ def _seg_rows(arms: dict) -> list[str]:
              "|---|---|---|---|---|---|---|---|"]
     for name, (runs, agg) in arms.items():
         first = runs[0][0]
-        lines.append(f"| {name} | {len(runs)} | {_mean_sd(agg, 'dice')} | {format_ci(first['metrics'].get('dice'), 2, 100)} | "
+        lines.append(f"| {_arm(name)} | {len(runs)} | {_mean_sd(agg, 'dice')} | {format_ci(first['metrics'].get('dice'), 2, 100)} | "
                      f"{_mean_sd(agg, 'iou')} | {_mean_sd(agg, 'pixel_auroc_entropy')} | "
                      f"{(agg['metrics'].get('spearman_entropy_dice') or {}).get('mean', float('nan')):+.3f} | "
                      f"{', '.join(c[:8] for c in agg.get('commits', []))} |")
@@ -514,7 +514,7 @@ def _seg_section(arms: dict, contrasts: list) -> list[str]:
                   "|---|---|---|---|---|---|---|"]
         for name, ref, c in contrasts:
             b, s = c["bootstrap"], c["seeds"]
-            lines.append(f"| {name} − {ref} | {_signed(b)} | {_p(b and b['p'])} | {_signed(s) if s['low'] is not None else '–'} | "
+            lines.append(f"| {_arm(name)} − {_arm(ref)} | {_signed(b)} | {_p(b and b['p'])} | {_signed(s) if s['low'] is not None else '–'} | "
                          f"{_p(s['p'])} | **{c['verdict']}** | {c['basis']} |")
         if "unet_raw" in arms: lines += ["", "`unet_raw` is the DCA authors' plain U-Net: its skips are the encoder's raw conv outputs, "
                                          "where `unet` normalises them (BN + ReLU) as DCA's output does; `unet_dca − unet_raw` is the "
@@ -581,9 +581,9 @@ def _uncertainty_rows(arms: dict) -> list[str]:
         e = max(((s, r["auroc"]) for s, r in eo.items()), key=lambda x: x[1]["value"]) if eo else None
         po = (_prespecified(ood.get("methods"), PRESPECIFIED_SCORE) or {}).get("auroc")
         n_err, n_ood = sum(1 for _ in _scores(methods, "auroc")), len(oods)
-        errs.append(f"| {name} | {format_ci(pe, 3) if pe else '–'} | {format_ci(b[1], 3) + f' ({b[0]}, best of {n_err})' if b else '–'} | "
+        errs.append(f"| {_arm(name)} | {format_ci(pe, 3) if pe else '–'} | {format_ci(b[1], 3) + f' ({b[0]}, best of {n_err})' if b else '–'} | "
                     f"{format_ci(ens, 3) if ens else '–'} |")
-        lines.append(f"| {name} | {format_ci(po, 3) if po else '–'} | {format_ci(o[1], 3) + f' ({o[0]}, best of {n_ood})' if o else '–'} | "
+        lines.append(f"| {_arm(name)} | {format_ci(po, 3) if po else '–'} | {format_ci(o[1], 3) + f' ({o[0]}, best of {n_ood})' if o else '–'} | "
                      f"{format_ci(e[1], 3) + f' ({e[0]})' if e else '–'} | {_detector_auroc(runs)} | {_detector_auroc(runs, 'near_ood')} |")
     return errs + [""] + lines
 
@@ -619,7 +619,7 @@ def _resolution_section(base: str, rows: list[dict]) -> list[str]:
              f"![each arm minus DCAT, test AUC, by image size]({base}_resolution.png)", "",
              "| image size | arm − DCAT | ΔAUC, every seed and test image [95 % CI] | p | verdict | seeds (DCAT, arm) |", "|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda x: (x["size"], x["arm"])):
-        lines.append(f"| {r['size']} px | {r['arm']} | {_signed(r)} | {_p(r['p'])} | **{r['verdict']}** | {r['seeds'][0]}, {r['seeds'][1]} |")
+        lines.append(f"| {r['size']} px | {_arm(r['arm'])} | {_signed(r)} | {_p(r['p'])} | **{r['verdict']}** | {r['seeds'][0]}, {r['seeds'][1]} |")
     return lines + [""]
 
 # %% ../nbs/13_report.ipynb #c017e
@@ -642,6 +642,8 @@ _DATASET_ORDER = ("pneumoniamnist", "kermany_pneumonia", "covid19_radiography", 
 ARM_NAMES = {"dcat": "DCAT", "effnet_only": "EfficientNet-B4 alone", "resnet_only": "ResNet34 alone", "concat": "concatenation",
              "dca": "DCA-style fusion", "dcat_norefine": "DCAT without refinement", "dcat_onedir": "DCAT, one direction",
              "drifa": "DRIFA-inspired fusion", "unet": "U-Net", "unet_raw": "U-Net, raw skips", "unet_dca": "U-Net + DCA"}
+
+def _arm(name: str) -> str: return ARM_NAMES.get(name, name)   # an arm as a table row names it
 
 def folder_parts(ds: str) -> tuple[str | None, str, int | None]:
     "A summary folder's variant, dataset and image size: `mc_fusion/pneumoniamnist` → `('mc_fusion', 'pneumoniamnist', None)`."
@@ -684,15 +686,23 @@ def _verdict_row(label: str, arm: str, c: dict, seeds: tuple[int, int]) -> str:
 _IN_WORDS = {"equivalent": "equivalent to DCAT", "higher": "higher than DCAT", "lower": "lower than DCAT",
              "inconclusive": "inconclusive against DCAT", "no detectable difference": "no detectable difference from DCAT"}
 
+def _direction(c: dict) -> str:
+    "A comparison's verdict, *different* said as higher or lower."
+    v, d = c["verdict"], (_verdict_interval(c) or {}).get("diff")
+    return ("higher" if d > 0 else "lower") if v == "different" and d is not None else v
+
 def _in_words(label: str, pairs: list[tuple[str, dict]], against: str = "DCAT") -> str:
-    "One sentence per folder: its arms grouped by verdict (*different* split into higher and lower)."
+    "One sentence per folder: its arms grouped by verdict against `against`."
     groups: dict = {}
-    for name, c in pairs:
-        v, d = c["verdict"], (_verdict_interval(c) or {}).get("diff")
-        if v == "different" and d is not None: v = "higher" if d > 0 else "lower"
-        groups.setdefault(v, []).append(name)
+    for name, c in pairs: groups.setdefault(_direction(c), []).append(name)
     said = [f"{_IN_WORDS.get(v, v).replace('DCAT', against)}: {', '.join(names)}" for v, names in groups.items()]
     return f"- **{label}**: " + "; ".join(said) + "."
+
+def _contrasts_in_words(label: str, pairs: list[tuple[str, dict]]) -> str:
+    "One sentence for contrasts that name both sides (`arm − reference`), grouped by verdict."
+    groups: dict = {}
+    for name, c in pairs: groups.setdefault(_direction(c), []).append(name)
+    return f"- **{label}**: " + ", ".join(f"{v} ({'; '.join(names)})" for v, names in groups.items()) + "."
 
 def _variant_cmps(by_ds: dict, n_resamples: int) -> dict:
     "Each variant folder's DCAT against its dataset's main DCAT, over every seed and test image."
@@ -705,11 +715,12 @@ def _variant_cmps(by_ds: dict, n_resamples: int) -> dict:
 
 # %% ../nbs/13_report.ipynb #e44f4667
 def _answer_in_words(by_ds: dict, order: list, cmps: dict, seg: dict, variants: dict) -> list[str]:
-    "One sentence per folder (`_in_words`): the arms against DCAT, a variant's DCAT against the main one, the segmentation contrasts."
+    "One sentence per folder (`_in_words`): the arms against DCAT, a variant's DCAT against the main one, a folder's segmentation contrasts (`_contrasts_in_words`)."
     label = lambda ds: folder_label(ds, by_ds)
     return ([_in_words(label(ds), [(ARM_NAMES.get(a, a), c) for a, c in cmps[ds].items()]) for ds in order if cmps.get(ds)]
-            + [_in_words(label(ds), [("DCAT of this variant", variants[ds])]) for ds in order if ds in variants]
-            + [_in_words(label(ds), [(ARM_NAMES.get(a, a), c)], ARM_NAMES.get(r, r)) for ds in order for a, r, c in seg.get(ds, [])])
+            + [_in_words(label(ds), [("DCAT with this setting", variants[ds])], "the main study's DCAT") for ds in order if ds in variants]
+            + [_contrasts_in_words(f"{label(ds)}, Dice", [(f"{ARM_NAMES.get(a, a)} − {ARM_NAMES.get(r, r)}", c) for a, r, c in seg[ds]])
+               for ds in order if seg.get(ds)])
 
 # %% ../nbs/13_report.ipynb #14059f6e
 def verdict_markdown(by_ds: dict,   # `{folder: {arm: (runs, aggregate)}}`, as `summary_markdown` takes it
@@ -765,7 +776,7 @@ def _against_dcat(ds: str, arms: dict, n_resamples: int) -> tuple[list[str], dic
     rows, cmp = _comparison_rows(arms, n_resamples=n_resamples, margin=_margin(folder_parts(ds)[1]))
     lines = ["### Every arm against DCAT", ""] + rows + [""]
     for base in _SINGLE_BACKBONES:
-        if base in cmp: lines.append(f"- {base} − DCAT: **{cmp[base]['verdict']}** ({cmp[base]['basis']}).")
+        if base in cmp: lines.append(f"- {_arm(base)} − DCAT: **{cmp[base]['verdict']}** ({cmp[base]['basis']}).")
     return lines + [""], cmp
 
 # %% ../nbs/13_report.ipynb #c017e-2

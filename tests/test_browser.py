@@ -4,6 +4,7 @@ import os, shutil, sys
 from pathlib import Path
 
 import pytest
+from fastcore.test import test_eq
 
 from conftest import ROOT
 
@@ -45,3 +46,18 @@ def test_pages_a_run_cannot_draw_again_are_counted():
 
 def test_the_default_study_report_is_committed():
     assert DEFAULT_STUDY in COMMITTED, f"{DEFAULT_STUDY} is missing: the README's screenshot and numbers come from it"
+
+@pytest.mark.parametrize("md", ["README.md", "reports/summary.md"])
+def test_the_answer_is_on_the_first_screen(md, tmp_path):
+    """The README and the summary as GitHub shows them (markdown-it-py, GitHub's stylesheet, 1280 px): the answer and
+    the table of verdicts within the first 1,200 px, and every table within the column (none scrolls sideways)."""
+    need_chromium()
+    from report_browser import inspect_markdown
+    info = inspect_markdown(ROOT / md, tmp_path / "page.html")
+    answer = [top for text, top in info["h2"] if text == "The answer"]
+    test_eq(len(answer), 1)
+    assert answer[0] < 1200, f"{md}: 'The answer' starts at {answer[0]:.0f} px"
+    verdicts = [top for head, top, _ in info["tables"] if "verdict" in head]
+    assert verdicts and verdicts[0] < 1200, f"{md}: the verdict table starts at {verdicts[:1]} px (bound 1,200)"
+    wide = [head for head, _, scrolls in info["tables"] if scrolls]
+    assert not wide, f"{md}: tables wider than GitHub's column: {wide}"

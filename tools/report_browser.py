@@ -56,6 +56,34 @@ def check_report(html: Path, max_height: int = 12000, screenshot: Path | None = 
         assert info["glance_y"] is not None and info["glance_y"] < VIEWPORT["height"], f"{html}: results block not on the first screen"
     return info
 
+GITHUB_CSS = Path(__file__).resolve().parent.parent / "tests" / "assets" / "github-markdown-light.css"   # npm github-markdown-css 5.9.0, MIT
+
+def markdown_page(md: Path, out: Path) -> Path:
+    """`md` rendered as GitHub shows a Markdown file, offline: markdown-it-py (CommonMark with GitHub's tables and
+    strikethrough, raw HTML kept) inside GitHub's stylesheet (github-markdown-css, light) at its column's 980 px."""
+    from markdown_it import MarkdownIt
+    body = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"]).render(Path(md).read_text())
+    style = GITHUB_CSS.read_text() + "\n.markdown-body{box-sizing:border-box;min-width:200px;max-width:980px;margin:0 auto;padding:45px}"
+    out.write_text(f'<!doctype html><html><head><meta charset="utf-8"><style>{style}</style></head>'
+                   f'<body><article class="markdown-body">{body}</article></body></html>')
+    return out
+
+def inspect_markdown(md: Path, out: Path) -> dict:
+    """Open `md` as GitHub would show it (`markdown_page`, written to `out`) at 1280 px: the page's height, each `h2`'s
+    text and top, and each table's header row, top, and whether it is wider than the column (GitHub scrolls it)."""
+    from playwright.sync_api import sync_playwright
+    html = markdown_page(md, out)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium(), args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport=VIEWPORT)
+        page.goto(html.resolve().as_uri()); page.wait_for_load_state("load")
+        info = {"height": page.evaluate("document.documentElement.scrollHeight"),
+                "h2": page.evaluate("Array.from(document.querySelectorAll('h2')).map(e => [e.textContent.trim(), e.getBoundingClientRect().top])"),
+                "tables": page.evaluate("Array.from(document.querySelectorAll('table')).map(t => [t.rows[0].textContent.replace(/\\s+/g, ' ').trim(), "
+                                        "t.getBoundingClientRect().top, t.scrollWidth > t.clientWidth + 1])")}
+        browser.close()
+    return info
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description="Check rendered reports in headless chromium; optionally screenshot the first screen.")
     ap.add_argument("html", nargs="+"); ap.add_argument("--screenshot", help="PNG of the first report's first screen")
