@@ -15,7 +15,7 @@ from .config import Settings, dataset_of_folder, model_label, parse_value, read_
 from .stats import METRIC_LABELS, compare_arms, compare_runs, format_ci, holm, seed_mean_ci, verdict
 
 # %% auto #0
-__all__ = ['MEDMNIST_V2', 'PRESPECIFIED_SCORE', 'ARM_NAMES', 'metrics_table', 'history_table', 'fmt_value', 'fmt_duration',
+__all__ = ['ARM_NAMES', 'MEDMNIST_V2', 'PRESPECIFIED_SCORE', 'metrics_table', 'history_table', 'fmt_value', 'fmt_duration',
            'metric_words', 'fmt_table', 'ShownTable', 'show_table', 'pairs_table', 'uncertainty_tables', 'ci_table',
            'methods_frame', 'paired_table', 'findings', 'ood_auroc_table', 'glance_markdown', 'published_rows',
            'forest_rows', 'seg_contrasts', 'resolution_rows', 'folder_parts', 'folder_order', 'folder_label',
@@ -260,6 +260,12 @@ def _p(v: float | None) -> str:
     return "–" if v is None else ("< 0.001" if v < 0.001 else f"{v:.3f}")
 
 # %% ../nbs/13_report.ipynb #c025f
+ARM_NAMES = {"dcat": "DCAT", "effnet_only": "EfficientNet-B4 alone", "resnet_only": "ResNet34 alone", "concat": "concatenation",
+             "dca": "DCA-style fusion", "dcat_norefine": "DCAT without refinement", "dcat_onedir": "DCAT, one direction",
+             "drifa": "DRIFA-inspired fusion", "unet": "U-Net", "unet_raw": "U-Net, raw skips", "unet_dca": "U-Net + DCA"}
+
+def _arm(name: str) -> str: return ARM_NAMES.get(name, name)   # an arm as a table row names it
+
 _SINGLE_BACKBONES = ("effnet_only", "resnet_only")
 
 def _load_npz(path: Path) -> dict:
@@ -273,13 +279,13 @@ def _vs_single_backbones(cfg: dict, here: Path) -> list[str]:
         if not f.is_file(): continue                                         # not run for this seed: nothing to say
         other = _load_npz(f)
         if other["y_test"].shape != mine["y_test"].shape or not (other["y_test"] == mine["y_test"]).all():
-            lines.append(f"- against {base}: its test split differs; not compared")
+            lines.append(f"- {_arm(base)}: its test split differs; not compared")
             continue
-        c = compare_arms(mine["y_test"], mine["p_test"], other["p_test"])["bootstrap"]
+        c = compare_arms(mine["y_test"], other["p_test"], mine["p_test"])["bootstrap"]   # the backbone − this arm
         v = {"better": "higher", "worse": "lower"}.get(verdict(c["low"], c["high"]))
-        lines.append(f"- against {base} (same seed, same test images): ΔAUC {100 * c['diff']:+.2f} points "
+        lines.append(f"- {_arm(base)} − {_arm(cfg.model)} (same seed, same test images): ΔAUC {100 * c['diff']:+.2f} points "
                      f"[{100 * c['low']:+.2f}, {100 * c['high']:+.2f}], p {_p(c['p'])}: "
-                     + (f"**{v}**" if v else "no detectable difference"))
+                     + (f"**{v} than {_arm(cfg.model)}**" if v else "no detectable difference"))
     return lines
 
 # %% ../nbs/13_report.ipynb #c025f-p1
@@ -292,7 +298,7 @@ def _vs_reference_seg(record: dict, cfg: dict, here: Path, reference: str) -> li
     rec_ref = json.loads((ref / "metrics.json").read_text()) if (ref / "metrics.json").is_file() else {"metrics": {}}
     c = compare_runs([(rec_ref, _load_npz(ref / "predictions.npz"))], [(record, _load_npz(mine))], metric="dice")
     bs = c["bootstrap"]
-    return [f"**Against {reference}** (seed {cfg.seed}, same test images): " + (
+    return [f"**{_arm(cfg.model)} − {_arm(reference)}** (seed {cfg.seed}, same test images): " + (
         f"ΔDice {100 * bs['diff']:+.2f} points [{100 * bs['low']:+.2f}, {100 * bs['high']:+.2f}], p {bs['p']:.3f}: "
         f"**{c['verdict']}** (one seed; the summary compares all seeds)." if bs else "its test images differ; not compared.")]
 
@@ -332,7 +338,7 @@ def _glance_lines(record: dict, cfg: dict, segmentation: bool) -> list[str]:
     else:
         pre = "pretrained backbones" if (record.get("model_info") or {}).get("pretrained") else "backbones trained from scratch"
         data = (f"**Data:** {d.get('n_train')} training, {d.get('n_val')} validation and {d.get('n_test')} test images "
-                f"({', '.join(map(str, d.get('classes') or []))}) at {cfg.image_size} px.")
+                f"(classes: {' / '.join(map(str, d.get('classes') or []))}) at {cfg.image_size} px.")
         nets = {"effnet_only": cfg.backbone_a, "resnet_only": cfg.backbone_b}.get(cfg.model, f"{cfg.backbone_a} + {cfg.backbone_b}")
         spend = (f"**Budget:** {nets}, {pre}; {runs}{rule}, batch {cfg.batch_size}, "
                  f"lr {cfg.lr}, {cfg.mc_samples} MC-dropout samples")
@@ -342,6 +348,9 @@ def _glance_lines(record: dict, cfg: dict, segmentation: bool) -> list[str]:
             f"**Code:** commit {commit}; dcat {pk.get('dcat')}, torch {pk.get('torch')}."]
 
 # %% ../nbs/13_report.ipynb #0889704c
+_DATASET_NAMES = {"pneumoniamnist": "PneumoniaMNIST", "breastmnist": "BreastMNIST", "covid19_radiography": "COVID-19 Radiography",
+                  "kermany_pneumonia": "Kermany chest X-rays", "kvasir_seg": "Kvasir-SEG", "tb_chest_xray": "TB chest X-rays",
+                  "oct2017": "Kermany OCT"}
 _OVERLAP = re.compile(r"(\d+) patients have images in both (\w+) and (\w+)")
 _SCORE_WORDS = {"features": "feature-space", "max_prob": "top probability", "mutual_information": "mutual information",
                 "mahalanobis": "Mahalanobis", "relative_mahalanobis": "relative Mahalanobis", "knn": "KNN", "vim": "ViM"}
@@ -355,7 +364,7 @@ def _ood_finding(ood: dict | None) -> str | None:
     good = [(m2, s2, a2) for m2, s2, a2 in rows if a2.get("low") is not None and a2["low"] > 0.5]
     best = max(good, key=lambda r: r[2]["value"]) if good else None
     return (f"**Foreign images look more familiar than the test images.** {len(below)} of {len(rows)} scores rank the "
-            f"{ood.get('n_out')} images of {Path(str(ood.get('ood_set'))).stem} *below* the {ood.get('n_in')} test images "
+            f"{ood.get('n_out')} images of {_DATASET_NAMES.get(Path(str(ood.get('ood_set'))).stem, Path(str(ood.get('ood_set'))).stem)} *below* the {ood.get('n_in')} test images "
             f"(lowest: {_score(m, s)}, AUROC {format_ci(a, 3)}): the model is surer of them than of its own images, "
             f"so these scores would pass them as familiar"
             + (f"; {_score(best[0], best[1])} does flag them (AUROC {format_ci(best[2], 3)})." if best else "."))
@@ -635,16 +644,7 @@ _SUMMARY_INTRO = ("Test-split figures of every arm, in percent, from `reports/<d
     "figures are quoted for reference only: it used other data, resolutions, pretraining and budgets.")
 
 # %% ../nbs/13_report.ipynb #5321d55f
-_DATASET_NAMES = {"pneumoniamnist": "PneumoniaMNIST", "breastmnist": "BreastMNIST", "covid19_radiography": "COVID-19 Radiography",
-                  "kermany_pneumonia": "Kermany chest X-rays", "kvasir_seg": "Kvasir-SEG", "tb_chest_xray": "TB chest X-rays",
-                  "oct2017": "Kermany OCT"}
 _DATASET_ORDER = ("pneumoniamnist", "kermany_pneumonia", "covid19_radiography", "breastmnist", "kvasir_seg")   # the main study first
-ARM_NAMES = {"dcat": "DCAT", "effnet_only": "EfficientNet-B4 alone", "resnet_only": "ResNet34 alone", "concat": "concatenation",
-             "dca": "DCA-style fusion", "dcat_norefine": "DCAT without refinement", "dcat_onedir": "DCAT, one direction",
-             "drifa": "DRIFA-inspired fusion", "unet": "U-Net", "unet_raw": "U-Net, raw skips", "unet_dca": "U-Net + DCA"}
-
-def _arm(name: str) -> str: return ARM_NAMES.get(name, name)   # an arm as a table row names it
-
 def folder_parts(ds: str) -> tuple[str | None, str, int | None]:
     "A summary folder's variant, dataset and image size: `mc_fusion/pneumoniamnist` → `('mc_fusion', 'pneumoniamnist', None)`."
     variant, _, name = ds.rpartition("/")

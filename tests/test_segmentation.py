@@ -80,7 +80,7 @@ def test_tiny_segmentation_study(tmp_path, model):
     assert (out / "report.html").is_file() and "summary.md" in r.stdout
     html = (out / "report.html").read_text()
     assert "Results at a glance" in html and "test Dice, MC mean" in html and "has not finished" not in html
-    if model == "unet_dca": assert "Against unet:" not in html  # no U-Net report in this project: nothing to compare, nothing said
+    if model == "unet_dca": assert "U-Net + DCA − U-Net" not in html  # no U-Net report in this project: nothing to compare, nothing said
     with np.load(out / "predictions.npz", allow_pickle=False) as z:
         assert set(z.files) >= {"names", "dice", "iou", "mean_entropy"} and len(z["dice"]) == 2
         assert all(z[k].ndim == 1 for k in z.files if not k.startswith("fig_")), "per-image arrays, and the figures' few images"
