@@ -316,7 +316,9 @@ def _training_time(t: dict) -> str:
 # %% ../nbs/13_report.ipynb #c025g-p1
 def _glance_rows(record: dict, segmentation: bool) -> list[tuple[str, str]]:
     if not segmentation:
-        return [(METRIC_LABELS.get(k, k), format_ci(v, 4)) for k, v in (record.get("intervals") or {}).items() if not k.startswith("_")]
+        pos = re.fullmatch(r"binary \(positive class: (.+)\)", str((record.get("metrics") or {}).get("average") or ""))
+        of = {"aupr": f"AUPR of {pos[1]} (average precision)", "f1": f"F1 of {pos[1]}"} if pos else {}   # the positive class named
+        return [(of.get(k) or METRIC_LABELS.get(k, k), format_ci(v, 4)) for k, v in (record.get("intervals") or {}).items() if not k.startswith("_")]
     m, u = record.get("metrics") or {}, record.get("uncertainty") or {}
     return [("test Dice, MC mean", format_ci(m.get("dice"), 3)), ("test IoU, MC mean", format_ci(m.get("iou"), 3)),
             ("test Dice, dropout off", format_ci(m.get("dice_deterministic"), 3)),
@@ -403,7 +405,10 @@ def glance_markdown(record: dict,                           # the run's `metrics
     seg = record.get("task") == "segmentation"
     here = Path(here) if here else Path.cwd()
     what = "test figures with 95 % bootstrap intervals over test images" if seg else "test metrics with 95 % bootstrap intervals"
-    head = [f"**{cfg.model}** ({model_label(cfg.model)}) on **{cfg.dataset}**, seed {cfg.seed}: {what}.", "",
+    name, label = _arm(cfg.model), model_label(cfg.model)
+    rest = label.removeprefix(name).lstrip(":, ") if label != cfg.model else ""   # the label less the name it starts with
+    data = f"{_DATASET_NAMES.get(cfg.dataset, cfg.dataset)}, {cfg.image_size} px"
+    head = [f"**{name}**{f' ({rest})' if rest else ''} on **{data}**, seed {cfg.seed}: {what}.", "",
             "| metric | value [95 % CI] |", "|---|---|", *[f"| {k} | {v} |" for k, v in _glance_rows(record, seg)]]
     if seg: vs = [l for ref in dict.fromkeys([reference, *_SEG_REFERENCES]) if ref == reference or (here.parent.parent / ref).is_dir()
                   for l in _vs_reference_seg(record, cfg, here, ref)]
