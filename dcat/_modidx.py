@@ -319,6 +319,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'dcat.report._comparison_rows': ('report.html#_comparison_rows', 'dcat/report.py'),
                              'dcat.report._conformal_table': ('report.html#_conformal_table', 'dcat/report.py'),
                              'dcat.report._contrasts_in_words': ('report.html#_contrasts_in_words', 'dcat/report.py'),
+                             'dcat.report._coverage_finding': ('report.html#_coverage_finding', 'dcat/report.py'),
                              'dcat.report._dataset_heading': ('report.html#_dataset_heading', 'dcat/report.py'),
                              'dcat.report._detector_auroc': ('report.html#_detector_auroc', 'dcat/report.py'),
                              'dcat.report._direction': ('report.html#_direction', 'dcat/report.py'),

@@ -88,13 +88,16 @@ _METRIC_WORDS = {"accuracy": "accuracy", "aurc": "AURC (area under the risk–co
                  "ce_debiased": "calibration error, debiased", "nll": "NLL", "auc": "ROC-AUC", "aupr": "AUPR", "f1": "F1",
                  "softmax": "softmax", "temperature": "temperature-scaled softmax", "mc_head": "MC dropout in the head",
                  "mc_fusion": "MC dropout in the head and fusion", "ensemble": "ensemble of seeds"}
+_DETECTOR_WORDS = {"knn": "KNN", "mahalanobis": "Mahalanobis", "relative_mahalanobis": "relative Mahalanobis",
+                   "residual": "residual", "vim": "ViM"}
 _SET_KEY = re.compile(r"(coverage|set_size)_(marginal|mondrian)@([\d.]+)(?:_class(\d+))?")
 
 def metric_words(key: str,                              # a metric key of `metrics.json`
                  classes: Sequence[str] | None = None,  # the class names, for `_class<i>`
                 ) -> str:                               # the key in words
-    "A metric or method key in words: `coverage_mondrian@0.1_class0` → 'coverage of class-wise sets, α = 0.1: NORMAL'; others as they are."
+    "A metric or method key in words: `coverage_mondrian@0.1_class0` → 'coverage of class-wise sets, α = 0.1: NORMAL'; `mahalanobis_flagged` → 'flagged by Mahalanobis'; others as they are."
     if key in _METRIC_WORDS: return _METRIC_WORDS[key]
+    if key.endswith("_flagged"): return f"flagged by {_DETECTOR_WORDS.get(key[:-8], key[:-8])}"   # a detector's share
     if not (m := _SET_KEY.fullmatch(key)): return key
     what = "coverage" if m[1] == "coverage" else "mean set size"
     sets = "class-wise sets" if m[2] == "mondrian" else "sets"
@@ -371,10 +374,24 @@ def _ood_finding(ood: dict | None) -> str | None:
             f"so these scores would pass them as familiar"
             + (f"; {_score(best[0], best[1])} does flag them (AUROC {format_ci(best[2], 3)})." if best else "."))
 
+def _coverage_finding(record: dict, alpha: str = "0.1") -> str | None:
+    "Class-wise conformal sets of the run's MC method whose test coverage falls short of 1 − α (the whole interval below it)."
+    rep = record.get("uncertainty_methods") or {}
+    mc = next((m for m in rep.get("methods") or {} if m.startswith("mc_")), None)
+    if mc is None: return None
+    classes, target = (record.get("data") or {}).get("classes") or [], 1 - float(alpha)
+    short = [(classes[int(k.rsplit("class", 1)[1])] if int(k.rsplit("class", 1)[1]) < len(classes) else k.rsplit("_", 1)[1], v)
+             for k, v in rep["methods"][mc].items() if k.startswith(f"coverage_mondrian@{alpha}_class") and v.get("high") is not None and v["high"] < target]
+    if not short: return None
+    said = "; ".join(f"{100 * v['value']:.0f} % [{100 * v['low']:.0f}, {100 * v['high']:.0f}] of the {c} test images" for c, v in short)
+    return (f"**Conformal sets fall short.** At α = {alpha} the class-wise (Mondrian) sets of {metric_words(mc)} cover {said}, "
+            f"against a target of {100 * target:.0f} %: their guarantee holds when the calibration images are exchangeable with "
+            "the test images, and for this class they are not.")
+
 def findings(record: dict,  # a run's `metrics.json` record
             ) -> list[str]:  # markdown paragraphs, none when there is nothing to say
-    "What a reader must know before trusting a run's numbers: foreign images scored as more familiar, patients in two splits."
-    out = [f] if (f := _ood_finding(record.get("ood"))) else []
+    "What a reader must know before trusting a run's numbers: foreign images scored as more familiar, conformal sets short of their target, patients in two splits."
+    out = [f for f in (_ood_finding(record.get("ood")), _coverage_finding(record)) if f]
     for note in (record.get("data") or {}).get("notes") or []:
         if (m := _OVERLAP.search(note)) and "test" in (m[2], m[3]):
             out.append(f"**Patients in two splits.** {m[1]} patients have images in both {m[2]} and {m[3]} (the dataset's "

@@ -5,9 +5,9 @@ import argparse, os, re, shutil, sys
 from pathlib import Path
 
 VIEWPORT = {"width": 1280, "height": 900}
-# what a page written for its reader never shows: a metric key (`coverage_mondrian@0.1_class0`), a NaN cell, a
+# what a page written for its reader never shows: a metric key (`coverage_mondrian@0.1_class0`, `knn_flagged`), a NaN cell, a
 # placeholder for a run that is not there, an exception's name
-WRITTEN = [r"\w@[\d.]", r"_class\d", r"\bNaN\b|\bnan\b", r"no report .{0,40}\byet\b", r"\b[A-Z]\w*(Error|Exception)\b"]
+WRITTEN = [r"\w@[\d.]", r"_class\d", r"\w_flagged\b", r"\bNaN\b|\bnan\b", r"no report .{0,40}\byet\b", r"\b[A-Z]\w*(Error|Exception)\b"]
 NOISE = [r"\d+it/s", r"s/it\b", r"\d+%\|", r"Warning:", r"WARNING", r"TqdmWarning", r"/tmp/", r"Traceback",
          r"UserWarning", r"DeprecationWarning", r"IProgress"]
 
