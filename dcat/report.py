@@ -392,11 +392,12 @@ def findings(record: dict,  # a run's `metrics.json` record
             ) -> list[str]:  # markdown paragraphs, none when there is nothing to say
     "What a reader must know before trusting a run's numbers: foreign images scored as more familiar, conformal sets short of their target, patients in two splits."
     out = [f for f in (_ood_finding(record.get("ood")), _coverage_finding(record)) if f]
-    for note in (record.get("data") or {}).get("notes") or []:
-        if (m := _OVERLAP.search(note)) and "test" in (m[2], m[3]):
-            out.append(f"**Patients in two splits.** {m[1]} patients have images in both {m[2]} and {m[3]} (the dataset's "
-                       f"published split): other images of a test patient were {'trained on' if m[2] == 'train' else 'used for validation'}, "
-                       "so the test figures may be optimistic for them.")
+    both = [m for note in (record.get("data") or {}).get("notes") or [] if (m := _OVERLAP.search(note)) and "test" in (m[2], m[3])]
+    if both:                                                        # one paragraph for every pair of splits that share patients
+        said = ", and ".join(f"{m[1]} in both {m[2]} and {m[3]}" for m in both)
+        used = " or ".join(dict.fromkeys("trained on" if m[2] == "train" else "used for validation" for m in both))
+        out.append(f"**Patients in two splits.** {said.replace(' in both', ' patients have images in both', 1)} (the dataset's "
+                   f"published split): other images of a test patient were {used}, so the test figures may be optimistic for them.")
     return out
 
 # %% ../nbs/13_report.ipynb #fa527717
@@ -423,7 +424,7 @@ def glance_markdown(record: dict,                           # the run's `metrics
     here = Path(here) if here else Path.cwd()
     what = "test figures with 95 % bootstrap intervals over test images" if seg else "test metrics with 95 % bootstrap intervals"
     name, label = _arm(cfg.model), model_label(cfg.model)
-    rest = label.removeprefix(name).lstrip(":, ") if label != cfg.model else ""   # the label less the name it starts with
+    rest = label.removeprefix(name).lstrip(":, ").replace(" (", ", ").replace(")", "") if label != cfg.model else ""   # the label less its name
     data = f"{_DATASET_NAMES.get(cfg.dataset, cfg.dataset)}, {cfg.image_size} px"
     head = [f"**{name}**{f' ({rest})' if rest else ''} on **{data}**, seed {cfg.seed}: {what}.", "",
             "| metric | value [95 % CI] |", "|---|---|", *[f"| {k} | {v} |" for k, v in _glance_rows(record, seg)]]
