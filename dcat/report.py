@@ -50,7 +50,7 @@ def history_table(history: pd.DataFrame,          # one row per epoch, with an `
     h = history.reset_index(drop=True)
     if len(h) <= head + tail + 1: return h.round(digits)
     keep = sorted(set(range(head)) | set(range(len(h) - tail, len(h))) | set(h.index[h["epoch"] == best_epoch]))
-    return h.loc[keep].round(digits)
+    return h.loc[keep].round(digits).reset_index(drop=True)   # no gaps in the index: a page shows none
 
 # %% ../nbs/13_report.ipynb #c101
 def _sig(v: Any, digits: int = 4) -> Any:
