@@ -369,6 +369,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'dcat.report.ood_auroc_table': ('report.html#ood_auroc_table', 'dcat/report.py'),
                              'dcat.report.paired_table': ('report.html#paired_table', 'dcat/report.py'),
                              'dcat.report.pairs_table': ('report.html#pairs_table', 'dcat/report.py'),
+                             'dcat.report.provenance_items': ('report.html#provenance_items', 'dcat/report.py'),
                              'dcat.report.published_rows': ('report.html#published_rows', 'dcat/report.py'),
                              'dcat.report.resolution_rows': ('report.html#resolution_rows', 'dcat/report.py'),
                              'dcat.report.seg_contrasts': ('report.html#seg_contrasts', 'dcat/report.py'),

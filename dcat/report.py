@@ -16,10 +16,10 @@ from .stats import METRIC_LABELS, compare_arms, compare_runs, format_ci, holm, s
 
 # %% auto #0
 __all__ = ['ARM_NAMES', 'MEDMNIST_V2', 'PRESPECIFIED_SCORE', 'metrics_table', 'history_table', 'fmt_value', 'fmt_duration',
-           'metric_words', 'fmt_table', 'ShownTable', 'show_table', 'pairs_table', 'uncertainty_tables', 'ci_table',
-           'methods_frame', 'paired_table', 'findings', 'ood_auroc_table', 'glance_markdown', 'published_rows',
-           'forest_rows', 'seg_contrasts', 'resolution_rows', 'folder_parts', 'folder_order', 'folder_label',
-           'verdict_markdown', 'summary_markdown', 'DocTable']
+           'provenance_items', 'metric_words', 'fmt_table', 'ShownTable', 'show_table', 'pairs_table',
+           'uncertainty_tables', 'ci_table', 'methods_frame', 'paired_table', 'findings', 'ood_auroc_table',
+           'glance_markdown', 'published_rows', 'forest_rows', 'seg_contrasts', 'resolution_rows', 'folder_parts',
+           'folder_order', 'folder_label', 'verdict_markdown', 'summary_markdown', 'DocTable']
 
 # %% ../nbs/13_report.ipynb #c014
 _METRIC_COLUMNS = ("accuracy", "precision", "recall", "f1", "auc", "aupr")
@@ -64,12 +64,13 @@ def _sig(v: Any, digits: int = 4) -> Any:
 def fmt_value(v: Any,         # a cell: a number, None, NaN or text
               digits: int = 3, # significant digits of a float
              ) -> str:         # the cell as a page shows it
-    "One table cell as text: about `digits` significant digits for a float, integers whole, '–' for None or NaN, text as it is."
+    "One table cell as text: about `digits` significant digits for a float (below 1e-4 in powers of ten), integers whole, '–' for None or NaN, text as it is."
     if v is None or (isinstance(v, (float, np.floating)) and not math.isfinite(float(v))) or v is pd.NA: return "–"
     if isinstance(v, (bool, np.bool_)): return "yes" if v else "no"
     if isinstance(v, (int, np.integer)): return f"{int(v):,}"
     if isinstance(v, (float, np.floating)):
         r = _sig(float(v), digits)
+        if r and abs(r) < 1e-4: return f"{r:.{digits - 1}e}"                           # a p-value of 1e-13, a last lr
         return f"{r:,.0f}" if abs(r) >= 10 ** (digits - 1) else f"{r:.{max(0, digits - 1 - int(math.floor(math.log10(abs(r)))))}f}" if r else "0"
     return str(v)
 
@@ -80,6 +81,16 @@ def fmt_duration(seconds: float | None) -> str:
     if s < 60: return f"{s} s"
     if s < 3600: return f"{s // 60} min {s % 60:02d} s"
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+_PROVENANCE_WORDS = {"git_commit": "commit", "git_dirty": "uncommitted changes", "wall_s": "wall time of the run",
+                     "utc": "finished (UTC)", "torch_threads": "torch threads", "cpu_capability": "CPU instruction set",
+                     "device_name": "device name"}
+
+def provenance_items(prov: dict,   # `metrics.json`'s `provenance`
+                    ) -> list[tuple[str, str]]:   # `(label, text)` pairs, packages left out
+    "A run's provenance as a page lists it: keys in words, the wall time as a duration, the commit whole."
+    fmt = {"wall_s": fmt_duration, "git_dirty": lambda v: "yes" if v else "no"}
+    return [(_PROVENANCE_WORDS.get(k, k.replace("_", " ")), fmt.get(k, str)(v)) for k, v in prov.items() if k != "packages"]
 
 # %% ../nbs/13_report.ipynb #bd832cfa
 _METRIC_WORDS = {"accuracy": "accuracy", "aurc": "AURC (area under the risk–coverage curve)", "ece": "ECE",
