@@ -718,12 +718,15 @@ def _verdict_row(label: str, arm: str, c: dict, seeds: tuple[int, int]) -> str:
 
 # %% ../nbs/13_report.ipynb #be14e3ef
 _IN_WORDS = {"equivalent": "equivalent to DCAT", "higher": "higher than DCAT", "lower": "lower than DCAT",
-             "inconclusive": "inconclusive against DCAT", "no detectable difference": "no detectable difference from DCAT"}
+             "inconclusive": "inconclusive against DCAT", "no detectable difference": "no detectable difference from DCAT",
+             "equivalent, higher": "equivalent to DCAT but detectably higher", "equivalent, lower": "equivalent to DCAT but detectably lower"}
 
 def _direction(c: dict) -> str:
-    "A comparison's verdict, *different* said as higher or lower."
+    "A comparison's verdict, *different* said as higher or lower, *equivalent (small difference)* with its direction."
     v, d = c["verdict"], (_verdict_interval(c) or {}).get("diff")
-    return ("higher" if d > 0 else "lower") if v == "different" and d is not None else v
+    if d is None: return v
+    way = "higher" if d > 0 else "lower"
+    return way if v == "different" else f"equivalent, {way}" if v == "equivalent (small difference)" else v
 
 def _in_words(label: str, pairs: list[tuple[str, dict]], against: str = "DCAT") -> str:
     "One sentence per folder: its arms grouped by verdict against `against`."
