@@ -4,7 +4,6 @@ import os, shutil, sys
 from pathlib import Path
 
 import pytest
-from fastcore.test import test_eq
 
 from conftest import ROOT
 
@@ -41,7 +40,7 @@ def drawable(folder: Path) -> bool:
 def test_every_committed_page_can_be_drawn_again():
     "Every committed run keeps the files its page is drawn from (`dcat render`, `make reports`): none awaits retraining."
     old = [h for h in COMMITTED if not drawable((ROOT / h).parent)]
-    test_eq(old, [])
+    assert not old, f"pages whose runs cannot draw them again (retrain them): {old}"
 
 def test_the_default_study_report_is_committed():
     assert DEFAULT_STUDY in COMMITTED, f"{DEFAULT_STUDY} is missing: the README's screenshot and numbers come from it"
@@ -54,7 +53,7 @@ def test_the_answer_is_on_the_first_screen(md, tmp_path):
     from report_browser import inspect_markdown
     info = inspect_markdown(ROOT / md, tmp_path / "page.html")
     answer = [top for text, top in info["h2"] if text == "The answer"]
-    test_eq(len(answer), 1)
+    assert len(answer) == 1, f"{md}: {len(answer)} headings 'The answer'"
     assert answer[0] < 1200, f"{md}: 'The answer' starts at {answer[0]:.0f} px"
     verdicts = [top for head, top, _ in info["tables"] if "verdict" in head]
     assert verdicts and verdicts[0] < 1200, f"{md}: the verdict table starts at {verdicts[:1]} px (bound 1,200)"
