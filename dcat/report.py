@@ -397,7 +397,7 @@ def _coverage_finding(record: dict, alpha: str = "0.1") -> str | None:
     said = "; ".join(f"{100 * v['value']:.0f} % [{100 * v['low']:.0f}, {100 * v['high']:.0f}] of the {c} test images" for c, v in short)
     return (f"**Conformal sets fall short.** At α = {alpha} the class-wise (Mondrian) sets of {metric_words(mc)} cover {said}, "
             f"against a target of {100 * target:.0f} %: their guarantee holds when the calibration images are exchangeable with "
-            "the test images, and for this class they are not.")
+            f"the test images, and for {'this class' if len(short) == 1 else 'these classes'} they are not.")
 
 def findings(record: dict,  # a run's `metrics.json` record
             ) -> list[str]:  # markdown paragraphs, none when there is nothing to say
