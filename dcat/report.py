@@ -380,19 +380,21 @@ def _ood_finding(ood: dict | None) -> str | None:
     good = [(m2, s2, a2) for m2, s2, a2 in rows if a2.get("low") is not None and a2["low"] > 0.5]
     best = max(good, key=lambda r: r[2]["value"]) if good else None
     return (f"**Foreign images look more familiar than the test images.** {len(below)} of {len(rows)} scores rank the "
-            f"{ood.get('n_out')} images of {_DATASET_NAMES.get(Path(str(ood.get('ood_set'))).stem, Path(str(ood.get('ood_set'))).stem)} *below* the {ood.get('n_in')} test images "
+            f"{ood.get('n_out')} images of {_DATASET_NAMES.get(stem := Path(str(ood.get('ood_set'))).stem, stem)} *below* the {ood.get('n_in')} test images "
             f"(lowest: {_score(m, s)}, AUROC {format_ci(a, 3)}): the model is surer of them than of its own images, "
             f"so these scores would pass them as familiar"
             + (f"; {_score(best[0], best[1])} does flag them (AUROC {format_ci(best[2], 3)})." if best else "."))
 
+# %% ../nbs/13_report.ipynb #0889704c-p1
 def _coverage_finding(record: dict, alpha: str = "0.1") -> str | None:
     "Class-wise conformal sets of the run's MC method whose test coverage falls short of 1 − α (the whole interval below it)."
     rep = record.get("uncertainty_methods") or {}
     mc = next((m for m in rep.get("methods") or {} if m.startswith("mc_")), None)
     if mc is None: return None
-    classes, target = (record.get("data") or {}).get("classes") or [], 1 - float(alpha)
-    short = [(classes[int(k.rsplit("class", 1)[1])] if int(k.rsplit("class", 1)[1]) < len(classes) else k.rsplit("_", 1)[1], v)
-             for k, v in rep["methods"][mc].items() if k.startswith(f"coverage_mondrian@{alpha}_class") and v.get("high") is not None and v["high"] < target]
+    classes, target, key = (record.get("data") or {}).get("classes") or [], 1 - float(alpha), f"coverage_mondrian@{alpha}_class"
+    name = lambda i: classes[i] if i < len(classes) else f"class {i}"
+    short = [(name(int(k[len(key):])), v) for k, v in rep["methods"][mc].items()
+             if k.startswith(key) and v.get("high") is not None and v["high"] < target]
     if not short: return None
     said = "; ".join(f"{100 * v['value']:.0f} % [{100 * v['low']:.0f}, {100 * v['high']:.0f}] of the {c} test images" for c, v in short)
     return (f"**Conformal sets fall short.** At α = {alpha} the class-wise (Mondrian) sets of {metric_words(mc)} cover {said}, "
@@ -498,7 +500,7 @@ def _margin(dataset: str) -> float | None:
 # %% ../nbs/13_report.ipynb #c017d-p1
 def _comparison_rows(arms: dict, reference: str = "dcat", n_resamples: int = 2000,
                      margin: float | None = None) -> tuple[list[str], dict]:
-    m, ref = f"±{100 * margin:.2f}" if margin else "none", ARM_NAMES.get(reference, reference)
+    m, ref = f"±{100 * margin:.2f}" if margin else "none", _arm(reference)
     lines = [f"| arm − {ref} | ΔAUC, every seed and test image [95 % CI] | p | Holm p | verdict (margin {m}) |", "|---|---|---|---|---|"]
     power = ["How much the seeds can tell, and the first seed alone (AUC points):", "",
              f"| arm − {ref} | smallest Δ the seeds detect | seeds to detect the margin | seed 0 only: paired bootstrap ΔAUC [95 % CI] | DeLong p |",
