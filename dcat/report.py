@@ -17,7 +17,7 @@ from .stats import METRIC_LABELS, compare_arms, compare_runs, format_ci, holm, s
 # %% auto #0
 __all__ = ['ARM_NAMES', 'MEDMNIST_V2', 'PRESPECIFIED_SCORE', 'metrics_table', 'history_table', 'fmt_value', 'fmt_duration',
            'provenance_items', 'metric_words', 'fmt_table', 'ShownTable', 'show_table', 'pairs_table',
-           'uncertainty_tables', 'ci_table', 'methods_frame', 'paired_table', 'findings', 'ood_auroc_table',
+           'uncertainty_tables', 'ci_table', 'methods_frame', 'paired_table', 'arm_name', 'findings', 'ood_auroc_table',
            'glance_markdown', 'published_rows', 'forest_rows', 'seg_contrasts', 'resolution_rows', 'folder_parts',
            'folder_order', 'folder_label', 'verdict_markdown', 'summary_markdown', 'DocTable']
 
@@ -86,11 +86,15 @@ _PROVENANCE_WORDS = {"git_commit": "commit", "git_dirty": "uncommitted changes",
                      "utc": "finished (UTC)", "torch_threads": "torch threads", "cpu_capability": "CPU instruction set",
                      "device_name": "device name"}
 
-def provenance_items(prov: dict,   # `metrics.json`'s `provenance`
+def provenance_items(prov: dict,                  # `metrics.json`'s `provenance`
+                     drawn_by: dict | None = None, # the drawing process's `git_commit` and `git_dirty` (None: not listed)
                     ) -> list[tuple[str, str]]:   # `(label, text)` pairs, packages left out
-    "A run's provenance as a page lists it: keys in words, the wall time as a duration, the commit whole."
+    "A run's provenance as a page lists it: keys in words, the wall time as a duration, the commit whole; then the commit that drew the page."
     fmt = {"wall_s": fmt_duration, "git_dirty": lambda v: "yes" if v else "no"}
-    return [(_PROVENANCE_WORDS.get(k, k.replace("_", " ")), fmt.get(k, str)(v)) for k, v in prov.items() if k != "packages"]
+    items = [(_PROVENANCE_WORDS.get(k, k.replace("_", " ")), fmt.get(k, str)(v)) for k, v in prov.items() if k != "packages"]
+    if (drawn_by or {}).get("git_commit"):
+        items.append(("page drawn by commit", drawn_by["git_commit"] + (" (with uncommitted changes)" if drawn_by.get("git_dirty") else "")))
+    return items
 
 # %% ../nbs/13_report.ipynb #bd832cfa
 _METRIC_WORDS = {"accuracy": "accuracy", "aurc": "AURC (area under the risk–coverage curve)", "ece": "ECE",
@@ -229,12 +233,14 @@ def _order(names, first) -> list:
 
 # %% ../nbs/13_report.ipynb #report-methods-p1
 def methods_frame(rep: dict,  # `metrics.json`'s `uncertainty_methods` record
+                  alphas: Sequence[float] | None = None,  # the conformal levels whose set rows are kept (None: every level)
                  ) -> pd.DataFrame:  # one row per method and metric
     "The rows of `metrics.json`'s `uncertainty_methods` (`method`, `metric`, `T`, `value`, `low`, `high`), in reading order."
     nan = lambda v: float("nan") if v is None else v
+    keep = lambda k: alphas is None or not (mk := _SET_KEY.fullmatch(k)) or any(math.isclose(float(mk[3]), a) for a in alphas)
     rows = [{"method": m, "metric": k, "T": (rep.get("T") or {}).get(m), **{f: nan(v.get(f)) for f in ("value", "low", "high")}}
             for m in _order(rep["methods"], _METHOD_ORDER) for k, v in
-            sorted(rep["methods"][m].items(), key=lambda kv: (_order(rep["methods"][m], _METRIC_ORDER).index(kv[0])))]
+            sorted(rep["methods"][m].items(), key=lambda kv: (_order(rep["methods"][m], _METRIC_ORDER).index(kv[0]))) if keep(k)]
     return pd.DataFrame(rows)
 
 # %% ../nbs/13_report.ipynb #report-methods-p2
@@ -278,7 +284,12 @@ ARM_NAMES = {"dcat": "DCAT", "effnet_only": "EfficientNet-B4 alone", "resnet_onl
              "dca": "DCA-style fusion", "dcat_norefine": "DCAT without refinement", "dcat_onedir": "DCAT, one direction",
              "drifa": "DRIFA-inspired fusion", "unet": "U-Net", "unet_raw": "U-Net, raw skips", "unet_dca": "U-Net + DCA"}
 
-def _arm(name: str) -> str: return ARM_NAMES.get(name, name)   # an arm as a table row names it
+def arm_name(model: str,  # an arm's key: `dcat`, `effnet_only`, ...
+            ) -> str:     # the arm in words
+    "An arm as every page names it: `effnet_only` → 'EfficientNet-B4 alone'; a key it does not know, as it is."
+    return ARM_NAMES.get(model, model)
+
+_arm = arm_name
 
 _SINGLE_BACKBONES = ("effnet_only", "resnet_only")
 
@@ -340,7 +351,7 @@ def _glance_rows(record: dict, segmentation: bool) -> list[tuple[str, str]]:
             ("Spearman ρ, image mean entropy vs Dice", f"{(u.get('image') or {}).get('spearman_rho', float('nan')):+.3f}")]
 
 # %% ../nbs/13_report.ipynb #glance-lines
-def _glance_lines(record: dict, cfg: dict, segmentation: bool) -> list[str]:
+def _glance_lines(record: dict, cfg: dict, segmentation: bool, drawn_by: dict | None = None) -> list[str]:
     d, t, prov = (record.get(k) or {} for k in ("data", "training", "provenance"))
     budget = record.get("budget") or {}
     runs = f"{len(t.get('history') or [])} of {budget.get('epochs', cfg.epochs)} epochs run (best: {t.get('best_epoch')})"
@@ -358,10 +369,17 @@ def _glance_lines(record: dict, cfg: dict, segmentation: bool) -> list[str]:
         nets = {"effnet_only": cfg.backbone_a, "resnet_only": cfg.backbone_b}.get(cfg.model, f"{cfg.backbone_a} + {cfg.backbone_b}")
         spend = (f"**Budget:** {nets}, {pre}; {runs}{rule}, batch {cfg.batch_size}, "
                  f"lr {cfg.lr}, {cfg.mc_samples} MC-dropout samples")
-    commit = (prov.get("git_commit") or "unknown")[:10] + (" (with uncommitted changes)" if prov.get("git_dirty") else "")
+    return [data, f"{spend}; {_training_time(t)} on {prov.get('device')}.", _code_line(prov, drawn_by)]
+
+def _commit(prov: dict) -> str: return (prov.get("git_commit") or "unknown")[:10] + (" (with uncommitted changes)" if prov.get("git_dirty") else "")
+
+def _code_line(prov: dict, drawn_by: dict | None) -> str:
+    "Which code ran the run and which drew its page: one commit when they are the same."
     pk = prov.get("packages") or {}
-    return [data, f"{spend}; {_training_time(t)} on {prov.get('device')}.",
-            f"**Code:** commit {commit}; dcat {pk.get('dcat')}, torch {pk.get('torch')}."]
+    ran = f"commit {_commit(prov)} (dcat {pk.get('dcat')}, torch {pk.get('torch')})"
+    if not (drawn_by or {}).get("git_commit"): return f"**Code:** {ran}."
+    if _commit(drawn_by) == _commit(prov): return f"**Code:** {ran} ran the run and drew this page."
+    return f"**Code:** {ran} ran the run; commit {_commit(drawn_by)} drew this page from its files."
 
 # %% ../nbs/13_report.ipynb #0889704c
 _DATASET_NAMES = {"pneumoniamnist": "PneumoniaMNIST", "breastmnist": "BreastMNIST", "covid19_radiography": "COVID-19 Radiography",
@@ -430,6 +448,7 @@ def glance_markdown(record: dict,                           # the run's `metrics
                     cfg: Settings,                          # the run's settings
                     here: str | os.PathLike | None = None,  # the run's report folder (None: the working folder), to find the arms beside it
                     reference: str = "unet",                # a segmentation run's reference arm
+                    drawn_by: dict | None = None,           # the drawing process's `git_commit` and `git_dirty` (`dcat.runs.provenance`; None: not stated)
                    ) -> str:                                # markdown
     "The 'results at a glance' block of a report (either task), from its `metrics.json` record and settings."
     cfg = Settings.of(cfg)
@@ -446,7 +465,7 @@ def glance_markdown(record: dict,                           # the run's `metrics
     else:
         vs = _vs_single_backbones(cfg, here)
         vs = ["**Against the single backbones:**\n\n" + "\n".join(vs)] if vs else []
-    return "\n".join(head) + "\n\n" + "\n\n".join(b for b in [*vs, *findings(record), *_glance_lines(record, cfg, seg)] if b)
+    return "\n".join(head) + "\n\n" + "\n\n".join(b for b in [*vs, *findings(record), *_glance_lines(record, cfg, seg, drawn_by)] if b)
 
 # %% ../nbs/13_report.ipynb #c017c
 def _arm_order(model: str) -> tuple:

@@ -27,7 +27,7 @@ from .shift import (CORRUPTIONS, DEFAULT_DETECTOR, corrupt, corruption_report, c
                         near_ood_report, ood_report, selective_rules)
 from .plots import close_figure, embed_features, plot_forest, plot_resolution
 from .fusion import DCATFusion
-from .report import ARM_NAMES, folder_order, forest_rows, metrics_table, summary_markdown
+from .report import arm_name, folder_order, forest_rows, metrics_table, summary_markdown
 from .runs import (REPORT_KEYS, seed_of, checkpoint_path, load_runs, provenance, read_record, read_run, run_file, run_hash, run_identity,
                        run_lock, save_predictions, save_predictor, write_aggregate, write_metrics, aggregate_is_current, arm_dir)
 
@@ -1137,7 +1137,7 @@ def _index_row(folder: Path, reports: Path) -> str:
     rel, arm = folder.relative_to(reports), folder.parent.name
     page = f'<a href="{html.escape(rel.as_posix())}/report.html">page</a>' if (folder / "report.html").is_file() else "–"
     commit = ((rec.get("provenance") or {}).get("git_commit") or "")[:8] or "–"
-    cells = [rel.parent.parent.as_posix(), ARM_NAMES.get(arm, arm), str(seed_of(folder)), auc, dice, commit, page]
+    cells = [rel.parent.parent.as_posix(), arm_name(arm), str(seed_of(folder)), auc, dice, commit, page]
     return "<tr>" + "".join(f"<td>{c if c.startswith('<a ') else html.escape(c)}</td>" for c in cells) + "</tr>"
 
 def write_index(reports_dir: str | os.PathLike, # the reports folder
