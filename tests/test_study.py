@@ -51,6 +51,7 @@ def test_study_on_real_pneumoniamnist(tmp_path, data_dir):
     html = (tmp_path / "reports/pneumoniamnist_32px/dcat/seed-0/report.html").read_text()
     assert "Results at a glance" in html and "ROC-AUC" in html and "The run has not finished" not in html
     assert "What the cross-attention looks at" in html and "attention ÷ uniform" not in html   # a figure, not text
+    assert "ran the run and drew this page" in html                                  # one commit trained, evaluated and drew it
     for f in ("attention.png", "gradcam.png"): assert (tmp_path / "reports/pneumoniamnist_32px/dcat/seed-0/figures" / f).is_file(), f
     for noise in ("it/s", "Warning", "WARNING", "/tmp/"): assert noise not in html, noise
     assert str(tmp_path) not in html                                                  # no machine paths

@@ -37,8 +37,9 @@ def check_report(html: Path, max_height: int = 12000, screenshot: Path | None = 
                  figures: bool = True, written: bool = True) -> dict:
     """Assert what a reviewer must see (every template, classification and segmentation, has the results-at-a-glance
     block); `figures=False`: a later seed's page, whose figures are on its arm's first seed's page (it links there);
-    `written=False` leaves out the checks of a page written for its reader (`WRITTEN`, alt text on every image), for a
-    page drawn before them from files that cannot draw it again (a run to retrain)."""
+    `written=False` leaves out the checks of a page written for its reader (`WRITTEN`, alt text on every image, the
+    commit that drew the page named), for a page drawn before them from files that cannot draw it again (a run to
+    retrain)."""
     info = inspect_report(html, max_height, screenshot)
     assert info["inputs"] == 0, f"{html}: input code is shown"
     bad = [i for i in info["images"] if not i[1] or i[2] == 0]
@@ -49,6 +50,7 @@ def check_report(html: Path, max_height: int = 12000, screenshot: Path | None = 
     if written:
         raw = [m.group(0) for p in WRITTEN for m in [re.search(p, info["text"])] if m]
         assert not raw, f"{html}: text a reader should not see (raw metric keys, NaN, placeholders, exception names): {raw}"
+        assert "drew this page" in info["text"], f"{html}: the page does not name the code that drew it (draw it again: dcat render)"
         unnamed = [i for i in info["images"] if not i[3] or "No description" in i[3]]
         assert not unnamed, f"{html}: images without alt text: {unnamed}"
     assert info["height"] < max_height, f"{html}: page is {info['height']} px tall at 1280 px (bound {max_height})"
